@@ -1,0 +1,343 @@
+//! The table of pending asks and their deadlines.
+//!
+//! One table holds every ask the hub is waiting on: `ask_id -> caller, target, deadline,
+//! thread_id, broadcast_id`. Deadlines sit in a second, ordered index, so the hub needs one
+//! background task that sleeps until the nearest deadline ([`AskTable::next_deadline`]) rather
+//! than a timer per ask. The table is plain data: the hub keeps it behind its state lock and
+//! does the sending.
+//!
+//! It also remembers how recent asks ended, so that a late `relay_reply` is told *why* its ask is
+//! no longer pending (answered, timed out and when, asker gone) instead of a bare "unknown".
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use crate::errors::{ErrorCode, RelayError};
+
+/// Identifies one hub connection: the caller or the target of an ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// An ask the hub is waiting on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingAsk {
+    pub ask_id: String,
+    pub caller: ConnId,
+    pub caller_name: String,
+    pub target: ConnId,
+    pub target_name: String,
+    pub deadline: Instant,
+    pub timeout_secs: u64,
+    pub thread_id: String,
+    pub broadcast_id: Option<String>,
+}
+
+/// How an ask stopped being pending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Answered,
+    TimedOut { at: OffsetDateTime, after_secs: u64 },
+    TargetGone,
+    CallerGone,
+}
+
+/// How many ended asks are remembered for the error message of a late reply.
+const REMEMBERED_ENDINGS: usize = 10_000;
+
+#[derive(Debug, Default)]
+pub struct AskTable {
+    pending: HashMap<String, PendingAsk>,
+    deadlines: BTreeSet<(Instant, String)>,
+    ended: HashMap<String, (Ending, String)>,
+    ended_order: VecDeque<String>,
+}
+
+impl AskTable {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Adds an ask. Returns true when its deadline is now the nearest one, so the deadline task
+    /// must wake up and sleep for less.
+    pub fn insert(&mut self, ask: PendingAsk) -> bool {
+        let nearest = self
+            .next_deadline()
+            .is_none_or(|first| ask.deadline < first);
+        self.deadlines.insert((ask.deadline, ask.ask_id.clone()));
+        self.pending.insert(ask.ask_id.clone(), ask);
+        nearest
+    }
+
+    /// The nearest deadline of any pending ask.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(when, _)| *when)
+    }
+
+    /// Removes the ask `ask_id` so that `replier` can answer it. Fails with `unknown_ask`, saying
+    /// why, when the ask is not pending or is addressed to someone else.
+    pub fn take_for_reply(
+        &mut self,
+        ask_id: &str,
+        replier: ConnId,
+    ) -> Result<PendingAsk, RelayError> {
+        match self.pending.get(ask_id) {
+            Some(ask) if ask.target == replier => {}
+            Some(ask) => {
+                return Err(RelayError::new(
+                    ErrorCode::UnknownAsk,
+                    format!(
+                        "ask {ask_id} was addressed to {}, not to this session; only the session that \
+                         was asked can reply",
+                        ask.target_name
+                    ),
+                ));
+            }
+            None => return Err(self.why_not_pending(ask_id)),
+        }
+        let ask = self.remove(ask_id).expect("checked above");
+        self.remember(&ask, Ending::Answered);
+        Ok(ask)
+    }
+
+    /// Removes and returns every ask whose deadline is at or before `now`.
+    pub fn expire(&mut self, now: Instant) -> Vec<PendingAsk> {
+        let mut expired = Vec::new();
+        while let Some((when, ask_id)) = self.deadlines.first().cloned() {
+            if when > now {
+                break;
+            }
+            let ask = self
+                .remove(&ask_id)
+                .expect("deadline index matches the table");
+            let ending = Ending::TimedOut {
+                at: OffsetDateTime::now_utc(),
+                after_secs: ask.timeout_secs,
+            };
+            self.remember(&ask, ending);
+            expired.push(ask);
+        }
+        expired
+    }
+
+    /// Removes and returns every ask addressed to `target`, which has disconnected.
+    pub fn remove_target(&mut self, target: ConnId) -> Vec<PendingAsk> {
+        self.remove_where(|ask| ask.target == target, Ending::TargetGone)
+    }
+
+    /// Forgets every ask made by `caller`, which has disconnected: nobody is left to tell.
+    pub fn remove_caller(&mut self, caller: ConnId) -> Vec<PendingAsk> {
+        self.remove_where(|ask| ask.caller == caller, Ending::CallerGone)
+    }
+
+    fn remove_where(
+        &mut self,
+        matches: impl Fn(&PendingAsk) -> bool,
+        ending: Ending,
+    ) -> Vec<PendingAsk> {
+        let ids: Vec<String> = self
+            .pending
+            .values()
+            .filter(|ask| matches(ask))
+            .map(|ask| ask.ask_id.clone())
+            .collect();
+        let mut removed: Vec<PendingAsk> = ids.iter().filter_map(|id| self.remove(id)).collect();
+        removed.sort_by(|a, b| a.ask_id.cmp(&b.ask_id));
+        for ask in &removed {
+            self.remember(ask, ending);
+        }
+        removed
+    }
+
+    fn remove(&mut self, ask_id: &str) -> Option<PendingAsk> {
+        let ask = self.pending.remove(ask_id)?;
+        self.deadlines.remove(&(ask.deadline, ask.ask_id.clone()));
+        Some(ask)
+    }
+
+    fn remember(&mut self, ask: &PendingAsk, ending: Ending) {
+        if self.ended_order.len() == REMEMBERED_ENDINGS
+            && let Some(oldest) = self.ended_order.pop_front()
+        {
+            self.ended.remove(&oldest);
+        }
+        self.ended_order.push_back(ask.ask_id.clone());
+        self.ended
+            .insert(ask.ask_id.clone(), (ending, ask.caller_name.clone()));
+    }
+
+    fn why_not_pending(&self, ask_id: &str) -> RelayError {
+        let message = match self.ended.get(ask_id) {
+            None => format!(
+                "no ask with id {ask_id:?} is pending: copy the ask_id from the <channel> tag of the question"
+            ),
+            Some((Ending::Answered, _)) => {
+                format!("ask {ask_id} was already answered; nothing was sent")
+            }
+            Some((Ending::TimedOut { at, after_secs }, caller)) => {
+                let at = at
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default();
+                format!(
+                    "ask {ask_id} timed out at {at} after {after_secs} s and {caller} was told; the reply was \
+                     not delivered: tell the user, or send {caller} a new relay_ask if it still matters"
+                )
+            }
+            Some((Ending::CallerGone, caller)) => format!(
+                "{caller}, the session that asked {ask_id}, has disconnected; the reply cannot be delivered"
+            ),
+            Some((Ending::TargetGone, _)) => {
+                format!(
+                    "ask {ask_id} is no longer pending: this session reconnected after it was asked"
+                )
+            }
+        };
+        RelayError::new(ErrorCode::UnknownAsk, message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn ask(id: &str, caller: u64, target: u64, deadline: Instant) -> PendingAsk {
+        PendingAsk {
+            ask_id: id.into(),
+            caller: ConnId(caller),
+            caller_name: format!("peer{caller}"),
+            target: ConnId(target),
+            target_name: format!("peer{target}"),
+            deadline,
+            timeout_secs: 5,
+            thread_id: id.into(),
+            broadcast_id: None,
+        }
+    }
+
+    #[test]
+    fn insert_reports_a_new_nearest_deadline() {
+        let now = Instant::now();
+        let mut table = AskTable::new();
+        assert!(table.insert(ask("a", 1, 2, now + Duration::from_secs(10))));
+        assert!(!table.insert(ask("b", 1, 2, now + Duration::from_secs(20))));
+        assert!(table.insert(ask("c", 1, 2, now + Duration::from_secs(5))));
+        assert_eq!(table.next_deadline(), Some(now + Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn expire_takes_only_due_asks_in_deadline_order() {
+        let now = Instant::now();
+        let mut table = AskTable::new();
+        table.insert(ask("late", 1, 2, now + Duration::from_secs(30)));
+        table.insert(ask("second", 1, 2, now + Duration::from_secs(2)));
+        table.insert(ask("first", 1, 2, now + Duration::from_secs(1)));
+        let expired: Vec<_> = table
+            .expire(now + Duration::from_secs(2))
+            .into_iter()
+            .map(|a| a.ask_id)
+            .collect();
+        assert_eq!(expired, ["first", "second"]);
+        assert_eq!(table.len(), 1);
+        assert_eq!(table.next_deadline(), Some(now + Duration::from_secs(30)));
+        assert!(table.expire(now + Duration::from_secs(29)).is_empty());
+    }
+
+    #[test]
+    fn only_the_target_can_take_an_ask_and_only_once() {
+        let now = Instant::now();
+        let mut table = AskTable::new();
+        table.insert(ask("a", 1, 2, now + Duration::from_secs(10)));
+        let wrong = table.take_for_reply("a", ConnId(3)).unwrap_err();
+        assert_eq!(wrong.code, ErrorCode::UnknownAsk);
+        assert!(
+            wrong.message.contains("addressed to peer2"),
+            "{}",
+            wrong.message
+        );
+        assert_eq!(table.take_for_reply("a", ConnId(2)).unwrap().ask_id, "a");
+        assert!(table.is_empty());
+        assert_eq!(table.next_deadline(), None);
+        let again = table.take_for_reply("a", ConnId(2)).unwrap_err();
+        assert!(
+            again.message.contains("already answered"),
+            "{}",
+            again.message
+        );
+        let never = table.take_for_reply("zzz", ConnId(2)).unwrap_err();
+        assert!(
+            never.message.contains("no ask with id"),
+            "{}",
+            never.message
+        );
+    }
+
+    #[test]
+    fn a_late_reply_is_told_the_ask_timed_out() {
+        let now = Instant::now();
+        let mut table = AskTable::new();
+        table.insert(ask("a", 1, 2, now));
+        assert_eq!(table.expire(now).len(), 1);
+        let late = table.take_for_reply("a", ConnId(2)).unwrap_err();
+        assert!(late.message.contains("timed out at"), "{}", late.message);
+        assert!(late.message.contains("peer1 was told"), "{}", late.message);
+    }
+
+    #[test]
+    fn disconnects_remove_the_right_asks() {
+        let now = Instant::now();
+        let mut table = AskTable::new();
+        table.insert(ask("to-2", 1, 2, now + Duration::from_secs(1)));
+        table.insert(ask("to-2-again", 3, 2, now + Duration::from_secs(2)));
+        table.insert(ask("from-2", 2, 3, now + Duration::from_secs(3)));
+        table.insert(ask("unrelated", 1, 3, now + Duration::from_secs(4)));
+        let gone: Vec<_> = table
+            .remove_target(ConnId(2))
+            .into_iter()
+            .map(|a| a.ask_id)
+            .collect();
+        assert_eq!(gone, ["to-2", "to-2-again"]);
+        let forgotten: Vec<_> = table
+            .remove_caller(ConnId(2))
+            .into_iter()
+            .map(|a| a.ask_id)
+            .collect();
+        assert_eq!(forgotten, ["from-2"]);
+        assert_eq!(table.len(), 1);
+        assert_eq!(table.next_deadline(), Some(now + Duration::from_secs(4)));
+        let late = table.take_for_reply("from-2", ConnId(3)).unwrap_err();
+        assert!(
+            late.message.contains("has disconnected"),
+            "{}",
+            late.message
+        );
+    }
+
+    #[test]
+    fn remembers_a_bounded_number_of_endings() {
+        let now = Instant::now();
+        let mut table = AskTable::new();
+        for n in 0..REMEMBERED_ENDINGS + 10 {
+            let id = format!("a{n}");
+            table.insert(ask(&id, 1, 2, now));
+            table.take_for_reply(&id, ConnId(2)).unwrap();
+        }
+        assert_eq!(table.ended.len(), REMEMBERED_ENDINGS);
+        assert!(
+            table
+                .take_for_reply("a0", ConnId(2))
+                .unwrap_err()
+                .message
+                .contains("no ask with id")
+        );
+    }
+}

@@ -1,0 +1,29 @@
+//! `relay-channel`: the MCP stdio server Claude Code starts once per session.
+
+use std::process::ExitCode;
+
+use claude_relay::channel::{self, ChannelConfig};
+
+fn main() -> ExitCode {
+    let config = match ChannelConfig::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("relay-channel: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("relay-channel: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(channel::run(config));
+    // The stdin reader may still sit in a blocking read; do not wait for it.
+    runtime.shutdown_background();
+    code
+}

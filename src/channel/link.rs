@@ -1,0 +1,150 @@
+//! The channel's link to the hub, kept up for the life of the session.
+//!
+//! A supervisor task connects (starting the hub when none runs), registers under the session's
+//! name, and forwards the hub's events. When the connection drops it reconnects with bounded
+//! backoff and registers again under the same name; the client has already failed this session's
+//! pending asks with `hub_unreachable`. Tools wait a bounded time for a live connection.
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::{
+    client::{Event, HubClient},
+    errors::RelayError,
+    logging::SessionLabel,
+    paths::DataDir,
+    protocol::{Hello, Op, PROTOCOL_VERSION, PeerKind, RenameRequest, Renamed, VERSION},
+};
+
+/// How long a tool waits for a connection to the hub before it answers `hub_unreachable`.
+pub const TOOL_WAIT: Duration = Duration::from_secs(3);
+
+/// Reconnection backoff bounds.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(3);
+
+/// Everything the link needs to (re)register.
+#[derive(Debug, Clone)]
+pub struct LinkConfig {
+    pub data: DataDir,
+    pub hub_exe: PathBuf,
+    pub name: String,
+    pub cwd: String,
+    pub git_branch: String,
+}
+
+#[derive(Clone)]
+pub struct Link {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: LinkConfig,
+    /// `Some` while connected and registered.
+    current: watch::Sender<Option<Arc<HubClient>>>,
+    /// The registered name (before the first registration: the wanted one).
+    name: Mutex<String>,
+    /// Why the last connection attempt failed, for tools called while disconnected.
+    last_error: Mutex<Option<RelayError>>,
+    label: SessionLabel,
+}
+
+impl Link {
+    /// Starts the supervisor. Events from the hub go to `events`.
+    pub fn start(config: LinkConfig, label: SessionLabel, events: mpsc::Sender<Event>) -> Link {
+        label.set(&config.name);
+        let inner = Arc::new(Inner {
+            name: Mutex::new(config.name.clone()),
+            config,
+            current: watch::Sender::new(None),
+            last_error: Mutex::new(None),
+            label,
+        });
+        tokio::spawn(supervise(inner.clone(), events));
+        Link { inner }
+    }
+
+    /// This session's name.
+    pub fn name(&self) -> String {
+        lock(&self.inner.name).clone()
+    }
+
+    /// The live connection, waiting up to [`TOOL_WAIT`] for one.
+    pub async fn client(&self) -> Result<Arc<HubClient>, RelayError> {
+        let mut current = self.inner.current.subscribe();
+        let connected = tokio::time::timeout(TOOL_WAIT, current.wait_for(Option::is_some)).await;
+        if let Ok(Ok(client)) = connected {
+            return Ok(client.clone().expect("waited for Some"));
+        }
+        let why = lock(&self.inner.last_error).clone();
+        Err(why.unwrap_or_else(|| {
+            RelayError::hub_unreachable(format!(
+                "no connection to the hub at {} within {} s; it is retried in the background, try again shortly",
+                self.inner.config.data.socket().display(),
+                TOOL_WAIT.as_secs()
+            ))
+        }))
+    }
+
+    /// Renames this session on the hub.
+    pub async fn rename(&self, new_name: &str) -> Result<Renamed, RelayError> {
+        let client = self.client().await?;
+        let renamed: Renamed = client
+            .request(Op::Rename(RenameRequest {
+                new_name: new_name.to_owned(),
+            }))
+            .await?;
+        *lock(&self.inner.name) = renamed.name.clone();
+        self.inner.label.set(&renamed.name);
+        tracing::info!("renamed");
+        Ok(renamed)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn supervise(inner: Arc<Inner>, events: mpsc::Sender<Event>) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let config = &inner.config;
+        let hello = Hello {
+            protocol: PROTOCOL_VERSION,
+            version: VERSION.to_owned(),
+            name: lock(&inner.name).clone(),
+            kind: PeerKind::Channel,
+            cwd: config.cwd.clone(),
+            git_branch: config.git_branch.clone(),
+        };
+        let (hub_events_tx, mut hub_events) = mpsc::channel(64);
+        match HubClient::connect(&config.data, &config.hub_exe, hello, hub_events_tx).await {
+            Ok((client, welcome)) => {
+                backoff = BACKOFF_MIN;
+                *lock(&inner.name) = welcome.name.clone();
+                inner.label.set(&welcome.name);
+                *lock(&inner.last_error) = None;
+                tracing::info!(hub_pid = welcome.hub_pid, hub_version = %welcome.hub_version, "registered");
+                inner.current.send_replace(Some(Arc::new(client)));
+                while let Some(event) = hub_events.recv().await {
+                    if events.send(event).await.is_err() {
+                        return;
+                    }
+                }
+                inner.current.send_replace(None);
+                tracing::warn!("hub_connection_lost");
+            }
+            Err(e) => {
+                tracing::warn!(code = %e.code, detail = %e.message, retry_ms = backoff.as_millis() as u64, "hub_connect_failed");
+                *lock(&inner.last_error) = Some(e);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The channel: the MCP stdio server Claude Code starts once per session.
+//!
+//! It serves the relay tools ([`tools`]), keeps a link to the hub ([`link`]), turns the hub's
+//! events into `notifications/claude/channel` pushes ([`notify`]), and follows the session's
+//! name ([`identity`], [`follow`]). Nothing but JSON-RPC is ever written to stdout.
+
+pub mod follow;
+pub mod identity;
+pub mod link;
+pub mod notify;
+pub mod tools;
+
+use std::{io, path::PathBuf, process::ExitCode};
+
+use rmcp::{Peer, RoleServer, ServiceExt};
+use tokio::sync::mpsc;
+
+use crate::{
+    channel::{
+        link::{Link, LinkConfig},
+        tools::RelayServer,
+    },
+    client::Event,
+    logging::{self, Component, SessionLabel},
+    paths::DataDir,
+    protocol::validate_timeout,
+};
+
+/// The ask timeout when neither the tool call nor `RELAY_ASK_TIMEOUT_SECS` gives one.
+pub const DEFAULT_ASK_TIMEOUT_SECS: u64 = 600;
+
+/// Everything the channel reads from its environment.
+#[derive(Debug, Clone)]
+pub struct ChannelConfig {
+    pub link: LinkConfig,
+    pub default_timeout_secs: u64,
+    /// Claude Code's file for the parent session, watched to follow `/rename`.
+    pub session_file: Option<PathBuf>,
+    /// Problems with the environment, logged once logging is up.
+    pub warnings: Vec<String>,
+}
+
+impl ChannelConfig {
+    pub fn from_env() -> io::Result<ChannelConfig> {
+        let data = DataDir::from_env()?;
+        let cwd = std::env::current_dir()?;
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from);
+        let session_file =
+            home.map(|home| identity::session_file(&home, std::os::unix::process::parent_id()));
+        let env_name = std::env::var("RELAY_SESSION_NAME").ok();
+        let name = identity::initial_name(env_name.as_deref(), session_file.as_deref(), &cwd);
+        let mut warnings = Vec::new();
+        if let Some(raw) = env_name.filter(|raw| raw.trim() != name) {
+            warnings.push(format!(
+                "RELAY_SESSION_NAME={raw:?} is not a valid session name; using {name:?}"
+            ));
+        }
+        let default_timeout_secs = match std::env::var("RELAY_ASK_TIMEOUT_SECS") {
+            Err(_) => DEFAULT_ASK_TIMEOUT_SECS,
+            Ok(raw) => match raw
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|secs| validate_timeout(*secs).is_ok())
+            {
+                Some(secs) => secs,
+                None => {
+                    warnings.push(format!(
+                        "RELAY_ASK_TIMEOUT_SECS={raw:?} is not a whole number from 1 to 3600; using \
+                         {DEFAULT_ASK_TIMEOUT_SECS}"
+                    ));
+                    DEFAULT_ASK_TIMEOUT_SECS
+                }
+            },
+        };
+        let link = LinkConfig {
+            data,
+            hub_exe: std::env::current_exe()?.with_file_name("relay-hub"),
+            name,
+            git_branch: identity::git_branch(&cwd),
+            cwd: cwd.to_string_lossy().into_owned(),
+        };
+        Ok(ChannelConfig {
+            link,
+            default_timeout_secs,
+            session_file,
+            warnings,
+        })
+    }
+}
+
+/// Runs the channel until stdin closes or SIGINT/SIGTERM arrives.
+pub async fn run(config: ChannelConfig) -> ExitCode {
+    if let Err(e) = config.link.data.ensure() {
+        eprintln!(
+            "relay-channel: cannot use the data directory {}: {e}",
+            config.link.data.root().display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let label = SessionLabel::default();
+    logging::init(Component::Channel, &config.link.data.logs(), label.clone());
+    for warning in &config.warnings {
+        tracing::warn!(detail = %warning, "bad_environment");
+    }
+    tracing::info!(cwd = %config.link.cwd, git_branch = %config.link.git_branch, "channel_started");
+
+    let (events_tx, events) = mpsc::channel(256);
+    let link = Link::start(config.link.clone(), label, events_tx);
+    if let Some(session_file) = config.session_file.clone() {
+        tokio::spawn(follow::follow_renames(link.clone(), session_file));
+    }
+    let server = RelayServer::new(link, config.default_timeout_secs);
+    let service = tokio::select! {
+        served = server.serve(rmcp::transport::stdio()) => match served {
+            Ok(service) => service,
+            Err(e) => {
+                tracing::info!(error = %e, "mcp_initialize_failed");
+                return ExitCode::SUCCESS;
+            }
+        },
+        _ = termination() => return ExitCode::SUCCESS,
+    };
+    tokio::spawn(push_events(events, service.peer().clone()));
+    tokio::select! {
+        _ = service.waiting() => tracing::info!("channel_stdin_closed"),
+        _ = termination() => tracing::info!("channel_signalled"),
+    }
+    ExitCode::SUCCESS
+}
+
+/// Pushes every hub event into the session's transcript, in order.
+async fn push_events(mut events: mpsc::Receiver<Event>, peer: Peer<RoleServer>) {
+    while let Some(event) = events.recv().await {
+        let (ask_id, kind) = match &event {
+            Event::Ask(ask) => (ask.ask_id.clone(), "ask"),
+            Event::Reply(reply) => (reply.ask_id.clone(), "reply"),
+            Event::AskFailed(failure) => (failure.ask_id.clone(), "error"),
+        };
+        if let Err(e) = peer
+            .send_notification(notify::notification_for(&event))
+            .await
+        {
+            tracing::error!(ask_id = %ask_id, kind, error = %e, "push_failed");
+            return;
+        }
+        tracing::info!(ask_id = %ask_id, kind, "pushed");
+    }
+}
+
+/// Resolves on SIGINT (what Claude Code sends on exit) or SIGTERM.
+async fn termination() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,380 @@
+//! The hub client: connect (starting the hub when none runs), say hello, send requests and match
+//! their responses, and receive events.
+//!
+//! The client also keeps the asks this peer made that are still waiting for an answer. When the
+//! connection drops, each of them fails with `hub_unreachable` as an ordinary [`Event`], so the
+//! asker always learns that no answer will come.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use interprocess::local_socket::{
+    GenericFilePath,
+    tokio::{Stream, prelude::*},
+};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::{
+    io::{AsyncWriteExt, BufReader},
+    sync::{mpsc, oneshot, watch},
+    time::Instant,
+};
+
+use crate::{
+    errors::{ErrorCode, RelayError},
+    framing::{FrameReader, encode_line},
+    paths::DataDir,
+    protocol::{
+        AskFailure, Asked, Broadcasted, Delivery, FromHub, Hello, MAX_LINE_BYTES, Op, Request,
+        Welcome,
+    },
+};
+
+/// How long to wait for a hub to come up after starting one.
+pub const HUB_START_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long to wait for the answer to one request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Events can be a little longer than the longest request the hub accepts: they carry the same
+/// text plus the ids and names the hub adds.
+const MAX_EVENT_LINE_BYTES: usize = MAX_LINE_BYTES + 64 * 1024;
+
+/// Something the hub told this peer without being asked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A question for this peer.
+    Ask(Delivery),
+    /// The answer to an ask this peer made.
+    Reply(Delivery),
+    /// An ask this peer made will never be answered.
+    AskFailed(AskFailure),
+}
+
+/// An ask this peer made that has not been answered yet.
+#[derive(Debug, Clone)]
+struct Outstanding {
+    to: String,
+    thread_id: String,
+    broadcast_id: Option<String>,
+}
+
+/// Which requests create asks to keep track of.
+enum Tracks {
+    Nothing,
+    Ask { to: String },
+    Broadcast,
+}
+
+struct Pending {
+    answer: oneshot::Sender<Result<Value, RelayError>>,
+    tracks: Tracks,
+}
+
+#[derive(Default)]
+struct Book {
+    requests: HashMap<u64, Pending>,
+    asks: HashMap<String, Outstanding>,
+}
+
+/// A live connection to the hub. Dropping it closes the connection.
+pub struct HubClient {
+    outgoing: mpsc::Sender<Vec<u8>>,
+    book: Arc<Mutex<Book>>,
+    next_id: AtomicU64,
+    closed: watch::Receiver<bool>,
+    io: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for HubClient {
+    fn drop(&mut self) {
+        self.io.abort();
+    }
+}
+
+impl HubClient {
+    /// Connects to the hub of `data`, starting `hub_exe` when none runs, and says hello. Events
+    /// go to `events`; that channel closes when the connection does.
+    pub async fn connect(
+        data: &DataDir,
+        hub_exe: &Path,
+        hello: Hello,
+        events: mpsc::Sender<Event>,
+    ) -> Result<(HubClient, Welcome), RelayError> {
+        let stream = connect_or_start(data, hub_exe).await?;
+        let client = HubClient::start(stream, events);
+        let welcome = client.request(Op::Hello(hello)).await?;
+        Ok((client, welcome))
+    }
+
+    fn start(stream: Stream, events: mpsc::Sender<Event>) -> HubClient {
+        let (outgoing, lines) = mpsc::channel(64);
+        let (closed_tx, closed) = watch::channel(false);
+        let book = Arc::new(Mutex::new(Book::default()));
+        let io = tokio::spawn(run_io(stream, lines, book.clone(), events, closed_tx));
+        HubClient {
+            outgoing,
+            book,
+            next_id: AtomicU64::new(1),
+            closed,
+            io,
+        }
+    }
+
+    /// Sends `op` and waits for its answer, at most [`REQUEST_TIMEOUT`].
+    pub async fn request<T: DeserializeOwned>(&self, op: Op) -> Result<T, RelayError> {
+        let tracks = match &op {
+            Op::Ask(ask) => Tracks::Ask { to: ask.to.clone() },
+            Op::Broadcast(_) => Tracks::Broadcast,
+            _ => Tracks::Nothing,
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let line = encode_line(&Request { id, op });
+        if line.len() > MAX_LINE_BYTES {
+            return Err(RelayError::bad_args(format!(
+                "the message is {} bytes once JSON-encoded, over the hub's limit of {MAX_LINE_BYTES} bytes \
+                 (quotes, backslashes and control characters take more room); nothing was sent",
+                line.len()
+            )));
+        }
+        let (answer, answered) = oneshot::channel();
+        lock(&self.book)
+            .requests
+            .insert(id, Pending { answer, tracks });
+        if self.outgoing.send(line).await.is_err() {
+            lock(&self.book).requests.remove(&id);
+            return Err(connection_lost());
+        }
+        let value = match tokio::time::timeout(REQUEST_TIMEOUT, answered).await {
+            Ok(Ok(answer)) => answer?,
+            Ok(Err(_)) => return Err(connection_lost()),
+            Err(_) => {
+                lock(&self.book).requests.remove(&id);
+                return Err(RelayError::hub_unreachable(format!(
+                    "the hub did not answer within {} s; try again, and check the hub log if it persists",
+                    REQUEST_TIMEOUT.as_secs()
+                )));
+            }
+        };
+        serde_json::from_value(value).map_err(|e| {
+            RelayError::bad_msg(format!("the hub's answer has an unexpected shape: {e}"))
+        })
+    }
+
+    /// Resolves when the connection to the hub has closed.
+    pub async fn closed(&self) {
+        let mut closed = self.closed.clone();
+        let _ = closed.wait_for(|closed| *closed).await;
+    }
+}
+
+fn lock(book: &Mutex<Book>) -> std::sync::MutexGuard<'_, Book> {
+    book.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn connection_lost() -> RelayError {
+    RelayError::hub_unreachable(
+        "the connection to the hub dropped; it is being re-established, try again",
+    )
+}
+
+/// Reads the hub's lines and writes ours until the connection closes; then fails what is still
+/// waiting.
+async fn run_io(
+    stream: Stream,
+    mut lines: mpsc::Receiver<Vec<u8>>,
+    book: Arc<Mutex<Book>>,
+    events: mpsc::Sender<Event>,
+    closed: watch::Sender<bool>,
+) {
+    let reading = async {
+        let mut frames = FrameReader::new(BufReader::new(&stream), MAX_EVENT_LINE_BYTES);
+        while let Ok(Some(line)) = frames.next_line().await {
+            match serde_json::from_str::<FromHub>(&line) {
+                Ok(message) => {
+                    if let Some(event) = route(&book, message)
+                        && events.send(event).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "unreadable_hub_line"),
+            }
+        }
+    };
+    let writing = async {
+        let mut writer = &stream;
+        while let Some(line) = lines.recv().await {
+            if writer.write_all(&line).await.is_err() {
+                return;
+            }
+        }
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        _ = reading => {}
+        _ = writing => {}
+    }
+    closed.send_replace(true);
+    let (requests, asks) = {
+        let mut book = lock(&book);
+        (
+            std::mem::take(&mut book.requests),
+            std::mem::take(&mut book.asks),
+        )
+    };
+    drop(requests);
+    let mut asks: Vec<_> = asks.into_iter().collect();
+    asks.sort_by(|a, b| a.0.cmp(&b.0));
+    for (ask_id, ask) in asks {
+        tracing::warn!(ask_id = %ask_id, to = %ask.to, "ask_failed_hub_unreachable");
+        let failure = AskFailure {
+            message: format!(
+                "the connection to the hub dropped before {} replied to ask {ask_id}, so no reply will arrive; \
+                 surface this to the user; do not broadcast as a fallback",
+                ask.to
+            ),
+            ask_id,
+            to: ask.to,
+            thread_id: ask.thread_id,
+            broadcast_id: ask.broadcast_id,
+            code: ErrorCode::HubUnreachable,
+        };
+        if events.send(Event::AskFailed(failure)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Hands a response to its waiting request, or turns an event into an [`Event`]. Keeps the book
+/// of outstanding asks in wire order, so an answer can never arrive before its ask is recorded.
+fn route(book: &Mutex<Book>, message: FromHub) -> Option<Event> {
+    let mut book = lock(book);
+    match message {
+        FromHub::Ok { id, result } => {
+            let pending = book.requests.remove(&id)?;
+            record_asks(&mut book, &pending.tracks, &result);
+            let _ = pending.answer.send(Ok(result));
+            None
+        }
+        FromHub::Err { id, code, message } => {
+            let error = RelayError::new(code, message);
+            match id.and_then(|id| book.requests.remove(&id)) {
+                Some(pending) => {
+                    let _ = pending.answer.send(Err(error));
+                }
+                None => tracing::warn!(code = %error.code, detail = %error.message, "hub_error"),
+            }
+            None
+        }
+        FromHub::Ask(delivery) => Some(Event::Ask(delivery)),
+        FromHub::Reply(delivery) => {
+            book.asks.remove(&delivery.ask_id);
+            Some(Event::Reply(delivery))
+        }
+        FromHub::AskFailed(failure) => {
+            book.asks.remove(&failure.ask_id);
+            Some(Event::AskFailed(failure))
+        }
+    }
+}
+
+fn record_asks(book: &mut Book, tracks: &Tracks, result: &Value) {
+    match tracks {
+        Tracks::Nothing => {}
+        Tracks::Ask { to } => {
+            if let Ok(asked) = serde_json::from_value::<Asked>(result.clone()) {
+                let ask = Outstanding {
+                    to: to.clone(),
+                    thread_id: asked.thread_id,
+                    broadcast_id: None,
+                };
+                book.asks.insert(asked.ask_id, ask);
+            }
+        }
+        Tracks::Broadcast => {
+            if let Ok(broadcast) = serde_json::from_value::<Broadcasted>(result.clone()) {
+                for ask in broadcast.asks {
+                    let outstanding = Outstanding {
+                        to: ask.to,
+                        thread_id: broadcast.broadcast_id.clone(),
+                        broadcast_id: Some(broadcast.broadcast_id.clone()),
+                    };
+                    book.asks.insert(ask.ask_id, outstanding);
+                }
+            }
+        }
+    }
+}
+
+async fn connect(socket: &Path) -> std::io::Result<Stream> {
+    Stream::connect(socket.to_fs_name::<GenericFilePath>()?).await
+}
+
+/// Connects to the hub, starting `hub_exe` when none answers. The hub runs as its own
+/// executable (never a fork of this process: forking a running tokio process is unsafe) and
+/// daemonizes itself; `hub_exe` returns as soon as it has. A start is retried every second,
+/// because a hub that was just exiting may still hold the lock, for [`HUB_START_TIMEOUT`].
+pub async fn connect_or_start(data: &DataDir, hub_exe: &Path) -> Result<Stream, RelayError> {
+    let socket = data.socket();
+    if let Ok(stream) = connect(&socket).await {
+        return Ok(stream);
+    }
+    let deadline = Instant::now() + HUB_START_TIMEOUT;
+    let mut next_start = Instant::now();
+    loop {
+        if Instant::now() >= next_start {
+            start_hub(data, hub_exe).await?;
+            next_start = Instant::now() + Duration::from_secs(1);
+        }
+        match connect(&socket).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(RelayError::hub_unreachable(format!(
+                    "no hub answered at {} within {} s of starting one ({e}); see {} and the logs in {}",
+                    socket.display(),
+                    HUB_START_TIMEOUT.as_secs(),
+                    data.hub_stderr().display(),
+                    data.logs().display(),
+                )));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+async fn start_hub(data: &DataDir, hub_exe: &Path) -> Result<(), RelayError> {
+    let mut command = std::process::Command::new(hub_exe);
+    command
+        .env("CLAUDE_PLUGIN_DATA", data.root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let hub_exe: PathBuf = hub_exe.to_owned();
+    let status = tokio::task::spawn_blocking(move || command.status())
+        .await
+        .map_err(|e| RelayError::hub_unreachable(format!("could not start the hub: {e}")))?;
+    match status {
+        Ok(status) if status.success() => {
+            tracing::info!(hub = %hub_exe.display(), "hub_start_requested");
+            Ok(())
+        }
+        Ok(status) => Err(RelayError::hub_unreachable(format!(
+            "{} exited with {status}; see {}",
+            hub_exe.display(),
+            data.hub_stderr().display()
+        ))),
+        Err(e) => Err(RelayError::hub_unreachable(format!(
+            "could not run {} ({e}); it must sit next to relay-channel",
+            hub_exe.display()
+        ))),
+    }
+}

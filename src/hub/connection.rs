@@ -1,0 +1,139 @@
+//! One client connection: owns the socket and the framing.
+//!
+//! The connection reads request lines and answers them through the peer's outbox, and, in the
+//! same task, writes whatever the outbox holds (responses and events). Reading and writing run
+//! side by side, so a peer that does not read never stops the hub from reading it, and the
+//! outbox's bound decides when such a peer is dropped.
+
+use std::time::Duration;
+
+use interprocess::local_socket::tokio::Stream;
+use tokio::{
+    io::{AsyncWriteExt, BufReader},
+    sync::{mpsc, oneshot, watch},
+};
+
+use crate::{
+    ask::ConnId,
+    errors::RelayError,
+    framing::{FrameError, FrameReader},
+    hub::{
+        handlers::{Session, handle_line},
+        outbox::Outbox,
+        state::Hub,
+    },
+    protocol::{FromHub, MAX_LINE_BYTES},
+};
+
+/// How long a closing connection may take to hand its last queued lines to the peer.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Serves one connection until the peer leaves, the hub shuts down, or the peer is dropped.
+pub async fn serve(
+    stream: Stream,
+    conn: ConnId,
+    pid: u32,
+    hub: Hub,
+    shutdown: watch::Receiver<bool>,
+) {
+    let (outbox, receiver) = Outbox::new();
+    let session = Session::new(conn, pid, outbox);
+    let (read_done, reading_ended) = oneshot::channel::<()>();
+    let reader_closed = receiver.closed.clone();
+    let reading = async {
+        read_requests(&stream, &hub, session, reader_closed, shutdown).await;
+        drop(read_done);
+    };
+    // The writer normally stops once the reader is done and the outbox is drained; a peer that
+    // stopped reading gets DRAIN_TIMEOUT to take its last lines.
+    let writing = async {
+        tokio::select! {
+            _ = write_lines(&stream, receiver.lines, receiver.closed) => {}
+            _ = async {
+                let _ = reading_ended.await;
+                tokio::time::sleep(DRAIN_TIMEOUT).await;
+            } => {}
+        }
+    };
+    tokio::join!(reading, writing);
+}
+
+async fn read_requests(
+    stream: &Stream,
+    hub: &Hub,
+    mut session: Session,
+    mut closed: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut frames = FrameReader::new(BufReader::new(stream), MAX_LINE_BYTES);
+    loop {
+        let frame = tokio::select! {
+            _ = signalled(&mut closed) => break,
+            _ = signalled(&mut shutdown) => break,
+            frame = frames.next_line() => frame,
+        };
+        match frame {
+            Ok(Some(line)) => {
+                let response = handle_line(hub, &mut session, &line);
+                session.outbox.send(&response);
+            }
+            Ok(None) => break,
+            Err(FrameError::TooLong) => {
+                tracing::warn!(limit = MAX_LINE_BYTES, "bad_msg_line_too_long");
+                let error = RelayError::bad_msg(format!(
+                    "a line is longer than {MAX_LINE_BYTES} bytes (1 MiB); the hub closes this connection"
+                ));
+                session.outbox.send(&FromHub::Err {
+                    id: None,
+                    code: error.code,
+                    message: error.message,
+                });
+                break;
+            }
+            Err(FrameError::NotUtf8) => {
+                let error = RelayError::bad_msg("the line is not UTF-8; see docs/protocol.md");
+                session.outbox.send(&FromHub::Err {
+                    id: None,
+                    code: error.code,
+                    message: error.message,
+                });
+            }
+            Err(FrameError::Io(e)) => {
+                tracing::debug!(error = %e, "connection_read_failed");
+                break;
+            }
+        }
+    }
+    hub.disconnect(session.conn);
+    // Dropping the session drops the last outbox handle, so the writer drains and stops.
+}
+
+async fn write_lines(
+    stream: &Stream,
+    mut lines: mpsc::Receiver<Vec<u8>>,
+    mut closed: watch::Receiver<bool>,
+) {
+    let mut writer = stream;
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = signalled(&mut closed) => return,
+            line = lines.recv() => line,
+        };
+        let Some(line) = next else { return };
+        let written = tokio::select! {
+            _ = signalled(&mut closed) => return,
+            written = writer.write_all(&line) => written,
+        };
+        if written.is_err() {
+            return;
+        }
+    }
+}
+
+/// Resolves once the flag is set; never, if its sender is gone without setting it.
+async fn signalled(flag: &mut watch::Receiver<bool>) {
+    if flag.wait_for(|set| *set).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}

@@ -1,0 +1,220 @@
+//! The registry of live peers: who is connected, under which name.
+//!
+//! Names are first come, first served. A peer that registers under a taken name gets the first
+//! free of `name-2`, `name-3`, ...; a rename to a taken name fails with `name_taken`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use time::OffsetDateTime;
+
+use crate::{
+    ask::ConnId,
+    errors::{ErrorCode, RelayError},
+    hub::outbox::Outbox,
+    protocol::{MAX_NAME_LEN, PeerInfo, PeerKind},
+};
+
+/// A registered peer.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub name: String,
+    pub kind: PeerKind,
+    pub cwd: String,
+    pub git_branch: String,
+    pub pid: u32,
+    pub connected_at: OffsetDateTime,
+    pub last_seen: OffsetDateTime,
+    pub outbox: Outbox,
+}
+
+impl Peer {
+    pub fn info(&self) -> PeerInfo {
+        PeerInfo {
+            name: self.name.clone(),
+            kind: self.kind,
+            cwd: self.cwd.clone(),
+            git_branch: self.git_branch.clone(),
+            pid: self.pid,
+            connected_at: rfc3339(self.connected_at),
+            last_seen: rfc3339(self.last_seen),
+        }
+    }
+}
+
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    /// Ordered by connection, so listings come out in the order peers joined.
+    peers: BTreeMap<ConnId, Peer>,
+    names: HashMap<String, ConnId>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// Registers `peer` on `conn` under its name, or the first free `name-N`. Returns the name
+    /// it got.
+    pub fn register(&mut self, conn: ConnId, mut peer: Peer) -> Result<String, RelayError> {
+        if self.peers.contains_key(&conn) {
+            return Err(RelayError::new(
+                ErrorCode::AlreadyRegistered,
+                "this connection already said hello; send hello once per connection",
+            ));
+        }
+        peer.name = self.free_name(&peer.name);
+        let name = peer.name.clone();
+        self.names.insert(name.clone(), conn);
+        self.peers.insert(conn, peer);
+        Ok(name)
+    }
+
+    fn free_name(&self, wanted: &str) -> String {
+        if !self.names.contains_key(wanted) {
+            return wanted.to_owned();
+        }
+        (2u64..)
+            .map(|n| {
+                let suffix = format!("-{n}");
+                let base = truncate(wanted, MAX_NAME_LEN - suffix.len());
+                format!("{base}{suffix}")
+            })
+            .find(|candidate| !self.names.contains_key(candidate))
+            .expect("some suffix is free")
+    }
+
+    /// Renames the peer on `conn`. Renaming to its own name succeeds and changes nothing.
+    pub fn rename(&mut self, conn: ConnId, new_name: &str) -> Result<String, RelayError> {
+        if let Some(&holder) = self.names.get(new_name) {
+            if holder == conn {
+                return Ok(new_name.to_owned());
+            }
+            return Err(RelayError::new(
+                ErrorCode::NameTaken,
+                format!("another live session is already named {new_name:?}; choose another name"),
+            ));
+        }
+        let peer = self.peers.get_mut(&conn).ok_or_else(not_registered)?;
+        let old = std::mem::replace(&mut peer.name, new_name.to_owned());
+        self.names.remove(&old);
+        self.names.insert(new_name.to_owned(), conn);
+        Ok(old)
+    }
+
+    pub fn get(&self, conn: ConnId) -> Option<&Peer> {
+        self.peers.get(&conn)
+    }
+
+    pub fn get_mut(&mut self, conn: ConnId) -> Option<&mut Peer> {
+        self.peers.get_mut(&conn)
+    }
+
+    /// The peer registered under `name`.
+    pub fn by_name(&self, name: &str) -> Option<(ConnId, &Peer)> {
+        let conn = *self.names.get(name)?;
+        Some((conn, &self.peers[&conn]))
+    }
+
+    pub fn remove(&mut self, conn: ConnId) -> Option<Peer> {
+        let peer = self.peers.remove(&conn)?;
+        self.names.remove(&peer.name);
+        Some(peer)
+    }
+
+    /// Every peer, in the order they joined.
+    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Peer)> {
+        self.peers.iter().map(|(conn, peer)| (*conn, peer))
+    }
+}
+
+pub fn not_registered() -> RelayError {
+    RelayError::new(
+        ErrorCode::NotRegistered,
+        "this connection has not said hello yet; send hello first",
+    )
+}
+
+fn truncate(name: &str, max: usize) -> &str {
+    // Names are ASCII (validated), so any byte index is a character boundary.
+    &name[..name.len().min(max)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(name: &str) -> Peer {
+        let now = OffsetDateTime::now_utc();
+        Peer {
+            name: name.into(),
+            kind: PeerKind::Channel,
+            cwd: "/tmp".into(),
+            git_branch: String::new(),
+            pid: 1,
+            connected_at: now,
+            last_seen: now,
+            outbox: Outbox::new().0,
+        }
+    }
+
+    #[test]
+    fn taken_names_get_numbered_suffixes() {
+        let mut registry = Registry::new();
+        assert_eq!(registry.register(ConnId(1), peer("api")).unwrap(), "api");
+        assert_eq!(registry.register(ConnId(2), peer("api")).unwrap(), "api-2");
+        assert_eq!(registry.register(ConnId(3), peer("api")).unwrap(), "api-3");
+        registry.remove(ConnId(2));
+        assert_eq!(registry.register(ConnId(4), peer("api")).unwrap(), "api-2");
+        assert_eq!(registry.by_name("api-3").unwrap().0, ConnId(3));
+    }
+
+    #[test]
+    fn suffixed_names_stay_within_the_length_limit() {
+        let mut registry = Registry::new();
+        let long = "x".repeat(MAX_NAME_LEN);
+        registry.register(ConnId(1), peer(&long)).unwrap();
+        let second = registry.register(ConnId(2), peer(&long)).unwrap();
+        assert_eq!(second.len(), MAX_NAME_LEN);
+        assert!(second.ends_with("-2"));
+    }
+
+    #[test]
+    fn a_connection_registers_once() {
+        let mut registry = Registry::new();
+        registry.register(ConnId(1), peer("a")).unwrap();
+        let err = registry.register(ConnId(1), peer("b")).unwrap_err();
+        assert_eq!(err.code, ErrorCode::AlreadyRegistered);
+    }
+
+    #[test]
+    fn rename_moves_the_name_and_refuses_taken_ones() {
+        let mut registry = Registry::new();
+        registry.register(ConnId(1), peer("a")).unwrap();
+        registry.register(ConnId(2), peer("b")).unwrap();
+        assert_eq!(
+            registry.rename(ConnId(1), "b").unwrap_err().code,
+            ErrorCode::NameTaken
+        );
+        assert_eq!(registry.rename(ConnId(1), "a").unwrap(), "a");
+        assert_eq!(registry.rename(ConnId(1), "c").unwrap(), "a");
+        assert!(registry.by_name("a").is_none());
+        assert_eq!(registry.by_name("c").unwrap().0, ConnId(1));
+        assert_eq!(
+            registry.rename(ConnId(9), "z").unwrap_err().code,
+            ErrorCode::NotRegistered
+        );
+    }
+}

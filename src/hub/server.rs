@@ -1,0 +1,141 @@
+//! The accept loop: one task per connection, idle exit, graceful shutdown, and the background
+//! task that expires the deadlines of pending asks.
+
+use std::{future::Future, io, sync::Arc, time::Duration};
+
+use interprocess::local_socket::GenericFilePath;
+use interprocess::local_socket::{
+    ListenerOptions,
+    tokio::{Listener, Stream, prelude::*},
+};
+use interprocess::os::unix::local_socket::ListenerOptionsExt;
+use tokio::sync::watch;
+
+use crate::{
+    ask::ConnId,
+    hub::{connection, state::Hub},
+    paths::DataDir,
+};
+
+/// How long the hub waits for its connections to close on shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy)]
+pub struct ServerConfig {
+    /// Exit this long after the last connection closes.
+    pub idle_exit: Duration,
+}
+
+/// Binds the hub's socket (mode 0600). The caller must hold the hub lock: any socket file
+/// already there belongs to a dead hub and is removed.
+pub fn bind(data: &DataDir) -> io::Result<(Listener, u32)> {
+    let socket = data.socket();
+    match std::fs::remove_file(&socket) {
+        Ok(()) => tracing::warn!(path = %socket.display(), "removed_stale_socket"),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = ListenerOptions::new()
+        .name(socket.as_path().to_fs_name::<GenericFilePath>()?)
+        .mode(0o600)
+        .create_tokio()?;
+    // The socket was created by this process, so its owner is the uid peers must match.
+    let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&socket)?);
+    Ok((listener, uid))
+}
+
+/// Serves until `shutdown` resolves or the hub has been idle for `config.idle_exit`.
+pub async fn serve(
+    listener: Listener,
+    uid: u32,
+    hub: Hub,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let live = Arc::new(watch::Sender::new(0usize));
+    let mut live_rx = live.subscribe();
+    let expiry = tokio::spawn(expire_asks(hub.clone(), stop_rx.clone()));
+    tokio::pin!(shutdown);
+    let mut next_conn = 0u64;
+    tracing::info!(idle_exit_secs = config.idle_exit.as_secs(), "hub_listening");
+    loop {
+        let idle = *live_rx.borrow_and_update() == 0;
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(stream) => {
+                    next_conn += 1;
+                    let Some(pid) = admit(&stream, uid) else { continue };
+                    live.send_modify(|n| *n += 1);
+                    let guard = LiveGuard(live.clone());
+                    let (hub, stop) = (hub.clone(), stop_rx.clone());
+                    tokio::spawn(async move {
+                        connection::serve(stream, ConnId(next_conn), pid, hub, stop).await;
+                        drop(guard);
+                    });
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "accept_failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = live_rx.changed() => {}
+            _ = tokio::time::sleep(config.idle_exit), if idle => {
+                tracing::info!("hub_idle_exit");
+                break;
+            }
+            _ = &mut shutdown => {
+                tracing::info!("hub_shutdown");
+                break;
+            }
+        }
+    }
+    drop(listener);
+    stop_tx.send_replace(true);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, live_rx.wait_for(|n| *n == 0)).await;
+    expiry.abort();
+}
+
+/// Checks the connecting process's credentials: only this user's processes may connect.
+/// Returns the peer's pid.
+fn admit(stream: &Stream, uid: u32) -> Option<u32> {
+    match stream.peer_creds() {
+        Ok(creds) if creds.euid() == Some(uid) => Some(creds.pid().map_or(0, |pid| pid as u32)),
+        Ok(creds) => {
+            tracing::warn!(peer_uid = ?creds.euid(), peer_pid = ?creds.pid(), "refused_other_user");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "refused_no_credentials");
+            None
+        }
+    }
+}
+
+/// Counts a connection as live until dropped.
+struct LiveGuard(Arc<watch::Sender<usize>>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
+}
+
+/// The one task that fails asks whose deadline passed: it sleeps until the nearest deadline, or
+/// until an ask with a nearer one arrives.
+async fn expire_asks(hub: Hub, mut stop: watch::Receiver<bool>) {
+    loop {
+        let next = hub.expire_due_asks();
+        let until_next = async {
+            match next {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = until_next => {}
+            _ = hub.nearer_deadline() => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! The hub's shared state behind a small API.
+//!
+//! [`Hub`] is a cheap handle (an `Arc`) that every connection task holds. All state lives in one
+//! `std::sync::Mutex`: every operation is a few map look-ups and non-blocking queue sends, no
+//! `.await` ever happens while it is held, and one lock means an ask, the registry look-up of its
+//! target and the event sent to that target happen atomically: a target cannot vanish between the
+//! look-up and the send without its asks being failed.
+
+use std::{
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use time::OffsetDateTime;
+use tokio::{sync::Notify, time::Instant};
+
+use crate::{
+    ask::{AskTable, ConnId, PendingAsk},
+    errors::{ErrorCode, RelayError},
+    hub::{
+        outbox::Outbox,
+        registry::{Peer, Registry, not_registered},
+    },
+    protocol::{
+        AskFailure, AskRequest, Asked, BroadcastAsk, BroadcastRequest, Broadcasted, Delivery,
+        FromHub, Hello, PROTOCOL_VERSION, PeerList, Renamed, Replied, ReplyRequest, VERSION,
+        Welcome,
+    },
+};
+
+#[derive(Clone)]
+pub struct Hub {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the deadline task when an ask with a nearer deadline arrives.
+    nearer_deadline: Notify,
+    /// Makes ask and broadcast ids unique across hub restarts.
+    id_prefix: String,
+    next_id: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    peers: Registry,
+    asks: AskTable,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Hub {
+    pub fn new() -> Self {
+        let started_ms = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        Hub {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                nearer_deadline: Notify::new(),
+                id_prefix: base36(started_ms.unsigned_abs()),
+                next_id: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves maps that are still consistent (every operation
+        // updates them before sending), so a poisoned lock is safe to keep using.
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn new_id(&self, kind: &str) -> String {
+        let n = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        format!("{kind}-{}-{n}", self.shared.id_prefix)
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.state().peers.len()
+    }
+
+    pub fn pending_asks(&self) -> usize {
+        self.state().asks.len()
+    }
+
+    /// Registers the peer on `conn`, answering its hello.
+    pub fn register(
+        &self,
+        conn: ConnId,
+        hello: Hello,
+        pid: u32,
+        outbox: Outbox,
+    ) -> Result<Welcome, RelayError> {
+        let now = OffsetDateTime::now_utc();
+        let peer = Peer {
+            name: hello.name,
+            kind: hello.kind,
+            cwd: hello.cwd,
+            git_branch: hello.git_branch,
+            pid,
+            connected_at: now,
+            last_seen: now,
+            outbox,
+        };
+        let name = self.state().peers.register(conn, peer)?;
+        tracing::info!(session = %name, pid, "peer_registered");
+        Ok(Welcome {
+            name,
+            hub_pid: std::process::id(),
+            hub_version: VERSION.to_owned(),
+            protocol: PROTOCOL_VERSION,
+        })
+    }
+
+    /// Notes that `conn` was heard from, for `last_seen`.
+    pub fn touch(&self, conn: ConnId) {
+        if let Some(peer) = self.state().peers.get_mut(conn) {
+            peer.last_seen = OffsetDateTime::now_utc();
+        }
+    }
+
+    /// Every peer but `conn`.
+    pub fn peers(&self, conn: ConnId) -> Result<PeerList, RelayError> {
+        let state = self.state();
+        state.peers.get(conn).ok_or_else(not_registered)?;
+        let peers = state
+            .peers
+            .iter()
+            .filter(|(other, _)| *other != conn)
+            .map(|(_, peer)| peer.info())
+            .collect();
+        Ok(PeerList { peers })
+    }
+
+    pub fn ask(&self, conn: ConnId, request: AskRequest) -> Result<Asked, RelayError> {
+        let mut state = self.state();
+        let caller = state
+            .peers
+            .get(conn)
+            .ok_or_else(not_registered)?
+            .name
+            .clone();
+        let (target, _) = state.peers.by_name(&request.to).ok_or_else(|| {
+            RelayError::new(
+                ErrorCode::PeerNotFound,
+                format!(
+                    "no live session is named {:?}; call relay_peers to see who is connected",
+                    request.to
+                ),
+            )
+        })?;
+        if target == conn {
+            return Err(RelayError::bad_args(format!(
+                "{caller:?} is this session itself; ask another session (see relay_peers)"
+            )));
+        }
+        let ask_id = self.new_id("ask");
+        let thread_id = request.thread_id.unwrap_or_else(|| ask_id.clone());
+        let pending = PendingAsk {
+            ask_id: ask_id.clone(),
+            caller: conn,
+            caller_name: caller,
+            target,
+            target_name: request.to,
+            deadline: Instant::now() + Duration::from_secs(request.timeout_secs),
+            timeout_secs: request.timeout_secs,
+            thread_id: thread_id.clone(),
+            broadcast_id: None,
+        };
+        self.start_ask(&mut state, pending, request.question);
+        Ok(Asked { ask_id, thread_id })
+    }
+
+    pub fn broadcast(
+        &self,
+        conn: ConnId,
+        request: BroadcastRequest,
+    ) -> Result<Broadcasted, RelayError> {
+        let mut state = self.state();
+        let caller = state
+            .peers
+            .get(conn)
+            .ok_or_else(not_registered)?
+            .name
+            .clone();
+        let broadcast_id = self.new_id("bc");
+        let deadline = Instant::now() + Duration::from_secs(request.timeout_secs);
+        let targets: Vec<(ConnId, String)> = state
+            .peers
+            .iter()
+            .filter(|(target, _)| !(request.exclude_self && *target == conn))
+            .map(|(target, peer)| (target, peer.name.clone()))
+            .collect();
+        let mut asks = Vec::with_capacity(targets.len());
+        for (target, target_name) in targets {
+            let ask_id = self.new_id("ask");
+            asks.push(BroadcastAsk {
+                ask_id: ask_id.clone(),
+                to: target_name.clone(),
+            });
+            let pending = PendingAsk {
+                ask_id,
+                caller: conn,
+                caller_name: caller.clone(),
+                target,
+                target_name,
+                deadline,
+                timeout_secs: request.timeout_secs,
+                thread_id: broadcast_id.clone(),
+                broadcast_id: Some(broadcast_id.clone()),
+            };
+            self.start_ask(&mut state, pending, request.question.clone());
+        }
+        tracing::info!(broadcast_id = %broadcast_id, from = %caller, peer_count = asks.len(), "broadcast_sent");
+        Ok(Broadcasted { broadcast_id, asks })
+    }
+
+    /// Records `ask` and hands the question to its target.
+    fn start_ask(&self, state: &mut State, ask: PendingAsk, question: String) {
+        tracing::info!(
+            ask_id = %ask.ask_id, from = %ask.caller_name, to = %ask.target_name,
+            bytes = question.len(), timeout_secs = ask.timeout_secs, "ask_sent"
+        );
+        let event = FromHub::Ask(Delivery {
+            ask_id: ask.ask_id.clone(),
+            from: ask.caller_name.clone(),
+            thread_id: ask.thread_id.clone(),
+            broadcast_id: ask.broadcast_id.clone(),
+            text: question,
+        });
+        // If the target's queue is full its connection closes, and its disconnect fails this ask
+        // with `peer_gone`: the caller is told either way.
+        if let Some(peer) = state.peers.get(ask.target) {
+            peer.outbox.send(&event);
+        }
+        if state.asks.insert(ask) {
+            self.shared.nearer_deadline.notify_one();
+        }
+    }
+
+    pub fn reply(&self, conn: ConnId, request: ReplyRequest) -> Result<Replied, RelayError> {
+        let mut state = self.state();
+        let replier = state
+            .peers
+            .get(conn)
+            .ok_or_else(not_registered)?
+            .name
+            .clone();
+        let ask = state.asks.take_for_reply(&request.ask_id, conn)?;
+        tracing::info!(ask_id = %ask.ask_id, from = %replier, to = %ask.caller_name, bytes = request.text.len(), "reply_sent");
+        let event = FromHub::Reply(Delivery {
+            ask_id: ask.ask_id,
+            from: replier,
+            thread_id: ask.thread_id,
+            broadcast_id: ask.broadcast_id,
+            text: request.text,
+        });
+        if let Some(peer) = state.peers.get(ask.caller) {
+            peer.outbox.send(&event);
+        }
+        Ok(Replied {})
+    }
+
+    pub fn rename(&self, conn: ConnId, new_name: &str) -> Result<Renamed, RelayError> {
+        let old = self.state().peers.rename(conn, new_name)?;
+        if old != new_name {
+            tracing::info!(session = %new_name, old_name = %old, "peer_renamed");
+        }
+        Ok(Renamed {
+            name: new_name.to_owned(),
+        })
+    }
+
+    /// Removes the peer on `conn`: asks addressed to it fail for their callers with `peer_gone`,
+    /// asks it made are forgotten.
+    pub fn disconnect(&self, conn: ConnId) {
+        let mut state = self.state();
+        let Some(peer) = state.peers.remove(conn) else {
+            return;
+        };
+        let forgotten = state.asks.remove_caller(conn).len();
+        tracing::info!(session = %peer.name, forgotten_asks = forgotten, "peer_left");
+        for ask in state.asks.remove_target(conn) {
+            let message = format!(
+                "{} disconnected before it replied to ask {}; surface this to the user; do not broadcast as a fallback",
+                ask.target_name, ask.ask_id
+            );
+            tracing::info!(ask_id = %ask.ask_id, to = %ask.target_name, "ask_failed_peer_gone");
+            fail(&state, ask, ErrorCode::PeerGone, message);
+        }
+    }
+
+    /// Fails every ask whose deadline has passed with `timeout`, and returns the next deadline.
+    pub fn expire_due_asks(&self) -> Option<Instant> {
+        let mut state = self.state();
+        for ask in state.asks.expire(Instant::now()) {
+            let message = format!(
+                "{} did not reply to ask {} within {} s; surface this to the user; do not broadcast as a fallback",
+                ask.target_name, ask.ask_id, ask.timeout_secs
+            );
+            tracing::info!(ask_id = %ask.ask_id, to = %ask.target_name, "ask_timed_out");
+            fail(&state, ask, ErrorCode::Timeout, message);
+        }
+        state.asks.next_deadline()
+    }
+
+    /// Resolves when an ask with a nearer deadline than any before has been added.
+    pub async fn nearer_deadline(&self) {
+        self.shared.nearer_deadline.notified().await
+    }
+}
+
+/// Tells the caller of `ask` that it failed.
+fn fail(state: &State, ask: PendingAsk, code: ErrorCode, message: String) {
+    let event = FromHub::AskFailed(AskFailure {
+        ask_id: ask.ask_id,
+        to: ask.target_name,
+        thread_id: ask.thread_id,
+        broadcast_id: ask.broadcast_id,
+        code,
+        message,
+    });
+    if let Some(peer) = state.peers.get(ask.caller) {
+        peer.outbox.send(&event);
+    }
+}
+
+fn base36(mut n: u128) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).expect("ASCII digits")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base36_encodes() {
+        assert_eq!(base36(0), "0");
+        assert_eq!(base36(35), "z");
+        assert_eq!(base36(36), "10");
+    }
+}

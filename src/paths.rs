@@ -1,0 +1,69 @@
+//! Where claude-relay keeps its files: one data directory per user (or per plugin install).
+
+use std::{
+    fs, io,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+};
+
+/// The data directory and the files in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        DataDir { root: root.into() }
+    }
+
+    /// `$CLAUDE_PLUGIN_DATA` when set (Claude Code sets it for plugin servers), else
+    /// `~/.claude-relay`.
+    pub fn from_env() -> io::Result<Self> {
+        if let Some(dir) = std::env::var_os("CLAUDE_PLUGIN_DATA").filter(|d| !d.is_empty()) {
+            return Ok(DataDir::new(dir));
+        }
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "neither CLAUDE_PLUGIN_DATA nor HOME is set, so there is no data directory",
+                )
+            })?;
+        Ok(DataDir::new(Path::new(&home).join(".claude-relay")))
+    }
+
+    /// Creates the directory (and its logs directory) if needed, private to this user (0700).
+    pub fn ensure(&self) -> io::Result<()> {
+        for dir in [self.root.clone(), self.logs()] {
+            fs::create_dir_all(&dir)?;
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The hub's Unix socket.
+    pub fn socket(&self) -> PathBuf {
+        self.root.join("hub.sock")
+    }
+
+    /// Held with an exclusive flock by the one live hub; holds its pid as text.
+    pub fn lock(&self) -> PathBuf {
+        self.root.join("hub.lock")
+    }
+
+    /// Where the daemonized hub's stderr goes (panics, errors before logging starts).
+    pub fn hub_stderr(&self) -> PathBuf {
+        self.root.join("hub.stderr")
+    }
+
+    /// The daily JSON log files.
+    pub fn logs(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+}

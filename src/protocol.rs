@@ -1,0 +1,311 @@
+//! The wire protocol between a client (a channel) and the hub.
+//!
+//! Newline-delimited JSON over the hub's Unix socket. A client sends [`Request`]s, each with its
+//! own `id`; the hub answers every request with exactly one [`FromHub::Ok`] or [`FromHub::Err`]
+//! carrying that `id`, and at any time pushes events ([`FromHub::Ask`], [`FromHub::Reply`],
+//! [`FromHub::AskFailed`]) that need no answer. The first request on a connection must be
+//! [`Op::Hello`]. `docs/protocol.md` documents every message with examples.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::errors::{ErrorCode, RelayError};
+
+/// Bumped whenever a message changes shape; hub and client must agree exactly.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The version of this build, sent in hello so a mismatch can name both sides.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The longest line either side accepts. A longer line closes the connection with `bad_msg`.
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+/// The longest question or reply text. Longer texts are refused with `bad_args`, nothing sent.
+pub const MAX_TEXT_BYTES: usize = 512 * 1024;
+
+/// Bounds of an ask's `timeout_secs`.
+pub const MIN_TIMEOUT_SECS: u64 = 1;
+pub const MAX_TIMEOUT_SECS: u64 = 3600;
+
+/// The longest session name.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// A request from a client, answered by exactly one response with the same `id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: u64,
+    #[serde(flatten)]
+    pub op: Op,
+}
+
+/// What a request asks the hub to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// Must come first: checks the protocol version and registers the client as a peer.
+    Hello(Hello),
+    /// Every other registered peer.
+    Peers,
+    /// Ask one peer a question. Answered with [`Asked`].
+    Ask(AskRequest),
+    /// Answer an ask addressed to this peer.
+    Reply(ReplyRequest),
+    /// Ask every other peer the same question. Answered with [`Broadcasted`].
+    Broadcast(BroadcastRequest),
+    /// Change this peer's name. Answered with [`Renamed`].
+    Rename(RenameRequest),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol: u32,
+    pub version: String,
+    /// The name the client would like; the hub appends `-2`, `-3`, ... when it is taken.
+    pub name: String,
+    #[serde(default)]
+    pub kind: PeerKind,
+    #[serde(default)]
+    pub cwd: String,
+    #[serde(default)]
+    pub git_branch: String,
+}
+
+/// What sort of client a peer is, so sessions know whether a person or a script is asking.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerKind {
+    /// A Claude Code session's relay-channel.
+    #[default]
+    Channel,
+    /// The `relay` command line.
+    Cli,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AskRequest {
+    pub to: String,
+    pub question: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplyRequest {
+    pub ask_id: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BroadcastRequest {
+    pub question: String,
+    pub exclude_self: bool,
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenameRequest {
+    pub new_name: String,
+}
+
+/// Everything the hub writes: responses and events, told apart by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FromHub {
+    /// Request `id` succeeded; `result` is the op's result type.
+    Ok { id: u64, result: Value },
+    /// Request `id` failed (`id` is null when the line could not be read as a request).
+    Err {
+        id: Option<u64>,
+        code: ErrorCode,
+        message: String,
+    },
+    /// Event: a question for this peer.
+    Ask(Delivery),
+    /// Event: the answer to an ask this peer made.
+    Reply(Delivery),
+    /// Event: an ask this peer made will never be answered.
+    AskFailed(AskFailure),
+}
+
+/// A question or a reply travelling from one peer to another. `from` is the sender's name in the
+/// hub's registry, never anything the sender wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub ask_id: String,
+    pub from: String,
+    pub thread_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broadcast_id: Option<String>,
+    pub text: String,
+}
+
+/// Why an ask failed, for its caller.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AskFailure {
+    pub ask_id: String,
+    /// The name of the peer that was asked.
+    pub to: String,
+    pub thread_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broadcast_id: Option<String>,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Result of [`Op::Hello`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The name the hub registered, which may carry a `-N` suffix.
+    pub name: String,
+    pub hub_pid: u32,
+    pub hub_version: String,
+    pub protocol: u32,
+}
+
+/// One entry of [`PeerList`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    pub name: String,
+    pub kind: PeerKind,
+    pub cwd: String,
+    pub git_branch: String,
+    pub pid: u32,
+    /// RFC 3339, UTC.
+    pub connected_at: String,
+    /// RFC 3339, UTC: the last time the hub heard from this peer.
+    pub last_seen: String,
+}
+
+/// Result of [`Op::Peers`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerList {
+    pub peers: Vec<PeerInfo>,
+}
+
+/// Result of [`Op::Ask`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Asked {
+    pub ask_id: String,
+    pub thread_id: String,
+}
+
+/// Result of [`Op::Broadcast`]: one ask per recipient.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Broadcasted {
+    pub broadcast_id: String,
+    pub asks: Vec<BroadcastAsk>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BroadcastAsk {
+    pub ask_id: String,
+    pub to: String,
+}
+
+/// Result of [`Op::Rename`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Renamed {
+    pub name: String,
+}
+
+/// Result of [`Op::Reply`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Replied {}
+
+/// Checks a session name: 1 to 64 characters of `[A-Za-z0-9._-]`.
+pub fn validate_name(name: &str) -> Result<(), RelayError> {
+    let valid_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if name.is_empty() || name.len() > MAX_NAME_LEN || !valid_chars {
+        return Err(RelayError::bad_args(format!(
+            "{name:?} is not a valid session name: use 1 to {MAX_NAME_LEN} characters of letters, \
+             digits, '.', '_' or '-'"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a question or reply text against [`MAX_TEXT_BYTES`].
+pub fn validate_text(what: &str, text: &str) -> Result<(), RelayError> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(RelayError::bad_args(format!(
+            "the {what} is {} bytes, over the limit of {MAX_TEXT_BYTES} bytes (512 KiB); nothing was \
+             sent: shorten it or send a summary",
+            text.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks an ask's `timeout_secs` against its bounds.
+pub fn validate_timeout(secs: u64) -> Result<(), RelayError> {
+    if !(MIN_TIMEOUT_SECS..=MAX_TIMEOUT_SECS).contains(&secs) {
+        return Err(RelayError::bad_args(format!(
+            "timeout_secs must be between {MIN_TIMEOUT_SECS} and {MAX_TIMEOUT_SECS}, not {secs}"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn requests_have_the_documented_shape() {
+        let req = Request {
+            id: 7,
+            op: Op::Ask(AskRequest {
+                to: "beta".into(),
+                question: "hi?".into(),
+                thread_id: None,
+                timeout_secs: 30,
+            }),
+        };
+        assert_eq!(
+            serde_json::to_value(&req).unwrap(),
+            json!({"id": 7, "op": "ask", "to": "beta", "question": "hi?", "timeout_secs": 30})
+        );
+        let peers: Request = serde_json::from_value(json!({"id": 1, "op": "peers"})).unwrap();
+        assert_eq!(peers.op, Op::Peers);
+    }
+
+    #[test]
+    fn events_have_the_documented_shape() {
+        let event = FromHub::Ask(Delivery {
+            ask_id: "a1".into(),
+            from: "alpha".into(),
+            thread_id: "a1".into(),
+            broadcast_id: None,
+            text: "q".into(),
+        });
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            json!({"type": "ask", "ask_id": "a1", "from": "alpha", "thread_id": "a1", "text": "q"})
+        );
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(validate_name("backend-api.v2_x").is_ok());
+        assert!(validate_name(&"a".repeat(64)).is_ok());
+        for bad in ["", "has space", "slash/", "ü", &"a".repeat(65)] {
+            assert_eq!(
+                validate_name(bad).unwrap_err().code,
+                ErrorCode::BadArgs,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn timeouts_are_bounded() {
+        assert!(validate_timeout(1).is_ok());
+        assert!(validate_timeout(3600).is_ok());
+        assert!(validate_timeout(0).is_err());
+        assert!(validate_timeout(3601).is_err());
+    }
+}

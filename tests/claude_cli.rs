@@ -1,0 +1,443 @@
+//! End-to-end tests with the REAL `claude` CLI (pinned, see
+//! `.ci/install-claude.sh`), run offline against a scripted mock of the
+//! Messages API. They prove what unit tests cannot: that Claude Code loads
+//! the plugin, that our channel's pushes reach a real session's model as
+//! `<channel>` blocks, and that the model's tool calls travel back.
+//!
+//! Without the CLI (outside CI) every test prints one "skipped" line and
+//! passes; under `CI=true` a missing CLI fails. Set `RELAY_TEST_KEEP=1` to keep
+//! a test's temp dir (HOMEs, stderr files, hub logs) for inspection.
+
+mod claude_support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use claude_support::mock_api::{ChannelBlock, Reply, Request};
+use claude_support::session::{
+    Harness, Session, base_command, claude_or_skip, repo_root, tool,
+};
+use serde_json::{Value, json};
+
+/// Claude Code start-up plus MCP connect; generous for a loaded 2-core CI box.
+const READY: Duration = Duration::from_secs(60);
+/// One hop: a tool call, or a push from one session to another.
+const STEP: Duration = Duration::from_secs(30);
+/// How long the canary waits for a push that must NOT arrive. Seeded runs
+/// deliver in about a second.
+const CANARY_WAIT: Duration = Duration::from_secs(10);
+
+/// The source attribute Claude Code gives our plugin's pushes.
+const SOURCE: &str = "plugin:relay:relay";
+
+/// Where cargo put `relay-channel` (and `relay-hub`): the plugin's
+/// `bin/relay-channel` launcher execs `$RELAY_BIN_DIR/relay-channel`.
+fn relay_bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_relay-channel"))
+        .parent()
+        .expect("bin dir")
+        .to_owned()
+}
+
+fn harness(test: &str) -> Option<Harness> {
+    let cli = claude_or_skip(test)?;
+    Some(Harness::new(cli, relay_bin_dir()))
+}
+
+/// Wait for a main request of `s` satisfying `pred`, or fail with diagnostics.
+fn expect(
+    h: &Harness,
+    sessions: &[Session],
+    s: &Session,
+    what: &str,
+    pred: impl Fn(&Request) -> bool,
+) -> Request {
+    h.mock
+        .wait_for(&s.id, STEP, pred)
+        .unwrap_or_else(|| h.fail(sessions, &format!("{}: {what}", s.name)))
+}
+
+/// The JSON result of relay tool `short` in this request, if it has one.
+fn result_json(r: &Request, short: &str) -> Option<Value> {
+    r.tool_result(&tool(short)).map(|t| {
+        t.json()
+            .unwrap_or_else(|| json!({"not_json": t.text, "is_error": t.is_error}))
+    })
+}
+
+/// Channel blocks of `kind` in the last user message of `r`.
+fn channels_of(r: &Request, kind: &str) -> Vec<ChannelBlock> {
+    r.channels()
+        .into_iter()
+        .filter(|c| c.attr("kind") == Some(kind))
+        .collect()
+}
+
+/// The answering side of every multi-session test: when an ask arrives over
+/// the channel, call `relay_reply` with the ask_id taken from that block.
+fn replier(answer: &'static str) -> impl FnMut(&Request) -> Option<Reply> + Send + 'static {
+    move |r| {
+        if let Some(ask) = channels_of(r, "ask").into_iter().next() {
+            let ask_id = ask.attr("ask_id").unwrap_or_default().to_owned();
+            return Some(Reply::tool(
+                tool("relay_reply"),
+                json!({"ask_id": ask_id, "text": answer}),
+            ));
+        }
+        if r.tool_result(&tool("relay_reply")).is_some() {
+            return Some(Reply::text("replied"));
+        }
+        None
+    }
+}
+
+/// Alpha's side of the two-session exchange: list peers (again, briefly, until
+/// beta shows up: a channel may register with the hub a moment after its
+/// tools are offered), ask beta, then acknowledge the reply.
+fn asker(question: &'static str) -> impl FnMut(&Request) -> Option<Reply> + Send + 'static {
+    let mut peer_calls = 0;
+    move |r| {
+        if r.last_user_text().contains("START-ASK") {
+            return Some(Reply::tool(tool("relay_peers"), json!({})));
+        }
+        if let Some(peers) = result_json(r, "relay_peers") {
+            peer_calls += 1;
+            if !peer_names(&peers).contains(&"beta".to_owned()) && peer_calls < 20 {
+                std::thread::sleep(Duration::from_millis(250));
+                return Some(Reply::tool(tool("relay_peers"), json!({})));
+            }
+            return Some(Reply::tool(
+                tool("relay_ask"),
+                json!({"to": "beta", "question": question}),
+            ));
+        }
+        if r.tool_result(&tool("relay_ask")).is_some() {
+            return Some(Reply::text("asked beta"));
+        }
+        if !channels_of(r, "reply").is_empty() {
+            return Some(Reply::text("got the reply"));
+        }
+        None
+    }
+}
+
+fn peer_names(peers: &Value) -> Vec<String> {
+    peers["peers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Run `claude <args>` (not a session) with a harness HOME; returns (success, stdout+stderr).
+fn run_cli(h: &Harness, home_name: &str, args: &[&str]) -> (bool, String) {
+    let (home, cwd) = h.make_home(home_name, true);
+    let out = base_command(&h.cli, &home, &cwd, &h.mock.base_url())
+        .args(args)
+        .env("CLAUDE_CODE_PLUGIN_CACHE_DIR", h.plugin_cache_dir())
+        .env("RELAY_BIN_DIR", &h.bin_dir)
+        .output()
+        .expect("run claude");
+    let text = format!(
+        "$ claude {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// 1. The plugin passes the CLI's own strict validation. With a
+/// marketplace.json present, validating the repo root checks only the
+/// marketplace manifest; commands and hooks are checked when plugin.json is
+/// named, so do both.
+#[test]
+fn plugin_validates_strict() {
+    let Some(h) = harness("plugin_validates_strict") else {
+        return;
+    };
+    let root = repo_root();
+    let manifest = root.join(".claude-plugin/plugin.json");
+    for target in [&root, &manifest] {
+        let (ok, out) = run_cli(
+            &h,
+            "validate",
+            &["plugin", "validate", "--strict", &target.to_string_lossy()],
+        );
+        assert!(ok, "strict validation failed:\n{out}");
+    }
+}
+
+/// Copy the repo minus `target/` and `.git/`: installing from a directory
+/// marketplace copies the whole tree into the plugin cache, build output
+/// included (hundreds of MB).
+fn stage_repo(to: &Path) {
+    fn copy(from: &Path, to: &Path) {
+        fs::create_dir_all(to).unwrap();
+        for entry in fs::read_dir(from).unwrap().flatten() {
+            let name = entry.file_name();
+            if name == "target" || name == ".git" {
+                continue;
+            }
+            let (src, dst) = (entry.path(), to.join(&name));
+            if entry.file_type().unwrap().is_dir() {
+                copy(&src, &dst);
+            } else {
+                // fs::copy keeps the mode, so bin/relay-channel stays executable.
+                fs::copy(&src, &dst).unwrap();
+            }
+        }
+    }
+    copy(&repo_root(), to);
+}
+
+/// 2. Installed the way a user installs it (marketplace add + install), the
+/// relay MCP server connects. `claude mcp list` exits 0 either way; read it.
+#[test]
+fn installed_plugin_server_connects() {
+    let Some(h) = harness("installed_plugin_server_connects") else {
+        return;
+    };
+    let repo = h.root().join("checkout");
+    stage_repo(&repo);
+    let repo = repo.to_string_lossy().into_owned();
+    let steps: [&[&str]; 3] = [
+        &["plugin", "marketplace", "add", &repo],
+        &["plugin", "install", "relay@claude-relay"],
+        &["mcp", "list"],
+    ];
+    let mut log = String::new();
+    for args in steps {
+        // One HOME for all three steps: they build on each other's config.
+        let (ok, out) = run_cli(&h, "installer", args);
+        log.push_str(&out);
+        assert!(ok, "command failed:\n{log}");
+    }
+    let line = log
+        .lines()
+        .find(|l| l.contains(SOURCE))
+        .unwrap_or_else(|| panic!("no {SOURCE} line in `claude mcp list`:\n{log}"));
+    assert!(
+        line.contains("Connected") && !line.contains("Failed"),
+        "relay server not connected:\n{log}\n=== relay logs\n{}",
+        h.relay_logs()
+    );
+}
+
+/// 3. alpha asks beta; the ask reaches beta's model as a channel block, beta's
+/// model replies with the ask_id it saw, the reply reaches alpha's model.
+#[test]
+fn ask_and_reply_between_two_sessions() {
+    let Some(h) = harness("ask_and_reply_between_two_sessions") else {
+        return;
+    };
+    let mut ss = h.start_ready(&["alpha", "beta"], READY);
+    h.mock.script(&ss[0].id, asker("QUESTION-1: what is 6*7?"));
+    h.mock.script(&ss[1].id, replier("ANSWER-1: 42"));
+    ss[0].send("START-ASK");
+    let (alpha, beta) = (&ss[0], &ss[1]);
+
+    let peers_req = expect(&h, &ss, alpha, "relay_peers result", |r| {
+        result_json(r, "relay_peers").is_some()
+    });
+    let peers = result_json(&peers_req, "relay_peers").unwrap();
+    assert_eq!(peers["me"], "alpha", "relay_peers: {peers}");
+    assert!(
+        peer_names(&peers).contains(&"beta".to_owned()),
+        "relay_peers: {peers}"
+    );
+
+    let ask_req = expect(&h, &ss, alpha, "relay_ask result", |r| {
+        result_json(r, "relay_ask").is_some()
+    });
+    let ask = result_json(&ask_req, "relay_ask").unwrap();
+    assert_eq!(ask["ok"], true, "relay_ask failed: {ask}");
+    let ask_id = ask["ask_id"].as_str().expect("ask_id").to_owned();
+
+    let got = expect(&h, &ss, beta, "ask pushed from alpha", |r| {
+        channels_of(r, "ask")
+            .iter()
+            .any(|c| c.attr("ask_id") == Some(&ask_id))
+    });
+    let block = channels_of(&got, "ask").remove(0);
+    assert_eq!(block.attr("source"), Some(SOURCE), "{block:?}");
+    assert_eq!(block.attr("from"), Some("alpha"), "{block:?}");
+    assert!(block.content.contains("QUESTION-1"), "{block:?}");
+
+    let reply_req = expect(&h, &ss, beta, "relay_reply result", |r| {
+        result_json(r, "relay_reply").is_some()
+    });
+    let reply = result_json(&reply_req, "relay_reply").unwrap();
+    assert_eq!(reply["ok"], true, "relay_reply failed: {reply}");
+
+    let back = expect(&h, &ss, alpha, "reply pushed from beta", |r| {
+        channels_of(r, "reply")
+            .iter()
+            .any(|c| c.attr("ask_id") == Some(&ask_id))
+    });
+    let block = channels_of(&back, "reply").remove(0);
+    assert_eq!(block.attr("source"), Some(SOURCE), "{block:?}");
+    assert_eq!(block.attr("from"), Some("beta"), "{block:?}");
+    assert!(block.content.contains("ANSWER-1: 42"), "{block:?}");
+}
+
+/// 4. A broadcast from alpha reaches beta and gamma; both replies reach alpha.
+#[test]
+fn broadcast_reaches_all_and_replies_return() {
+    let Some(h) = harness("broadcast_reaches_all_and_replies_return") else {
+        return;
+    };
+    let mut ss = h.start_ready(&["alpha", "beta", "gamma"], READY);
+    h.mock.script(&ss[0].id, |r| {
+        if r.last_user_text().contains("START-BROADCAST") {
+            return Some(Reply::tool(
+                tool("relay_broadcast"),
+                json!({"question": "BCAST-Q: which branch are you on?"}),
+            ));
+        }
+        if r.tool_result(&tool("relay_broadcast")).is_some() {
+            return Some(Reply::text("broadcast sent"));
+        }
+        None
+    });
+    h.mock.script(&ss[1].id, replier("BCAST-A from beta"));
+    h.mock.script(&ss[2].id, replier("BCAST-A from gamma"));
+    ss[0].send("START-BROADCAST");
+    let (alpha, beta, gamma) = (&ss[0], &ss[1], &ss[2]);
+
+    let sent = expect(&h, &ss, alpha, "relay_broadcast result", |r| {
+        result_json(r, "relay_broadcast").is_some()
+    });
+    let sent = result_json(&sent, "relay_broadcast").unwrap();
+    assert_eq!(sent["ok"], true, "relay_broadcast failed: {sent}");
+    assert_eq!(sent["peer_count"], 2, "relay_broadcast: {sent}");
+
+    for peer in [beta, gamma] {
+        let got = expect(&h, &ss, peer, "broadcast pushed from alpha", |r| {
+            channels_of(r, "ask")
+                .iter()
+                .any(|c| c.attr("from") == Some("alpha") && c.content.contains("BCAST-Q"))
+        });
+        let block = channels_of(&got, "ask").remove(0);
+        assert_eq!(block.attr("source"), Some(SOURCE), "{block:?}");
+        if let Some(id) = sent["broadcast_id"].as_str() {
+            assert_eq!(block.attr("broadcast_id"), Some(id), "{block:?}");
+        }
+        expect(&h, &ss, peer, "relay_reply ok", |r| {
+            result_json(r, "relay_reply").is_some_and(|v| v["ok"] == true)
+        });
+    }
+
+    // The two replies may arrive in one turn or in two: look at the whole
+    // conversation alpha's model has been shown.
+    expect(&h, &ss, alpha, "replies from beta and gamma", |r| {
+        let replies: Vec<ChannelBlock> = r
+            .all_channels()
+            .into_iter()
+            .filter(|c| c.attr("kind") == Some("reply"))
+            .collect();
+        ["beta", "gamma"].iter().all(|who| {
+            replies.iter().any(|c| {
+                c.attr("from") == Some(who) && c.content.contains(&format!("BCAST-A from {who}"))
+            })
+        })
+    });
+}
+
+/// 5. A user types `/relay:relay-rename <name>` (the namespaced form: under
+/// `-p` the bare `/relay-rename` is "Unknown command"); the command makes the
+/// model call relay_rename, and alpha's relay_peers then shows the new name.
+/// relay_rename is left out of `--allowedTools`: the command's own
+/// `allowed-tools` front matter must be what grants it.
+#[test]
+fn slash_command_rename_is_seen_by_peers() {
+    let Some(mut h) = harness("slash_command_rename_is_seen_by_peers") else {
+        return;
+    };
+    h.allowed_tools.retain(|t| *t != tool("relay_rename"));
+    let mut ss = h.start_ready(&["alpha", "beta"], READY);
+    h.mock.script(&ss[1].id, |r| {
+        let text = r.last_user_text();
+        if text.contains("<command-name>/relay:relay-rename</command-name>") {
+            let name = between(&text, "<command-args>", "</command-args>").trim();
+            return Some(Reply::tool(
+                tool("relay_rename"),
+                json!({"new_name": name}),
+            ));
+        }
+        if r.tool_result(&tool("relay_rename")).is_some() {
+            return Some(Reply::text("renamed"));
+        }
+        None
+    });
+    h.mock.script(&ss[0].id, |r| {
+        if r.last_user_text().contains("START-PEERS") {
+            return Some(Reply::tool(tool("relay_peers"), json!({})));
+        }
+        if r.tool_result(&tool("relay_peers")).is_some() {
+            return Some(Reply::text("listed"));
+        }
+        None
+    });
+
+    ss[1].send("/relay:relay-rename beta-renamed");
+    let renamed = expect(&h, &ss, &ss[1], "relay_rename result", |r| {
+        r.tool_result(&tool("relay_rename")).is_some()
+    });
+    let result = result_json(&renamed, "relay_rename").unwrap();
+    assert_eq!(result["ok"], true, "relay_rename failed: {result}");
+    assert_eq!(result["name"], "beta-renamed", "relay_rename: {result}");
+
+    ss[0].send("START-PEERS");
+    let listed = expect(&h, &ss, &ss[0], "relay_peers result", |r| {
+        result_json(r, "relay_peers").is_some()
+    });
+    let peers = result_json(&listed, "relay_peers").unwrap();
+    let names = peer_names(&peers);
+    assert!(
+        names.contains(&"beta-renamed".to_owned()) && !names.contains(&"beta".to_owned()),
+        "alpha's relay_peers after the rename: {peers}"
+    );
+}
+
+fn between<'a>(text: &'a str, open: &str, close: &str) -> &'a str {
+    let start = text.find(open).map_or(0, |i| i + open.len());
+    let end = text[start..].find(close).map_or(text.len(), |i| start + i);
+    &text[start..end]
+}
+
+/// 6. Canary: the same exchange WITHOUT the seeded feature flag must not
+/// deliver the push, so the tests above cannot pass vacuously (e.g. if a CLI
+/// upgrade started delivering to everyone, or the mock matched too loosely).
+/// The ask itself must still succeed: only the push is gated.
+#[test]
+fn canary_no_push_without_feature_flag() {
+    let Some(mut h) = harness("canary_no_push_without_feature_flag") else {
+        return;
+    };
+    h.seed_channels = false;
+    let mut ss = h.start_ready(&["alpha", "beta"], READY);
+    h.mock.script(&ss[0].id, asker("CANARY-Q"));
+    h.mock.script(&ss[1].id, replier("CANARY-A"));
+    ss[0].send("START-ASK");
+
+    let ask_req = expect(&h, &ss, &ss[0], "relay_ask result", |r| {
+        result_json(r, "relay_ask").is_some()
+    });
+    let ask = result_json(&ask_req, "relay_ask").unwrap();
+    assert_eq!(ask["ok"], true, "relay_ask failed: {ask}");
+
+    let leaked = h.mock.wait_for(&ss[1].id, CANARY_WAIT, |r| {
+        r.all_channels().iter().any(|c| c.content.contains("CANARY-Q"))
+    });
+    if leaked.is_some() {
+        h.fail(
+            &ss,
+            "beta received a channel push without the seeded feature flag",
+        );
+    }
+}

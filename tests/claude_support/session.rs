@@ -1,0 +1,531 @@
+//! Drives real `claude` CLI processes, offline, against [`MockApi`].
+//!
+//! A [`Harness`] is one test's little world: the mock model, a temp root with
+//! one `HOME` and one working directory per session, and ONE plugin cache dir
+//! shared by all its sessions. Claude Code sets `CLAUDE_PLUGIN_DATA` to
+//! `<plugin cache dir>/data/<plugin>-<marketplace>` (here `relay-inline`, the
+//! marketplace of a `--plugin-dir` plugin), so sharing the cache dir is what
+//! makes the sessions of one test meet on one hub, and keeps them away from the
+//! hubs of tests running in parallel.
+//!
+//! A [`Session`] is one `claude -p` in stream-json mode with the repo loaded as
+//! a plugin (`--plugin-dir`) and its channel allowed (`--channels`). Its stdin
+//! stays open: an idle session that receives a channel push starts a turn by
+//! itself, which is exactly what the tests want to observe.
+//!
+//! Cleanup never goes by process name. Each `claude` runs in its own process
+//! group (its MCP servers inherit it) and is killed by that group id; the hub,
+//! which daemonizes out of the group, is killed by the pid in its `hub.lock`
+//! (after checking `/proc/<pid>/cmdline` really names `relay-hub`).
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use super::mock_api::{MockApi, tail};
+
+/// The CLI version the harness was written against. Channels sit behind an
+/// undocumented feature flag, so a different version may behave differently.
+pub const PINNED_VERSION: &str = "2.1.197";
+
+/// Name of the plugin (`.claude-plugin/plugin.json`) and of its MCP server.
+pub const PLUGIN: &str = "relay";
+
+/// The prefix Claude Code gives the plugin's tools: `mcp__plugin_<plugin>_<server>__`.
+pub const TOOL_PREFIX: &str = "mcp__plugin_relay_relay__";
+
+/// Full tool name of a relay tool, e.g. `tool("relay_ask")`.
+pub fn tool(short: &str) -> String {
+    format!("{TOOL_PREFIX}{short}")
+}
+
+/// The relay tools a session may call without a permission prompt (under
+/// `-p` an unapproved tool is simply denied).
+pub const ALLOWED_TOOLS: [&str; 5] = [
+    "relay_peers",
+    "relay_ask",
+    "relay_reply",
+    "relay_broadcast",
+    "relay_rename",
+];
+
+/// Where `.ci/install-claude.sh` installs the CLI: `$CLAUDE_CLI_CACHE_DIR`,
+/// or `$HOME/.cache/claude-relay/claude-cli`.
+fn install_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("CLAUDE_CLI_CACHE_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let home = std::env::var_os("HOME")?;
+    Some(Path::new(&home).join(".cache/claude-relay/claude-cli"))
+}
+
+/// Find the `claude` executable: `$CLAUDE_BIN`, then the install script's cache dir.
+pub fn find_claude() -> Result<PathBuf, String> {
+    if let Some(bin) = std::env::var_os("CLAUDE_BIN") {
+        let bin = PathBuf::from(bin);
+        return if bin.is_file() {
+            Ok(bin)
+        } else {
+            Err(format!("CLAUDE_BIN={} does not exist", bin.display()))
+        };
+    }
+    let dir = install_cache_dir().ok_or("neither CLAUDE_BIN nor HOME is set")?;
+    let bin = dir.join("node_modules/.bin/claude");
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "no claude CLI at {} (set CLAUDE_BIN, or run .ci/install-claude.sh)",
+            bin.display()
+        ))
+    }
+}
+
+/// The CLI to test with, or `None` when the test should be skipped: outside
+/// CI a missing CLI prints one line and skips; under `CI=true` it fails.
+pub fn claude_or_skip(test: &str) -> Option<PathBuf> {
+    match find_claude() {
+        Ok(bin) => Some(bin),
+        Err(why) if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
+            panic!("{test}: the claude CLI is required under CI: {why}")
+        }
+        Err(why) => {
+            println!("skipped {test}: {why}");
+            None
+        }
+    }
+}
+
+/// The repository root, loaded as the plugin under test.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The `.claude.json` a session's HOME starts with. Channels are gated by a
+/// remote feature flag that nothing fetches offline; `seed_channels` puts it
+/// (and the allowlist entry for our `--plugin-dir` plugin, marketplace
+/// `inline`) into the cached copy the CLI reads. The canary test leaves it out.
+pub fn claude_json(seed_channels: bool) -> Value {
+    let mut v = json!({ "hasCompletedOnboarding": true });
+    if seed_channels {
+        v["cachedGrowthBookFeatures"] = json!({
+            "tengu_harbor": true,
+            "tengu_harbor_ledger": [{ "marketplace": "inline", "plugin": PLUGIN }],
+        });
+    }
+    v
+}
+
+/// A random RFC 4122 v4 UUID, for `--session-id` (no uuid crate needed).
+pub fn new_uuid() -> String {
+    let mut b = [0u8; 16];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .expect("read /dev/urandom");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Environment every `claude` process of the harness runs with: a clean env
+/// (nothing leaks in from a developer's own Claude Code session), the CLI's
+/// own network traffic sent to a dead proxy, the model sent to the mock.
+///
+/// Deliberately NOT set: `DISABLE_TELEMETRY`, `CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC`,
+/// `DO_NOT_TRACK`, `DISABLE_GROWTHBOOK`: each turns the feature-flag machinery
+/// off, and with it channels.
+pub fn base_command(cli: &Path, home: &Path, cwd: &Path, api_url: &str) -> Command {
+    let mut cmd = Command::new(cli);
+    cmd.env_clear()
+        .current_dir(cwd)
+        .env("HOME", home)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("LANG", "C.UTF-8")
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .env("HTTP_PROXY", "http://127.0.0.1:9")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("ANTHROPIC_API_KEY", "test")
+        .env("ANTHROPIC_BASE_URL", api_url);
+    // Let a developer turn on the relay's own logging for a debugging run.
+    for var in ["RUST_LOG", "RUST_BACKTRACE", "RELAY_LOG"] {
+        if let Some(v) = std::env::var_os(var) {
+            cmd.env(var, v);
+        }
+    }
+    cmd
+}
+
+/// One test's world: mock model, temp dirs, shared plugin cache (hence hub).
+pub struct Harness {
+    pub cli: PathBuf,
+    pub mock: MockApi,
+    /// The plugin loaded with `--plugin-dir` (the repo root).
+    pub plugin_dir: PathBuf,
+    /// Directory of the cargo-built `relay-channel`, given as `RELAY_BIN_DIR`
+    /// to the `bin/relay-channel` launcher.
+    pub bin_dir: PathBuf,
+    /// Seed the channels feature flag into each session's `.claude.json`.
+    pub seed_channels: bool,
+    /// Full names of the tools sessions may use without a prompt
+    /// (`--allowedTools`); by default every relay tool.
+    pub allowed_tools: Vec<String>,
+    root: TempDir,
+}
+
+impl Harness {
+    pub fn new(cli: PathBuf, bin_dir: PathBuf) -> Harness {
+        let root = tempfile::Builder::new()
+            .prefix("relay-cli-")
+            .tempdir()
+            .expect("temp dir");
+        fs::create_dir_all(root.path().join("plugin-cache")).expect("plugin cache dir");
+        Harness {
+            cli,
+            mock: MockApi::start(),
+            plugin_dir: repo_root(),
+            bin_dir,
+            seed_channels: true,
+            allowed_tools: ALLOWED_TOOLS.iter().map(|t| tool(t)).collect(),
+            root,
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// `CLAUDE_CODE_PLUGIN_CACHE_DIR` shared by all sessions of this harness.
+    pub fn plugin_cache_dir(&self) -> PathBuf {
+        self.root().join("plugin-cache")
+    }
+
+    /// `CLAUDE_PLUGIN_DATA` of our plugin as Claude Code computes it for a
+    /// `--plugin-dir` plugin: the hub's lock, socket and logs live here.
+    pub fn plugin_data_dir(&self) -> PathBuf {
+        self.plugin_cache_dir().join("data").join("relay-inline")
+    }
+
+    /// A fresh HOME (with `.claude.json`) and working dir for a session named `name`.
+    pub fn make_home(&self, name: &str, seed_channels: bool) -> (PathBuf, PathBuf) {
+        let home = self.root().join(format!("home-{name}"));
+        let cwd = self.root().join("work").join(name);
+        fs::create_dir_all(&home).expect("session HOME");
+        fs::create_dir_all(&cwd).expect("session cwd");
+        fs::write(
+            home.join(".claude.json"),
+            serde_json::to_vec_pretty(&claude_json(seed_channels)).unwrap(),
+        )
+        .expect("write .claude.json");
+        (home, cwd)
+    }
+
+    /// Start session `name` (its relay name, via `CLAUDE_CODE_SESSION_NAME`).
+    /// Script its model with `self.mock.script(&session.id, ..)`.
+    pub fn spawn(&self, name: &str) -> Session {
+        let (home, cwd) = self.make_home(name, self.seed_channels);
+        let id = new_uuid();
+        let mut cmd = base_command(&self.cli, &home, &cwd, &self.mock.base_url());
+        cmd.args([
+            "-p",
+            "--input-format",
+            "stream-json",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--session-id",
+            &id,
+            "--plugin-dir",
+        ])
+        .arg(&self.plugin_dir)
+        .args(["--channels", &format!("plugin:{PLUGIN}@inline")])
+        .arg("--allowedTools")
+        .arg(self.allowed_tools.join(","))
+        .env("CLAUDE_CODE_SESSION_NAME", name)
+        .env("CLAUDE_CODE_PLUGIN_CACHE_DIR", self.plugin_cache_dir())
+        .env("RELAY_BIN_DIR", &self.bin_dir);
+        Session::start(name, id, cmd, &self.root().join(format!("{name}.stderr")))
+    }
+
+    /// Start the named sessions together (their start-ups overlap), type a
+    /// first prompt into each, and wait until each one's model has been
+    /// offered the relay tools, i.e. its relay MCP server is connected.
+    pub fn start_ready(&self, names: &[&str], timeout: Duration) -> Vec<Session> {
+        let mut sessions: Vec<Session> = names.iter().map(|n| self.spawn(n)).collect();
+        for s in &mut sessions {
+            s.send("hello");
+        }
+        for s in &sessions {
+            let ready = self.mock.wait_for(&s.id, timeout, |r| {
+                r.tool_names().iter().any(|t| t.starts_with(TOOL_PREFIX))
+            });
+            if ready.is_none() {
+                self.fail(&sessions, &format!("{} was never offered the relay tools", s.name));
+            }
+        }
+        sessions
+    }
+
+    /// Panic with everything useful for a post-mortem: each session's
+    /// requests as the mock saw them, its stderr/stdout tails, the relay logs.
+    pub fn fail(&self, sessions: &[Session], what: &str) -> ! {
+        let mut report = format!("FAILED: {what}\n");
+        for s in sessions {
+            report.push_str(&format!(
+                "=== {} (session {}) requests:\n{}",
+                s.name,
+                s.id,
+                self.mock.describe(&s.id)
+            ));
+            report.push_str(&s.diagnostics());
+        }
+        report.push_str(&format!("=== relay logs\n{}", self.relay_logs()));
+        panic!("{report}");
+    }
+
+    /// Pids of the live hub daemons of this harness: the pid in each
+    /// `<data dir>/hub.lock` that names a running `relay-hub`.
+    pub fn hub_pids(&self) -> Vec<u32> {
+        let mut pids = Vec::new();
+        let data = self.plugin_cache_dir().join("data");
+        for entry in fs::read_dir(data).into_iter().flatten().flatten() {
+            let lock = entry.path().join("hub.lock");
+            let Ok(text) = fs::read_to_string(&lock) else {
+                continue;
+            };
+            let Ok(pid) = text.trim().parse::<u32>() else {
+                continue;
+            };
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains("relay-hub") {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// Text of the relay's log files (under the data dir's `logs/`), for failure reports.
+    pub fn relay_logs(&self) -> String {
+        let mut out = String::new();
+        let mut stack = vec![self.plugin_cache_dir().join("data")];
+        while let Some(dir) = stack.pop() {
+            for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let p = entry.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.components().any(|c| c.as_os_str() == "logs") {
+                    let text = fs::read_to_string(&p).unwrap_or_default();
+                    out.push_str(&format!("--- {}\n{}\n", p.display(), tail(&text, 4000)));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if std::env::var_os("RELAY_TEST_KEEP").is_some() {
+            eprintln!("keeping {}", self.root().display());
+            let _ = self.root.disable_cleanup(true);
+        }
+        for pid in self.hub_pids() {
+            signal(&pid.to_string(), "TERM");
+            if !wait_until(Duration::from_secs(3), || exited(pid)) {
+                signal(&pid.to_string(), "KILL");
+            }
+        }
+    }
+}
+
+/// `kill -s SIG -- TARGET` (a pid, or `-pgid` for a process group). std has
+/// no kill(2) for arbitrary pids and we add no crates, so use the kill(1) tool.
+fn signal(target: &str, sig: &str) {
+    let _ = Command::new("kill")
+        .args(["-s", sig, "--", target])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// stdout lines of a session, with a Condvar so tests can wait on them.
+#[derive(Default)]
+struct Lines {
+    lines: Mutex<Vec<String>>,
+    changed: Condvar,
+}
+
+/// One running `claude -p` session in stream-json mode.
+pub struct Session {
+    /// The relay name it was started with.
+    pub name: String,
+    /// The `--session-id`, which is also the mock's key for its script.
+    pub id: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Arc<Lines>,
+    stderr_path: PathBuf,
+}
+
+impl Session {
+    /// Spawn `cmd` in its own process group, stdout collected, stderr to a file.
+    pub fn start(name: &str, id: String, mut cmd: Command, stderr_path: &Path) -> Session {
+        let stderr = fs::File::create(stderr_path).expect("stderr file");
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .process_group(0)
+            .spawn()
+            .expect("spawn claude");
+        let stdout = Arc::new(Lines::default());
+        let out = child.stdout.take().expect("stdout");
+        {
+            let stdout = stdout.clone();
+            thread::spawn(move || {
+                for line in BufReader::new(out).lines() {
+                    let Ok(line) = line else { break };
+                    stdout.lines.lock().unwrap().push(line);
+                    stdout.changed.notify_all();
+                }
+            });
+        }
+        Session {
+            name: name.to_owned(),
+            id,
+            stdin: child.stdin.take(),
+            child,
+            stdout,
+            stderr_path: stderr_path.to_owned(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Type a user message (a prompt, or a slash command such as `/relay:relay-rename x`).
+    pub fn send(&mut self, text: &str) {
+        let msg = json!({"type": "user", "message": {"role": "user", "content": text}});
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{msg}").expect("write to claude stdin");
+        stdin.flush().expect("flush claude stdin");
+    }
+
+    /// The stream-json events printed so far (unparsable lines are skipped).
+    pub fn events(&self) -> Vec<Value> {
+        self.stdout
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Block until a stdout event satisfies `pred`, or `timeout` passes.
+    pub fn wait_event(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = self.stdout.lines.lock().unwrap();
+        let mut checked = 0;
+        loop {
+            for l in &lines[checked..] {
+                if let Ok(v) = serde_json::from_str::<Value>(l)
+                    && pred(&v)
+                {
+                    return Some(v);
+                }
+            }
+            checked = lines.len();
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            lines = self
+                .stdout
+                .changed
+                .wait_timeout(lines, deadline - now)
+                .unwrap()
+                .0;
+        }
+    }
+
+    /// Whether the session's process has exited (without reaping it).
+    pub fn has_exited(&self) -> bool {
+        exited(self.child.id())
+    }
+
+    /// Tail of stderr and stdout, for failure messages.
+    pub fn diagnostics(&self) -> String {
+        let stderr = fs::read_to_string(&self.stderr_path).unwrap_or_default();
+        let stdout = self.stdout.lines.lock().unwrap().join("\n");
+        format!(
+            "--- {} stderr (tail)\n{}\n--- {} stdout (tail)\n{}\n",
+            self.name,
+            tail(&stderr, 3000),
+            self.name,
+            tail(&stdout, 3000)
+        )
+    }
+}
+
+impl Drop for Session {
+    /// Close stdin (a clean `claude` exit also stops its MCP servers), then
+    /// make sure: kill the whole process group by its id. The leader is
+    /// reaped only at the very end, so its pid (= the group id) cannot be
+    /// reused by an unrelated process while we signal it.
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let pid = self.child.id();
+        let pgid = format!("-{pid}");
+        if !wait_until(Duration::from_secs(3), || exited(pid)) {
+            signal(&pgid, "TERM");
+            wait_until(Duration::from_secs(2), || exited(pid));
+        }
+        // Leftovers too (an MCP server that ignored the shutdown).
+        signal(&pgid, "KILL");
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether `pid` has exited (a zombie not yet reaped counts), without reaping it.
+fn exited(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state letter follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => true,
+    }
+}
+
+/// Poll `done` every 50 ms until it holds or `timeout` passes (process exits
+/// have no event to block on in std).
+fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
