@@ -237,7 +237,10 @@ fn unescape(s: &str) -> String {
 pub enum Block {
     Text(String),
     /// A tool call; `name` is the full tool name the CLI offers.
-    ToolUse { name: String, input: Value },
+    ToolUse {
+        name: String,
+        input: Value,
+    },
 }
 
 /// A scripted assistant message. Its stop reason is `tool_use` when it has a
@@ -542,8 +545,8 @@ fn read_chunked(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
     loop {
         let mut size = String::new();
         reader.read_line(&mut size)?;
-        let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)
-            .unwrap_or(0);
+        let size =
+            usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
         if size == 0 {
             // Trailers end with an empty line.
             let mut l = String::new();

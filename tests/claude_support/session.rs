@@ -276,7 +276,10 @@ impl Harness {
                 r.tool_names().iter().any(|t| t.starts_with(TOOL_PREFIX))
             });
             if ready.is_none() {
-                self.fail(&sessions, &format!("{} was never offered the relay tools", s.name));
+                self.fail(
+                    &sessions,
+                    &format!("{} was never offered the relay tools", s.name),
+                );
             }
         }
         sessions
@@ -343,7 +346,7 @@ impl Drop for Harness {
     fn drop(&mut self) {
         if std::env::var_os("RELAY_TEST_KEEP").is_some() {
             eprintln!("keeping {}", self.root().display());
-            let _ = self.root.disable_cleanup(true);
+            self.root.disable_cleanup(true);
         }
         for pid in self.hub_pids() {
             signal(&pid.to_string(), "TERM");

@@ -1,0 +1,476 @@
+//! Test support: real `relay-channel` processes driven over stdio JSON-RPC, raw hub connections
+//! over the real Unix socket, and a temporary data directory and HOME per test. Every process a
+//! test starts is killed by pid when its guard drops.
+
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use std::{
+    collections::VecDeque,
+    fs,
+    io::{BufRead, BufReader, Read, Write},
+    os::unix::net::UnixStream,
+    path::{Path, PathBuf},
+    process::{Child, ChildStdin, Command, ExitStatus, Stdio},
+    sync::mpsc::{self, Receiver, RecvTimeoutError},
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+
+pub const CHANNEL_EXE: &str = env!("CARGO_BIN_EXE_relay-channel");
+pub const HUB_EXE: &str = env!("CARGO_BIN_EXE_relay-hub");
+
+/// How long a test waits for anything that should happen at once.
+pub const PROMPTLY: Duration = Duration::from_secs(10);
+
+/// A temporary world: data directory, HOME and working directories, and the hub that lives there.
+pub struct Relay {
+    pub dir: tempfile::TempDir,
+    pub data: PathBuf,
+    pub home: PathBuf,
+    extra_env: Vec<(String, String)>,
+    hub_pids: Vec<u32>,
+}
+
+impl Relay {
+    pub fn new() -> Relay {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        let home = dir.path().join("home");
+        fs::create_dir_all(&home).unwrap();
+        Relay {
+            dir,
+            data,
+            home,
+            extra_env: Vec::new(),
+            hub_pids: Vec::new(),
+        }
+    }
+
+    /// Sets an environment variable for every process started from now on.
+    pub fn with_env(mut self, key: &str, value: &str) -> Relay {
+        self.extra_env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.data.join("hub.sock")
+    }
+
+    pub fn logs(&self) -> PathBuf {
+        self.data.join("logs")
+    }
+
+    fn command(&self, exe: &str, cwd: &Path) -> Command {
+        let mut command = Command::new(exe);
+        command
+            .current_dir(cwd)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("CLAUDE_PLUGIN_DATA", &self.data)
+            .env("RELAY_LOG", "debug");
+        for (key, value) in &self.extra_env {
+            command.env(key, value);
+        }
+        command
+    }
+
+    /// A working directory named `name` under the temp dir.
+    pub fn workdir(&self, name: &str) -> PathBuf {
+        let dir = self.dir.path().join("work").join(name);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Starts a channel named by `RELAY_SESSION_NAME`, completes the MCP handshake and waits
+    /// until it is registered with the hub.
+    pub fn channel(&mut self, name: &str) -> Channel {
+        let mut channel = self.spawn_channel(name, &[]);
+        channel.initialize();
+        self.registered(&mut channel);
+        channel
+    }
+
+    /// Waits until `channel` is registered (its relay_peers answers) and notes the hub it
+    /// started, so that the hub is killed when the test ends.
+    pub fn registered(&mut self, channel: &mut Channel) -> Value {
+        let peers = channel.ok("relay_peers", json!({}));
+        self.note_hub();
+        peers
+    }
+
+    /// Starts a channel process without the handshake. `env` adds variables; a name of `""`
+    /// leaves `RELAY_SESSION_NAME` unset.
+    pub fn spawn_channel(&self, name: &str, env: &[(&str, &str)]) -> Channel {
+        let cwd = self.workdir(if name.is_empty() { "unnamed" } else { name });
+        let mut command = self.command(CHANNEL_EXE, &cwd);
+        if !name.is_empty() {
+            command.env("RELAY_SESSION_NAME", name);
+        }
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Channel::spawn(command, name)
+    }
+
+    /// Runs `relay-hub` the way a channel does and waits until it accepts connections.
+    pub fn start_hub(&mut self) -> u32 {
+        let status = self
+            .command(HUB_EXE, self.dir.path())
+            .stdin(Stdio::null())
+            .status()
+            .expect("run relay-hub");
+        assert!(status.success(), "relay-hub exited with {status}");
+        wait_for("the hub socket to accept", || {
+            UnixStream::connect(self.socket()).is_ok()
+        });
+        self.note_hub();
+        self.hub_pid().expect("hub pid")
+    }
+
+    /// The pid of the live hub of this data directory, from its lock file.
+    pub fn hub_pid(&self) -> Option<u32> {
+        let text = fs::read_to_string(self.data.join("hub.lock")).ok()?;
+        let pid: u32 = text.trim().parse().ok()?;
+        self.is_our_hub(pid).then_some(pid)
+    }
+
+    /// A process is this test's hub when it is alive and runs in this data directory (the hub
+    /// makes its data directory its working directory). This guards against a reused pid.
+    fn is_our_hub(&self, pid: u32) -> bool {
+        fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == self.data)
+            && !is_zombie(pid)
+    }
+
+    /// Every live relay-hub process serving this data directory.
+    pub fn hubs_running(&self) -> Vec<u32> {
+        let mut pids = Vec::new();
+        for entry in fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let exe = fs::read_link(entry.path().join("exe")).unwrap_or_default();
+            if exe.file_name().is_some_and(|n| n == "relay-hub") && self.is_our_hub(pid) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// Remembers the current hub so that it is killed when the test ends.
+    pub fn note_hub(&mut self) {
+        if let Some(pid) = self.hub_pid()
+            && !self.hub_pids.contains(&pid)
+        {
+            self.hub_pids.push(pid);
+        }
+    }
+
+    /// Waits until the hub `pid` has exited.
+    pub fn wait_hub_gone(&self, pid: u32, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.is_our_hub(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "hub {pid} still running after {within:?}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every line of today's log file, parsed.
+    pub fn log_lines(&self) -> Vec<Value> {
+        let mut lines = Vec::new();
+        for entry in fs::read_dir(self.logs()).unwrap().flatten() {
+            let text = fs::read_to_string(entry.path()).unwrap();
+            for line in text.lines() {
+                let value: Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
+                lines.push(value);
+            }
+        }
+        lines
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.note_hub();
+        for pid in self.hubs_running().into_iter().chain(self.hub_pids.clone()) {
+            if self.is_our_hub(pid) {
+                kill(pid, "KILL");
+            }
+        }
+    }
+}
+
+/// Sends a signal to a pid with kill(1).
+pub fn kill(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn is_zombie(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
+
+/// Polls `condition` until it holds, failing the test after [`PROMPTLY`]. Only for state that
+/// has no event to wait on (another process's files or existence).
+pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PROMPTLY;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The outcome of a tool call: the JSON in its one text block, and whether it was an error.
+#[derive(Debug, Clone)]
+pub struct ToolOutcome {
+    pub is_error: bool,
+    pub body: Value,
+}
+
+/// A `relay-channel` process and a JSON-RPC client on its stdio.
+pub struct Channel {
+    pub name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    messages: Receiver<Result<Value, String>>,
+    pushes: VecDeque<Value>,
+    next_id: u64,
+}
+
+impl Channel {
+    fn spawn(mut command: Command, name: &str) -> Channel {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn relay-channel");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, messages) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let parsed = serde_json::from_str::<Value>(&line)
+                    .ok()
+                    .filter(|v| v["jsonrpc"] == "2.0")
+                    .ok_or_else(|| format!("stdout carried a line that is not JSON-RPC: {line:?}"));
+                if tx.send(parsed).is_err() {
+                    break;
+                }
+            }
+        });
+        Channel {
+            name: name.to_owned(),
+            stdin: child.stdin.take(),
+            child,
+            messages,
+            pushes: VecDeque::new(),
+            next_id: 1,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn send(&mut self, message: &Value) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{message}").expect("write to channel");
+        stdin.flush().unwrap();
+    }
+
+    fn next_message(&mut self, within: Duration) -> Option<Value> {
+        match self.messages.recv_timeout(within) {
+            Ok(Ok(message)) => Some(message),
+            Ok(Err(e)) => panic!("{}: {e}", self.name),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => panic!("{}: stdout closed", self.name),
+        }
+    }
+
+    /// Sends a request and returns its whole response; notifications that arrive meanwhile
+    /// are kept for [`Channel::push`].
+    pub fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        let deadline = Instant::now() + PROMPTLY;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let message = self
+                .next_message(left)
+                .unwrap_or_else(|| panic!("{}: no answer to {method}", self.name));
+            if message["id"] == id {
+                return message;
+            }
+            assert_eq!(
+                message["method"], "notifications/claude/channel",
+                "unexpected: {message}"
+            );
+            self.pushes.push_back(message);
+        }
+    }
+
+    pub fn initialize(&mut self) -> Value {
+        let response = self.request(
+            "initialize",
+            json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "relay-tests", "version": "0"}}),
+        );
+        self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        response["result"].clone()
+    }
+
+    pub fn call(&mut self, tool: &str, arguments: Value) -> ToolOutcome {
+        let response = self.request("tools/call", json!({"name": tool, "arguments": arguments}));
+        let result = &response["result"];
+        let content = result["content"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no content: {response}"));
+        assert_eq!(content.len(), 1, "one content block: {response}");
+        assert_eq!(content[0]["type"], "text");
+        let body =
+            serde_json::from_str(content[0]["text"].as_str().unwrap()).expect("tool text is JSON");
+        ToolOutcome {
+            is_error: result["isError"] == true,
+            body,
+        }
+    }
+
+    /// Calls a tool that must succeed and returns its JSON.
+    pub fn ok(&mut self, tool: &str, arguments: Value) -> Value {
+        let outcome = self.call(tool, arguments);
+        assert!(
+            !outcome.is_error,
+            "{}: {tool} failed: {}",
+            self.name, outcome.body
+        );
+        outcome.body
+    }
+
+    /// Calls a tool that must fail and returns its error code and message.
+    pub fn err(&mut self, tool: &str, arguments: Value) -> (String, String) {
+        let outcome = self.call(tool, arguments);
+        assert!(
+            outcome.is_error,
+            "{}: {tool} should have failed: {}",
+            self.name, outcome.body
+        );
+        assert_eq!(outcome.body["ok"], false);
+        let message = outcome.body["message"].as_str().unwrap().to_owned();
+        assert!(!message.is_empty());
+        (outcome.body["code"].as_str().unwrap().to_owned(), message)
+    }
+
+    /// The next channel push (its `params`), waiting up to [`PROMPTLY`].
+    pub fn push(&mut self) -> Value {
+        self.push_within(PROMPTLY)
+            .unwrap_or_else(|| panic!("{}: no channel push arrived", self.name))
+    }
+
+    pub fn push_within(&mut self, within: Duration) -> Option<Value> {
+        if let Some(push) = self.pushes.pop_front() {
+            return Some(push["params"].clone());
+        }
+        let message = self.next_message(within)?;
+        assert_eq!(
+            message["method"], "notifications/claude/channel",
+            "unexpected: {message}"
+        );
+        Some(message["params"].clone())
+    }
+
+    /// Closes stdin, as Claude Code does on exit.
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits for the process to exit, failing after `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit within {within:?}",
+                self.name
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A raw connection to the hub's socket, speaking the wire protocol by hand.
+pub struct RawPeer {
+    stream: UnixStream,
+    reader: BufReader<UnixStream>,
+}
+
+impl RawPeer {
+    pub fn connect(relay: &Relay) -> RawPeer {
+        let stream = UnixStream::connect(relay.socket()).expect("connect to hub");
+        stream.set_read_timeout(Some(PROMPTLY)).unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        RawPeer { stream, reader }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write to hub");
+    }
+
+    pub fn send(&mut self, message: &Value) {
+        self.send_raw(format!("{message}\n").as_bytes());
+    }
+
+    /// The next line from the hub, parsed; `None` when the hub closed the connection.
+    pub fn read(&mut self) -> Option<Value> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => None,
+            Ok(_) => Some(serde_json::from_str(&line).expect("hub writes JSON lines")),
+            Err(e) => panic!("reading from hub: {e}"),
+        }
+    }
+
+    /// Says hello with the current protocol and returns the hub's answer.
+    pub fn hello(&mut self, name: &str) -> Value {
+        self.send(&json!({"id": 1, "op": "hello", "protocol": 1, "version": "test", "name": name}));
+        self.read().expect("answer to hello")
+    }
+
+    /// True once the hub has closed this connection (reads until end of stream).
+    pub fn closed_by_hub(&mut self) -> bool {
+        let mut rest = Vec::new();
+        self.reader.read_to_end(&mut rest).is_ok()
+    }
+}
