@@ -25,7 +25,9 @@ use time::{
 };
 use tracing::{Event, Level, Subscriber, field::Field, level_filters::LevelFilter};
 use tracing_subscriber::{
+    filter::Targets,
     fmt::{FmtContext, FormatEvent, FormatFields, format::Writer},
+    layer::SubscriberExt,
     registry::LookupSpan,
 };
 
@@ -85,12 +87,17 @@ pub fn level_from_env() -> (LevelFilter, Option<String>) {
 /// Installs the global subscriber that writes JSON lines to the daily files in `logs_dir`.
 pub fn init(component: Component, logs_dir: &Path, session: SessionLabel) {
     let (level, complaint) = level_from_env();
-    let writer = Mutex::new(DailyFile::new(logs_dir));
-    let installed = tracing_subscriber::fmt()
-        .with_max_level(level)
+    // rmcp's own chatter (every stream start and stop) is noise at info; keep its warnings.
+    let filter = Targets::new()
+        .with_default(level)
+        .with_target("rmcp", level.min(LevelFilter::WARN));
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(LevelFilter::TRACE)
         .event_format(JsonLine { component, session })
-        .with_writer(writer)
-        .try_init();
+        .with_writer(Mutex::new(DailyFile::new(logs_dir)))
+        .finish()
+        .with(filter);
+    let installed = tracing::subscriber::set_global_default(subscriber);
     if installed.is_ok()
         && let Some(complaint) = complaint
     {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use interprocess::local_socket::tokio::Stream;
 use tokio::{
     io::{AsyncWriteExt, BufReader},
-    sync::{mpsc, oneshot, watch},
+    sync::{oneshot, watch},
 };
 
 use crate::{
@@ -19,7 +19,7 @@ use crate::{
     framing::{FrameError, FrameReader},
     hub::{
         handlers::{Session, handle_line},
-        outbox::Outbox,
+        outbox::{Outbox, OutboxReceiver},
         state::Hub,
     },
     protocol::{FromHub, MAX_LINE_BYTES},
@@ -48,7 +48,7 @@ pub async fn serve(
     // stopped reading gets DRAIN_TIMEOUT to take its last lines.
     let writing = async {
         tokio::select! {
-            _ = write_lines(&stream, receiver.lines, receiver.closed) => {}
+            _ = write_lines(&stream, receiver) => {}
             _ = async {
                 let _ = reading_ended.await;
                 tokio::time::sleep(DRAIN_TIMEOUT).await;
@@ -108,11 +108,12 @@ async fn read_requests(
     // Dropping the session drops the last outbox handle, so the writer drains and stops.
 }
 
-async fn write_lines(
-    stream: &Stream,
-    mut lines: mpsc::Receiver<Vec<u8>>,
-    mut closed: watch::Receiver<bool>,
-) {
+async fn write_lines(stream: &Stream, outbox: OutboxReceiver) {
+    let OutboxReceiver {
+        mut lines,
+        queued,
+        mut closed,
+    } = outbox;
     let mut writer = stream;
     loop {
         let next = tokio::select! {
@@ -128,6 +129,7 @@ async fn write_lines(
         if written.is_err() {
             return;
         }
+        queued.written(&line);
     }
 }
 

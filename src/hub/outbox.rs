@@ -1,60 +1,94 @@
 //! The sending side of one hub connection.
 //!
-//! Everything the hub writes to a peer (responses and events) goes through its outbox: a bounded
-//! queue drained by that connection's writer. Sending never waits, so a peer that stops reading
-//! cannot stall the hub or anyone else: when its queue is full the outbox closes the connection,
-//! the hub drops the peer, and the asks pending on it fail for their callers with `peer_gone`.
+//! Everything the hub writes to a peer (responses and events) goes through its outbox: a queue
+//! drained by that connection's writer. Sending never waits, so a peer that stops reading cannot
+//! stall the hub or anyone else. The queue is bounded by bytes and by count rather than by a
+//! small count alone, so that a burst a healthy peer will read (the failures of 300 asks at once,
+//! say) fits, while a peer that has stopped reading is found out: when its queue overflows the
+//! outbox closes the connection, the hub drops the peer, and the asks pending on it fail for
+//! their callers with `peer_gone`.
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
 
 use tokio::sync::{mpsc, watch};
 
 use crate::{framing::encode_line, protocol::FromHub};
 
+/// How many bytes may wait for a peer before the peer counts as stuck.
+pub const OUTBOX_MAX_BYTES: usize = 16 * 1024 * 1024;
+
 /// How many lines may wait for a peer before the peer counts as stuck.
-pub const OUTBOX_CAPACITY: usize = 256;
+pub const OUTBOX_MAX_LINES: usize = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct Outbox {
-    lines: mpsc::Sender<Vec<u8>>,
+    lines: mpsc::UnboundedSender<Vec<u8>>,
+    queued: Arc<Queued>,
     closed: Arc<watch::Sender<bool>>,
+}
+
+/// What sits in the queue now.
+#[derive(Debug, Default)]
+pub struct Queued {
+    bytes: AtomicUsize,
+    lines: AtomicUsize,
 }
 
 /// The connection's side of an outbox: the lines to write and the signal to stop.
 pub struct OutboxReceiver {
-    pub lines: mpsc::Receiver<Vec<u8>>,
+    pub lines: mpsc::UnboundedReceiver<Vec<u8>>,
+    pub queued: Arc<Queued>,
     pub closed: watch::Receiver<bool>,
+}
+
+impl Queued {
+    /// Called by the writer once it has written `line`.
+    pub fn written(&self, line: &[u8]) {
+        self.bytes.fetch_sub(line.len(), Ordering::Relaxed);
+        self.lines.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Outbox {
     pub fn new() -> (Outbox, OutboxReceiver) {
-        let (lines_tx, lines_rx) = mpsc::channel(OUTBOX_CAPACITY);
+        let (lines_tx, lines_rx) = mpsc::unbounded_channel();
         let (closed_tx, closed_rx) = watch::channel(false);
+        let queued = Arc::new(Queued::default());
         let outbox = Outbox {
             lines: lines_tx,
+            queued: queued.clone(),
             closed: Arc::new(closed_tx),
         };
-        (
-            outbox,
-            OutboxReceiver {
-                lines: lines_rx,
-                closed: closed_rx,
-            },
-        )
+        let receiver = OutboxReceiver {
+            lines: lines_rx,
+            queued,
+            closed: closed_rx,
+        };
+        (outbox, receiver)
     }
 
     /// Queues a message. Returns false when it could not be queued: the connection is closing,
-    /// or its queue was full and the connection has now been told to close.
+    /// or its queue overflowed and the connection has now been told to close.
     pub fn send(&self, message: &FromHub) -> bool {
-        match self.lines.try_send(encode_line(message)) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(queued = OUTBOX_CAPACITY, "peer_dropped_not_reading");
-                self.close();
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        if *self.closed.borrow() {
+            return false;
         }
+        let line = encode_line(message);
+        let bytes = self.queued.bytes.fetch_add(line.len(), Ordering::Relaxed) + line.len();
+        let lines = self.queued.lines.fetch_add(1, Ordering::Relaxed) + 1;
+        if bytes > OUTBOX_MAX_BYTES || lines > OUTBOX_MAX_LINES {
+            tracing::warn!(
+                queued_bytes = bytes,
+                queued_lines = lines,
+                "peer_dropped_not_reading"
+            );
+            self.close();
+            return false;
+        }
+        self.lines.send(line).is_ok()
     }
 
     /// Tells the connection to close now, without draining its queue.

@@ -112,7 +112,7 @@ impl Relay {
         for (key, value) in env {
             command.env(key, value);
         }
-        Channel::spawn(command, name)
+        Channel::spawn_command(command, name)
     }
 
     /// Runs `relay-hub` the way a channel does and waits until it accepts connections.
@@ -256,7 +256,8 @@ pub struct Channel {
 }
 
 impl Channel {
-    fn spawn(mut command: Command, name: &str) -> Channel {
+    /// Starts `command` (a relay-channel) with piped stdio.
+    pub fn spawn_command(mut command: Command, name: &str) -> Channel {
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -1,0 +1,80 @@
+//! The daily JSON log files written by the hub and every channel.
+
+mod common;
+
+use std::fs;
+
+use common::Relay;
+use serde_json::{Value, json};
+
+fn today_utc() -> String {
+    let output = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn hub_and_channels_write_one_json_object_per_line_to_the_daily_file() {
+    let mut relay = Relay::new();
+    let mut alpha = relay.channel("alpha");
+    let mut beta = relay.channel("beta");
+    let asked = alpha.ok("relay_ask", json!({"to": "beta", "question": "q"}));
+    let ask_id = asked["ask_id"].as_str().unwrap();
+    beta.push();
+    beta.ok("relay_reply", json!({"ask_id": ask_id, "text": "a"}));
+    alpha.push();
+
+    let files: Vec<String> = fs::read_dir(relay.logs())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(files, [format!("relay-{}.log", today_utc())]);
+
+    let lines = relay.log_lines();
+    for line in &lines {
+        for key in ["timestamp", "level", "component", "pid", "event"] {
+            assert!(line.get(key).is_some(), "{key} missing: {line}");
+        }
+        assert!(
+            ["hub", "channel"].contains(&line["component"].as_str().unwrap()),
+            "{line}"
+        );
+        assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+    let find = |component: &str, event: &str| -> Vec<&Value> {
+        lines
+            .iter()
+            .filter(|l| l["component"] == component && l["event"] == event && l["ask_id"] == ask_id)
+            .collect()
+    };
+    // The whole life of one ask can be followed by its ask_id, across processes.
+    assert_eq!(find("hub", "ask_sent").len(), 1);
+    assert_eq!(find("hub", "reply_sent").len(), 1);
+    let pushed = find("channel", "pushed");
+    assert_eq!(pushed.len(), 2, "pushed to beta, then to alpha");
+    let sessions: Vec<&str> = pushed
+        .iter()
+        .map(|l| l["session"].as_str().unwrap())
+        .collect();
+    assert_eq!(sessions, ["beta", "alpha"]);
+    // Peer text is not logged.
+    let all = fs::read_to_string(relay.logs().join(format!("relay-{}.log", today_utc()))).unwrap();
+    assert!(!all.contains("\"q\""), "question text leaked into the log");
+}
+
+#[test]
+fn relay_log_sets_the_level() {
+    let mut relay = Relay::new().with_env("RELAY_LOG", "warn");
+    let mut alpha = relay.channel("alpha");
+    alpha.ok("relay_peers", json!({}));
+    alpha.err("relay_ask", json!({"to": "nobody", "question": "q"}));
+    let lines = relay.log_lines();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"] == "warn" || l["level"] == "error"),
+        "{lines:?}"
+    );
+}

@@ -1,0 +1,177 @@
+//! The hub's wire protocol spoken by hand over its real socket: registration rules, malformed
+//! and oversized lines, version mismatch, and a peer that stops reading.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{RawPeer, Relay};
+use serde_json::json;
+
+#[test]
+fn hello_registers_once_and_other_requests_need_it() {
+    let mut relay = Relay::new();
+    relay.start_hub();
+    let mut peer = RawPeer::connect(&relay);
+    peer.send(&json!({"id": 7, "op": "peers"}));
+    let answer = peer.read().unwrap();
+    assert_eq!(answer["type"], "err");
+    assert_eq!(answer["id"], 7);
+    assert_eq!(answer["code"], "not_registered");
+
+    let welcome = peer.hello("raw");
+    assert_eq!(welcome["type"], "ok");
+    assert_eq!(welcome["result"]["name"], "raw");
+    assert_eq!(welcome["result"]["protocol"], 1);
+    assert_eq!(welcome["result"]["hub_pid"], relay.hub_pid().unwrap());
+
+    let again = peer.hello("raw");
+    assert_eq!(again["code"], "already_registered");
+    peer.send(&json!({"id": 8, "op": "peers"}));
+    assert_eq!(peer.read().unwrap()["result"], json!({"peers": []}));
+}
+
+#[test]
+fn a_hello_of_another_protocol_is_protocol_mismatch_naming_both_versions() {
+    let mut relay = Relay::new();
+    let hub = relay.start_hub();
+    let mut peer = RawPeer::connect(&relay);
+    peer.send(
+        &json!({"id": 1, "op": "hello", "protocol": 99, "version": "9.9.9", "name": "future"}),
+    );
+    let answer = peer.read().unwrap();
+    assert_eq!(answer["code"], "protocol_mismatch");
+    let message = answer["message"].as_str().unwrap();
+    for part in [
+        "protocol 1",
+        "protocol 99",
+        "9.9.9",
+        env!("CARGO_PKG_VERSION"),
+        &format!("kill {hub}"),
+    ] {
+        assert!(message.contains(part), "{part:?} missing from: {message}");
+    }
+}
+
+#[test]
+fn malformed_lines_are_bad_msg_and_the_connection_stays() {
+    let mut relay = Relay::new();
+    relay.start_hub();
+    let mut peer = RawPeer::connect(&relay);
+    peer.hello("raw");
+    for line in [
+        &b"{not json\n"[..],
+        b"[1,2,3]\n",
+        b"{\"id\": 3, \"op\": \"fly\"}\n",
+        b"{\"id\": 4, \"op\": \"ask\", \"to\": 5}\n",
+        b"\xff\xfe\n",
+    ] {
+        peer.send_raw(line);
+        let answer = peer
+            .read()
+            .expect("the hub answers and keeps the connection");
+        assert_eq!(answer["type"], "err", "{}", String::from_utf8_lossy(line));
+        assert_eq!(
+            answer["code"],
+            "bad_msg",
+            "{}",
+            String::from_utf8_lossy(line)
+        );
+    }
+    let answer = {
+        peer.send_raw(b"{\"id\": 4, \"op\": \"fly\"}\n");
+        peer.read().unwrap()
+    };
+    assert_eq!(answer["id"], 4, "the id is echoed when it can be read");
+    peer.send(&json!({"id": 5, "op": "peers"}));
+    assert_eq!(peer.read().unwrap()["type"], "ok");
+}
+
+#[test]
+fn a_line_over_one_mib_is_bad_msg_and_closes_the_connection() {
+    let mut relay = Relay::new();
+    relay.start_hub();
+    let mut peer = RawPeer::connect(&relay);
+    peer.hello("raw");
+    let mut line = format!(
+        "{{\"id\": 2, \"op\": \"ask\", \"to\": \"x\", \"question\": \"{}",
+        "a".repeat(1024 * 1024)
+    );
+    line.push_str("\", \"timeout_secs\": 5}\n");
+    peer.send_raw(line.as_bytes());
+    let answer = peer.read().unwrap();
+    assert_eq!(answer["code"], "bad_msg");
+    assert!(answer["message"].as_str().unwrap().contains("1 MiB"));
+    assert!(peer.closed_by_hub());
+    // The hub itself is fine.
+    let mut other = RawPeer::connect(&relay);
+    assert_eq!(other.hello("other")["type"], "ok");
+}
+
+#[test]
+fn the_hub_checks_ask_arguments_too() {
+    let mut relay = Relay::new();
+    relay.start_hub();
+    let mut asker = RawPeer::connect(&relay);
+    asker.hello("asker");
+    let mut target = RawPeer::connect(&relay);
+    target.hello("target");
+    for (request, code) in [
+        (
+            json!({"id": 2, "op": "ask", "to": "target", "question": "q", "timeout_secs": 0}),
+            "bad_args",
+        ),
+        (
+            json!({"id": 3, "op": "ask", "to": "target", "question": "x".repeat(512 * 1024 + 1), "timeout_secs": 5}),
+            "bad_args",
+        ),
+        (
+            json!({"id": 4, "op": "rename", "new_name": "no spaces"}),
+            "bad_args",
+        ),
+        (
+            json!({"id": 5, "op": "reply", "ask_id": "nope", "text": "t"}),
+            "unknown_ask",
+        ),
+    ] {
+        asker.send(&request);
+        let answer = asker.read().unwrap();
+        assert_eq!(answer["code"], code, "{answer}");
+    }
+}
+
+/// A peer that never reads must not stall the hub: once its queue is full it is dropped, and
+/// the asks pending on it fail with `peer_gone`.
+#[test]
+fn a_peer_that_stops_reading_is_dropped_without_stalling_anyone() {
+    let mut relay = Relay::new();
+    let mut alpha = relay.channel("alpha");
+    let mut beta = relay.channel("beta");
+    let mut sink = RawPeer::connect(&relay);
+    sink.hello("sink");
+    // `sink` never reads again. Fill its socket buffer and its queue.
+    let question = "q".repeat(256 * 1024);
+    let started = Instant::now();
+    let mut dropped = false;
+    for _ in 0..1000 {
+        let outcome = alpha.call("relay_ask", json!({"to": "sink", "question": question}));
+        if outcome.is_error {
+            assert_eq!(outcome.body["code"], "peer_not_found", "{}", outcome.body);
+            dropped = true;
+            break;
+        }
+    }
+    assert!(dropped, "the hub never dropped the stuck peer");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    // Every ask that was pending on it failed for alpha with peer_gone.
+    let failure = alpha.push();
+    assert_eq!(failure["meta"]["code"], "peer_gone");
+    // Everyone else is served as before.
+    let asked = alpha.ok("relay_ask", json!({"to": "beta", "question": "fine?"}));
+    assert_eq!(beta.push()["meta"]["ask_id"], asked["ask_id"]);
+    let dropped_logged = relay
+        .log_lines()
+        .iter()
+        .any(|l| l["event"] == "peer_dropped_not_reading");
+    assert!(dropped_logged);
+}
