@@ -435,6 +435,7 @@ impl Drop for Channel {
 pub struct RawPeer {
     stream: UnixStream,
     reader: BufReader<UnixStream>,
+    next_id: u64,
 }
 
 impl RawPeer {
@@ -442,7 +443,11 @@ impl RawPeer {
         let stream = UnixStream::connect(relay.socket()).expect("connect to hub");
         stream.set_read_timeout(Some(PROMPTLY)).unwrap();
         let reader = BufReader::new(stream.try_clone().unwrap());
-        RawPeer { stream, reader }
+        RawPeer {
+            stream,
+            reader,
+            next_id: 0,
+        }
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
@@ -467,6 +472,20 @@ impl RawPeer {
     pub fn hello(&mut self, name: &str) -> Value {
         self.send(&json!({"id": 1, "op": "hello", "protocol": 1, "version": "test", "name": name}));
         self.read().expect("answer to hello")
+    }
+
+    /// Sends `op` (a request without its id) and returns the response, skipping events.
+    pub fn request(&mut self, mut op: Value) -> Value {
+        let id = 1000 + self.next_id;
+        self.next_id += 1;
+        op["id"] = json!(id);
+        self.send(&op);
+        loop {
+            let message = self.read().expect("the hub answers");
+            if message["id"] == id {
+                return message;
+            }
+        }
     }
 
     /// True once the hub has closed this connection (reads until end of stream).
