@@ -22,11 +22,8 @@ fn name_with_session_file(content: Option<&str>, env_name: &str) -> String {
     }
     let mut channel = relay.spawn_channel(env_name, &[]);
     channel.initialize();
-    let me = relay.registered(&mut channel)["me"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    me
+    let registered = relay.registered(&mut channel);
+    registered[\"me\"].as_str().unwrap().to_owned()
 }
 
 #[test]
