@@ -23,7 +23,7 @@ fn name_with_session_file(content: Option<&str>, env_name: &str) -> String {
     let mut channel = relay.spawn_channel(env_name, &[]);
     channel.initialize();
     let registered = relay.registered(&mut channel);
-    registered[\"me\"].as_str().unwrap().to_owned()
+    registered["me"].as_str().unwrap().to_owned()
 }
 
 #[test]
