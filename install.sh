@@ -1,0 +1,56 @@
+#!/bin/sh
+# Sets up claude-relay on this machine, and upgrades it: re-run after `git pull`.
+#  1. builds and installs relay-channel and relay-hub (cargo install --path . --locked);
+#  2. when the `claude` CLI is on PATH, adds this checkout as the `claude-relay` marketplace and
+#     installs (or updates) the `relay` plugin;
+#  3. prints the command that launches Claude Code with the relay's channel turned on.
+set -eu
+here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
+cd "$here"
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "install.sh: cargo is not installed; get Rust from https://rustup.rs and run ./install.sh again" >&2
+    exit 1
+fi
+
+echo "==> Building and installing relay-channel and relay-hub"
+cargo install --path . --locked --force --quiet
+bin_dir="${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}/bin"
+echo "    installed in $bin_dir"
+case ":$PATH:" in
+    *":$bin_dir:"*) ;;
+    *) echo "    note: $bin_dir is not on your PATH; add it so the plugin can find relay-channel" ;;
+esac
+
+if command -v claude >/dev/null 2>&1; then
+    echo "==> Installing the Claude Code plugin"
+    if claude plugin marketplace list 2>/dev/null | grep -q "claude-relay"; then
+        claude plugin marketplace update claude-relay >/dev/null
+    else
+        claude plugin marketplace add "$here" >/dev/null
+    fi
+    if claude plugin list 2>/dev/null | grep -q "relay@claude-relay"; then
+        claude plugin update relay@claude-relay >/dev/null || true
+    else
+        claude plugin install relay@claude-relay >/dev/null
+    fi
+    echo "    plugin relay@claude-relay is installed"
+else
+    echo "==> The claude CLI is not on PATH: skipped the plugin. Once it is, run ./install.sh again."
+fi
+
+cat <<'MSG'
+
+Done. Start Claude Code with the relay's channel turned on (without the flag the tools work but
+messages from other sessions never appear):
+
+    claude --dangerously-load-development-channels plugin:relay@claude-relay
+
+To make it the default, add an alias to your shell's rc file:
+
+    alias claude='claude --dangerously-load-development-channels plugin:relay@claude-relay'
+
+Then, in one session: "ask <other session> what they are working on". /relay:relay-peers lists
+the sessions. A hub already running keeps running; if tools answer protocol_mismatch after an
+upgrade, stop it with the `kill <pid>` command they name.
+MSG
