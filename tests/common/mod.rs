@@ -62,7 +62,8 @@ impl Relay {
         self.data.join("logs")
     }
 
-    fn command(&self, exe: &str, cwd: &Path) -> Command {
+    /// A command for `exe` in `cwd` with this world's HOME, data directory and environment.
+    pub fn command(&self, exe: &str, cwd: &Path) -> Command {
         let mut command = Command::new(exe);
         command
             .current_dir(cwd)
