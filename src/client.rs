@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::{
     io::{AsyncWriteExt, BufReader},
-    sync::{mpsc, oneshot, watch},
+    sync::{mpsc, oneshot},
     time::Instant,
 };
 
@@ -90,7 +90,6 @@ pub struct HubClient {
     outgoing: mpsc::Sender<Vec<u8>>,
     book: Arc<Mutex<Book>>,
     next_id: AtomicU64,
-    closed: watch::Receiver<bool>,
     io: tokio::task::JoinHandle<()>,
 }
 
@@ -117,14 +116,12 @@ impl HubClient {
 
     fn start(stream: Stream, events: mpsc::Sender<Event>) -> HubClient {
         let (outgoing, lines) = mpsc::channel(64);
-        let (closed_tx, closed) = watch::channel(false);
         let book = Arc::new(Mutex::new(Book::default()));
-        let io = tokio::spawn(run_io(stream, lines, book.clone(), events, closed_tx));
+        let io = tokio::spawn(run_io(stream, lines, book.clone(), events));
         HubClient {
             outgoing,
             book,
             next_id: AtomicU64::new(1),
-            closed,
             io,
         }
     }
@@ -168,12 +165,6 @@ impl HubClient {
             RelayError::bad_msg(format!("the hub's answer has an unexpected shape: {e}"))
         })
     }
-
-    /// Resolves when the connection to the hub has closed.
-    pub async fn closed(&self) {
-        let mut closed = self.closed.clone();
-        let _ = closed.wait_for(|closed| *closed).await;
-    }
 }
 
 fn lock(book: &Mutex<Book>) -> std::sync::MutexGuard<'_, Book> {
@@ -193,7 +184,6 @@ async fn run_io(
     mut lines: mpsc::Receiver<Vec<u8>>,
     book: Arc<Mutex<Book>>,
     events: mpsc::Sender<Event>,
-    closed: watch::Sender<bool>,
 ) {
     let reading = async {
         let mut frames = FrameReader::new(BufReader::new(&stream), MAX_EVENT_LINE_BYTES);
@@ -223,7 +213,6 @@ async fn run_io(
         _ = reading => {}
         _ = writing => {}
     }
-    closed.send_replace(true);
     let (requests, asks) = {
         let mut book = lock(&book);
         (

@@ -81,14 +81,6 @@ impl Hub {
         format!("{kind}-{}-{n}", self.shared.id_prefix)
     }
 
-    pub fn peer_count(&self) -> usize {
-        self.state().peers.len()
-    }
-
-    pub fn pending_asks(&self) -> usize {
-        self.state().asks.len()
-    }
-
     /// Registers the peer on `conn`, answering its hello.
     pub fn register(
         &self,
