@@ -85,6 +85,25 @@ fn a_rename_in_the_session_file_is_followed() {
     assert_eq!(names(&mut watcher), ["backend-api"]);
 }
 
+/// Claude Code writes the session file just after the channel starts; a relay_rename that
+/// comes before the follower first sees the file must not be undone by it.
+#[test]
+fn a_rename_is_not_undone_by_an_older_session_file() {
+    let mut relay = Relay::new();
+    let mut api = relay.spawn_channel("", &[]);
+    api.initialize();
+    relay.registered(&mut api);
+    fs::write(session_file(&relay), r#"{"pid": 1, "name": "from-file"}"#).unwrap();
+    api.ok("relay_rename", json!({"new_name": "early"}));
+    wait_for("the follower to see the file", || {
+        relay.log_lines().iter().any(|l| {
+            l["event"] == "session_file_older_than_rename"
+                || l["event"] == "followed_session_rename"
+        })
+    });
+    assert_eq!(api.ok("relay_peers", json!({}))["me"], "early");
+}
+
 #[test]
 fn the_git_branch_is_reported() {
     let mut relay = Relay::new();

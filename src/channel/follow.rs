@@ -4,6 +4,9 @@
 //! `~/.claude/sessions/<claude pid>.json`. The channel's parent is that `claude` process, so the
 //! channel polls the file's modification time and, when the chosen name in it changes, renames
 //! itself on the hub. A name another session holds is refused and logged; the old name stays.
+//! A file older than this session's last rename never undoes it: the newest choice wins (Claude
+//! Code writes the file just after the channel starts, and a `relay_rename` may come before the
+//! first poll sees it).
 
 use std::{
     path::PathBuf,
@@ -34,7 +37,12 @@ pub async fn follow_renames(link: Link, session_file: PathBuf) {
         }
         last_name = name.clone();
         let Some(name) = name else { continue };
+        let older_than_last_rename = matches!((now_modified, link.last_rename()), (Some(file), Some(rename)) if file <= rename);
         if name == link.name() {
+            continue;
+        }
+        if older_than_last_rename {
+            tracing::debug!(wanted = %name, "session_file_older_than_rename");
             continue;
         }
         match link.rename(&name).await {

@@ -7,6 +7,7 @@
 use std::{
     fs,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use serde::Deserialize;
@@ -40,6 +41,18 @@ pub fn chosen_name(session_file: &Path) -> Option<String> {
         return None;
     }
     usable_name(file.name.as_deref()?)
+}
+
+/// Waits up to `grace` for `session_file` to appear, then returns the chosen name in it.
+pub async fn await_chosen_name(session_file: &Path, grace: Duration) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + grace;
+    while !session_file.exists() {
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    chosen_name(session_file)
 }
 
 /// `raw` as a session name: itself when valid, else its slug (cut to the length limit), else

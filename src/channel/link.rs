@@ -8,12 +8,13 @@
 use std::{
     path::PathBuf,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use tokio::sync::{mpsc, watch};
 
 use crate::{
+    channel::identity,
     client::{Event, HubClient},
     errors::RelayError,
     logging::SessionLabel,
@@ -36,7 +37,14 @@ pub struct LinkConfig {
     pub name: String,
     pub cwd: String,
     pub git_branch: String,
+    /// Claude Code writes its session file a few milliseconds after it starts its MCP servers.
+    /// When set, the first registration waits briefly for this file, so that it already carries
+    /// the name the user gave the session instead of a fallback that is renamed a second later.
+    pub await_session_file: Option<PathBuf>,
 }
+
+/// How long the first registration waits for Claude Code's session file.
+const SESSION_FILE_GRACE: Duration = Duration::from_millis(500);
 
 #[derive(Clone)]
 pub struct Link {
@@ -51,6 +59,9 @@ struct Inner {
     name: Mutex<String>,
     /// Why the last connection attempt failed, for tools called while disconnected.
     last_error: Mutex<Option<RelayError>>,
+    /// When this session was last renamed, so that an older name in the session file never
+    /// undoes a newer rename.
+    last_rename: Mutex<Option<SystemTime>>,
     label: SessionLabel,
 }
 
@@ -63,6 +74,7 @@ impl Link {
             config,
             current: watch::Sender::new(None),
             last_error: Mutex::new(None),
+            last_rename: Mutex::new(None),
             label,
         });
         tokio::spawn(supervise(inner.clone(), events));
@@ -91,6 +103,11 @@ impl Link {
         }))
     }
 
+    /// When this session was last renamed, if ever.
+    pub fn last_rename(&self) -> Option<SystemTime> {
+        *lock(&self.inner.last_rename)
+    }
+
     /// Renames this session on the hub.
     pub async fn rename(&self, new_name: &str) -> Result<Renamed, RelayError> {
         let client = self.client().await?;
@@ -100,6 +117,7 @@ impl Link {
             }))
             .await?;
         *lock(&self.inner.name) = renamed.name.clone();
+        *lock(&self.inner.last_rename) = Some(SystemTime::now());
         self.inner.label.set(&renamed.name);
         tracing::info!("renamed");
         Ok(renamed)
@@ -111,6 +129,12 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 async fn supervise(inner: Arc<Inner>, events: mpsc::Sender<Event>) {
+    if let Some(file) = &inner.config.await_session_file
+        && let Some(name) = identity::await_chosen_name(file, SESSION_FILE_GRACE).await
+    {
+        inner.label.set(&name);
+        *lock(&inner.name) = name;
+    }
     let mut backoff = BACKOFF_MIN;
     loop {
         let config = &inner.config;

@@ -52,7 +52,7 @@ impl ChannelConfig {
         let env_name = std::env::var("RELAY_SESSION_NAME").ok();
         let name = identity::initial_name(env_name.as_deref(), session_file.as_deref(), &cwd);
         let mut warnings = Vec::new();
-        if let Some(raw) = env_name.filter(|raw| raw.trim() != name) {
+        if let Some(raw) = env_name.as_deref().filter(|raw| raw.trim() != name) {
             warnings.push(format!(
                 "RELAY_SESSION_NAME={raw:?} is not a valid session name; using {name:?}"
             ));
@@ -75,7 +75,13 @@ impl ChannelConfig {
                 }
             },
         };
+        // Under Claude Code (which sets CLAUDECODE=1) the session file may not be written yet.
+        let under_claude_code = std::env::var("CLAUDECODE").is_ok_and(|v| v == "1");
+        let await_session_file = session_file
+            .clone()
+            .filter(|file| env_name.is_none() && under_claude_code && !file.exists());
         let link = LinkConfig {
+            await_session_file,
             data,
             hub_exe: std::env::current_exe()?.with_file_name("relay-hub"),
             name,
