@@ -415,6 +415,60 @@ fn slash_command_rename_is_seen_by_peers() {
     );
 }
 
+/// Regression: a rename made as soon as a session is up must stick. The
+/// channel follows Claude Code's session file (`~/.claude/sessions/<pid>.json`)
+/// to pick up a user's `/rename`, but Claude Code writes that file just AFTER
+/// starting the MCP servers; the follower must not take its first sight of the
+/// file (name unchanged) for a rename and undo relay_rename.
+#[test]
+fn early_rename_is_not_reverted() {
+    let Some(h) = harness("early_rename_is_not_reverted") else {
+        return;
+    };
+    let mut ss = h.start_ready(&["alpha"], READY);
+    ss.push(h.spawn("beta"));
+    let mut renamed = false;
+    h.mock.script(&ss[1].id, move |r| {
+        // Until the relay tools are offered, fall through to the default
+        // reply, which waits for the MCP server.
+        if !renamed && r.tool_names().contains(&tool("relay_rename")) {
+            renamed = true;
+            return Some(Reply::tool(
+                tool("relay_rename"),
+                json!({"new_name": "beta-early"}),
+            ));
+        }
+        None
+    });
+    h.mock.script(&ss[0].id, |r| {
+        if r.last_user_text().contains("START-PEERS") {
+            return Some(Reply::tool(tool("relay_peers"), json!({})));
+        }
+        None
+    });
+    ss[1].send("hello");
+    let done = expect(&h, &ss, &ss[1], "relay_rename result", |r| {
+        r.tool_result(&tool("relay_rename")).is_some()
+    });
+    let result = result_json(&done, "relay_rename").unwrap();
+    assert_eq!(result["ok"], true, "relay_rename failed: {result}");
+
+    // Nothing signals "the follower decided not to act": give it a few of its
+    // 1 s polls, then look.
+    std::thread::sleep(Duration::from_secs(3));
+    ss[0].send("START-PEERS");
+    let listed = expect(&h, &ss, &ss[0], "relay_peers result", |r| {
+        result_json(r, "relay_peers").is_some()
+    });
+    let peers = result_json(&listed, "relay_peers").unwrap();
+    if !peer_names(&peers).contains(&"beta-early".to_owned()) {
+        h.fail(
+            &ss,
+            &format!("beta's rename to beta-early was undone; alpha's relay_peers: {peers}"),
+        );
+    }
+}
+
 fn between<'a>(text: &'a str, open: &str, close: &str) -> &'a str {
     let start = text.find(open).map_or(0, |i| i + open.len());
     let end = text[start..].find(close).map_or(text.len(), |i| start + i);

@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -275,18 +275,20 @@ impl Reply {
 }
 
 /// Decides the model's reply to a main-loop request. `None` means "nothing
-/// scripted for this": the mock answers a short `end_turn` text.
+/// scripted for this": the mock answers with [`default_reply`].
 pub type Script = Box<dyn FnMut(&Request) -> Option<Reply> + Send>;
 
 struct State {
     requests: Vec<Request>,
-    scripts: HashMap<String, Script>,
-    next_tool_id: u64,
+    /// Each behind its own lock: scripts run outside the state lock.
+    scripts: HashMap<String, Arc<Mutex<Script>>>,
 }
 
 struct Shared {
     state: Mutex<State>,
+    /// Signalled after every recorded request.
     changed: Condvar,
+    next_id: AtomicU64,
 }
 
 impl Shared {
@@ -313,9 +315,9 @@ impl MockApi {
             state: Mutex::new(State {
                 requests: Vec::new(),
                 scripts: HashMap::new(),
-                next_tool_id: 1,
             }),
             changed: Condvar::new(),
+            next_id: AtomicU64::new(1),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let acceptor = {
@@ -353,10 +355,10 @@ impl MockApi {
         session_id: &str,
         script: impl FnMut(&Request) -> Option<Reply> + Send + 'static,
     ) {
-        self.shared
-            .lock()
-            .scripts
-            .insert(session_id.to_owned(), Box::new(script));
+        self.shared.lock().scripts.insert(
+            session_id.to_owned(),
+            Arc::new(Mutex::new(Box::new(script))),
+        );
     }
 
     /// A snapshot of every request recorded so far.
@@ -491,53 +493,75 @@ fn serve_connection(conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
     };
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
 
-    let mut state = shared.lock();
-    let request = Request {
-        seq: state.requests.len(),
-        method: method.clone(),
-        path: path.clone(),
-        session: headers.get("x-claude-code-session-id").cloned(),
-        body,
-    };
-    state.requests.push(request.clone());
-
-    let response = if method == "POST" && request.path.split('?').next() == Some("/v1/messages") {
-        let reply = if request.is_main() {
-            let scripted = match request.session.as_ref() {
-                Some(id) => state.scripts.get_mut(id).and_then(|s| s(&request)),
-                None => None,
-            };
-            scripted.unwrap_or_else(|| Reply::text("ok"))
-        } else {
-            Reply::text("Relay test")
+    let request = {
+        let mut state = shared.lock();
+        let request = Request {
+            seq: state.requests.len(),
+            method,
+            path,
+            session: headers.get("x-claude-code-session-id").cloned(),
+            body,
         };
-        let model = request.body["model"].as_str().unwrap_or("claude-mock");
-        let sse = render_sse(&reply, model, &mut state.next_tool_id);
-        format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
-             request-id: req_mock_{}\r\nconnection: close\r\n\r\n{sse}",
-            request.seq
-        )
-    } else if request.path.starts_with("/v1/messages/count_tokens") {
-        let body = r#"{"input_tokens":100}"#;
-        format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-             connection: close\r\n\r\n{body}",
-            body.len()
-        )
-    } else {
-        let body = r#"{"type":"error","error":{"type":"not_found_error","message":"mock"}}"#;
-        format!(
-            "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-             connection: close\r\n\r\n{body}",
-            body.len()
-        )
+        state.requests.push(request.clone());
+        request
     };
-    drop(state);
     shared.changed.notify_all();
 
+    let response =
+        if request.method == "POST" && request.path.split('?').next() == Some("/v1/messages") {
+            let reply = if request.is_main() {
+                run_script(shared, &request).unwrap_or_else(|| default_reply(&request))
+            } else {
+                Reply::text("Relay test")
+            };
+            let model = request.body["model"].as_str().unwrap_or("claude-mock");
+            let sse = render_sse(&reply, model, &shared.next_id);
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
+             request-id: req_mock_{}\r\nconnection: close\r\n\r\n{sse}",
+                request.seq
+            )
+        } else if request.path.starts_with("/v1/messages/count_tokens") {
+            let body = r#"{"input_tokens":100}"#;
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n{body}",
+                body.len()
+            )
+        } else {
+            let body = r#"{"type":"error","error":{"type":"not_found_error","message":"mock"}}"#;
+            format!(
+                "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n{body}",
+                body.len()
+            )
+        };
     conn.write_all(response.as_bytes())?;
     conn.flush()
+}
+
+/// The model's answer when no script decides: wait for MCP servers that are
+/// still connecting, else a short text. Under `-p` the first turn does not
+/// wait for MCP servers; while one is pending Claude Code offers the
+/// `WaitForMcpServers` tool instead of its tools (seen on a loaded machine).
+/// Calling it makes the next request carry the server's tools, which is
+/// what a test's readiness check waits for.
+pub fn default_reply(request: &Request) -> Reply {
+    const WAIT: &str = "WaitForMcpServers";
+    let offered = request.tool_names().iter().any(|t| t == WAIT);
+    if offered && request.tool_result(WAIT).is_none() {
+        return Reply::tool(WAIT, json!({}));
+    }
+    Reply::text("ok")
+}
+
+/// Run the session's script outside the state lock, so a script that takes
+/// its time never stalls other sessions, the recording, or a test's wait.
+fn run_script(shared: &Shared, request: &Request) -> Option<Reply> {
+    let id = request.session.as_ref()?;
+    let script = shared.lock().scripts.get(id).cloned()?;
+    let mut script = script.lock().unwrap_or_else(|e| e.into_inner());
+    script(request)
 }
 
 fn read_chunked(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
@@ -564,7 +588,7 @@ fn read_chunked(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
 }
 
 /// The event stream of one assistant message, in the order the real API sends it.
-fn render_sse(reply: &Reply, model: &str, next_tool_id: &mut u64) -> String {
+fn render_sse(reply: &Reply, model: &str, next_id: &AtomicU64) -> String {
     fn event(out: &mut String, data: Value) {
         let name = data["type"].as_str().unwrap_or_default().to_owned();
         out.push_str(&format!("event: {name}\ndata: {data}\n\n"));
@@ -573,7 +597,7 @@ fn render_sse(reply: &Reply, model: &str, next_tool_id: &mut u64) -> String {
     event(
         &mut out,
         json!({"type": "message_start", "message": {
-            "id": format!("msg_mock_{next_tool_id}"), "type": "message", "role": "assistant",
+            "id": format!("msg_mock_{}", next_id.fetch_add(1, Ordering::SeqCst)), "type": "message", "role": "assistant",
             "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
             "usage": {"input_tokens": 100, "output_tokens": 1,
                       "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}}),
@@ -595,8 +619,7 @@ fn render_sse(reply: &Reply, model: &str, next_tool_id: &mut u64) -> String {
             }
             Block::ToolUse { name, input } => {
                 stop_reason = "tool_use";
-                let id = format!("toolu_mock_{:04}", *next_tool_id);
-                *next_tool_id += 1;
+                let id = format!("toolu_mock_{:04}", next_id.fetch_add(1, Ordering::SeqCst));
                 event(
                     &mut out,
                     json!({"type": "content_block_start", "index": index,

@@ -93,15 +93,41 @@ pub fn find_claude() -> Result<PathBuf, String> {
 /// CI a missing CLI prints one line and skips; under `CI=true` it fails.
 pub fn claude_or_skip(test: &str) -> Option<PathBuf> {
     match find_claude() {
-        Ok(bin) => Some(bin),
+        Ok(bin) => {
+            warn_if_not_pinned(&bin);
+            Some(bin)
+        }
         Err(why) if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
             panic!("{test}: the claude CLI is required under CI: {why}")
         }
         Err(why) => {
-            println!("skipped {test}: {why}");
+            // Straight to the stderr fd: libtest captures `println!`/`eprintln!`
+            // of passing tests, and a silent skip looks like a pass.
+            let _ = writeln!(std::io::stderr(), "skipped {test}: {why}");
             None
         }
     }
+}
+
+/// Say so (once per test binary) when the CLI is not the pinned version: a
+/// failure may then be the CLI's doing rather than ours.
+fn warn_if_not_pinned(bin: &Path) {
+    static CHECKED: std::sync::Once = std::sync::Once::new();
+    CHECKED.call_once(|| {
+        let version = Command::new(bin)
+            .arg("--version")
+            .env("DISABLE_AUTOUPDATER", "1")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        if !version.starts_with(PINNED_VERSION) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "warning: {} is {version:?}, the harness is pinned to {PINNED_VERSION}",
+                bin.display()
+            );
+        }
+    });
 }
 
 /// The repository root, loaded as the plugin under test.
@@ -222,17 +248,28 @@ impl Harness {
         self.plugin_cache_dir().join("data").join("relay-inline")
     }
 
-    /// A fresh HOME (with `.claude.json`) and working dir for a session named `name`.
+    /// The HOME (seeded with `.claude.json` on first use) and working dir
+    /// for `name`. Reusing a name reuses the HOME as the CLI left it, so
+    /// several `claude` commands can build on each other's config.
+    ///
+    /// The working dir's basename is `name` on purpose: Claude Code does not
+    /// pass `CLAUDE_CODE_SESSION_NAME` to MCP servers, and it writes the
+    /// session file the relay reads the name from only just after starting
+    /// them, so for its first moments a channel goes by its cwd slug. With
+    /// the two equal, the delivery tests do not depend on that window.
     pub fn make_home(&self, name: &str, seed_channels: bool) -> (PathBuf, PathBuf) {
         let home = self.root().join(format!("home-{name}"));
         let cwd = self.root().join("work").join(name);
         fs::create_dir_all(&home).expect("session HOME");
         fs::create_dir_all(&cwd).expect("session cwd");
-        fs::write(
-            home.join(".claude.json"),
-            serde_json::to_vec_pretty(&claude_json(seed_channels)).unwrap(),
-        )
-        .expect("write .claude.json");
+        let config = home.join(".claude.json");
+        if !config.exists() {
+            fs::write(
+                config,
+                serde_json::to_vec_pretty(&claude_json(seed_channels)).unwrap(),
+            )
+            .expect("write .claude.json");
+        }
         (home, cwd)
     }
 
@@ -265,7 +302,9 @@ impl Harness {
 
     /// Start the named sessions together (their start-ups overlap), type a
     /// first prompt into each, and wait until each one's model has been
-    /// offered the relay tools, i.e. its relay MCP server is connected.
+    /// offered the relay tools, i.e. its relay MCP server is connected. (If
+    /// the server is still connecting at the first turn, the mock's default
+    /// reply calls `WaitForMcpServers`, so a later request carries the tools.)
     pub fn start_ready(&self, names: &[&str], timeout: Duration) -> Vec<Session> {
         let mut sessions: Vec<Session> = names.iter().map(|n| self.spawn(n)).collect();
         for s in &mut sessions {
@@ -323,7 +362,8 @@ impl Harness {
         pids
     }
 
-    /// Text of the relay's log files (under the data dir's `logs/`), for failure reports.
+    /// Text of the relay's logs (files under a data dir's `logs/`, and any
+    /// `*.log` / `*.stderr` there), for failure reports.
     pub fn relay_logs(&self) -> String {
         let mut out = String::new();
         let mut stack = vec![self.plugin_cache_dir().join("data")];
@@ -332,7 +372,9 @@ impl Harness {
                 let p = entry.path();
                 if p.is_dir() {
                     stack.push(p);
-                } else if p.components().any(|c| c.as_os_str() == "logs") {
+                } else if p.components().any(|c| c.as_os_str() == "logs")
+                    || p.extension().is_some_and(|e| e == "stderr" || e == "log")
+                {
                     let text = fs::read_to_string(&p).unwrap_or_default();
                     out.push_str(&format!("--- {}\n{}\n", p.display(), tail(&text, 4000)));
                 }
@@ -345,7 +387,7 @@ impl Harness {
 impl Drop for Harness {
     fn drop(&mut self) {
         if std::env::var_os("RELAY_TEST_KEEP").is_some() {
-            eprintln!("keeping {}", self.root().display());
+            let _ = writeln!(std::io::stderr(), "keeping {}", self.root().display());
             self.root.disable_cleanup(true);
         }
         for pid in self.hub_pids() {
