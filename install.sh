@@ -1,8 +1,8 @@
 #!/bin/sh
 # Sets up claude-relay on this machine, and upgrades it: re-run after `git pull`.
 #  1. builds and installs relay-channel and relay-hub (cargo install --path . --locked);
-#  2. when the `claude` CLI is on PATH, adds this checkout as the `claude-relay` marketplace and
-#     installs (or updates) the `relay` plugin;
+#  2. when the `claude` CLI is on PATH, stages the plugin's files as the `claude-relay`
+#     marketplace and installs (or updates) the `relay` plugin;
 #  3. prints the command that launches Claude Code with the relay's channel turned on.
 set -eu
 here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
@@ -24,17 +24,25 @@ esac
 
 if command -v claude >/dev/null 2>&1; then
     echo "==> Installing the Claude Code plugin"
+    # Claude Code copies a directory marketplace whole into its plugin cache, so the marketplace
+    # is a staged copy of just the plugin's files, not this checkout (whose target/ can be GBs).
+    stage="${XDG_DATA_HOME:-$HOME/.local/share}/claude-relay/marketplace"
+    rm -rf "$stage.new"
+    mkdir -p "$stage.new"
+    cp -R .claude-plugin bin commands README.md LICENSE "$stage.new/"
+    rm -rf "$stage"
+    mv "$stage.new" "$stage"
     if claude plugin marketplace list 2>/dev/null | grep -q "claude-relay"; then
         claude plugin marketplace update claude-relay >/dev/null
     else
-        claude plugin marketplace add "$here" >/dev/null
+        claude plugin marketplace add "$stage" >/dev/null
     fi
     if claude plugin list 2>/dev/null | grep -q "relay@claude-relay"; then
-        claude plugin update relay@claude-relay >/dev/null || true
+        claude plugin update relay@claude-relay >/dev/null
     else
         claude plugin install relay@claude-relay >/dev/null
     fi
-    echo "    plugin relay@claude-relay is installed"
+    echo "    plugin relay@claude-relay is installed (marketplace: $stage)"
 else
     echo "==> The claude CLI is not on PATH: skipped the plugin. Once it is, run ./install.sh again."
 fi
