@@ -3,7 +3,8 @@
 #  1. builds and installs relay-channel and relay-hub (cargo install --path . --locked);
 #  2. when the `claude` CLI is on PATH, stages the plugin's files as the `claude-relay`
 #     marketplace and installs (or updates) the `relay` plugin;
-#  3. prints the command that launches Claude Code with the relay's channel turned on.
+#  3. replaces a running hub of another version when no session uses it (or says what to do);
+#  4. prints the command that launches Claude Code with the relay's channel turned on.
 set -eu
 here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
 cd "$here"
@@ -21,6 +22,36 @@ case ":$PATH:" in
     *":$bin_dir:"*) ;;
     *) echo "    note: $bin_dir is not on your PATH; add it so the plugin can find relay-channel" ;;
 esac
+
+# One `key=value` line of `relay-hub --status` output.
+status_field() { printf '%s\n' "$1" | sed -n "s/^$2=//p"; }
+
+# A hub keeps running across an upgrade. Replace one of another version when no session uses
+# it; with sessions connected, say exactly what to do.
+new_version=$("$bin_dir/relay-hub" --version | sed 's/^relay-hub //')
+for data in "$HOME/.claude/plugins/data/relay-claude-relay" "$HOME/.claude-relay"; do
+    status=$(CLAUDE_PLUGIN_DATA="$data" "$bin_dir/relay-hub" --status 2>/dev/null) || continue
+    running=$(status_field "$status" version)
+    pid=$(status_field "$status" pid)
+    peers=$(status_field "$status" peers)
+    if [ "$running" = "$new_version" ]; then
+        continue
+    fi
+    echo "==> A hub of claude-relay $running (pid $pid) serves $data"
+    if [ "$peers" = 0 ]; then
+        if CLAUDE_PLUGIN_DATA="$data" "$bin_dir/relay-hub" --stop >/dev/null; then
+            echo "    it had no sessions and is stopped; the next session starts a $new_version hub"
+        else
+            echo "    it has no sessions but did not stop; stop it with: kill $pid"
+        fi
+    else
+        echo "    $peers session(s) still use it, so it keeps running. They go on working; the new"
+        echo "    version takes over when they have all ended (the hub exits 5 minutes later). To switch"
+        echo "    now, run:  CLAUDE_PLUGIN_DATA=\"$data\" relay-hub --stop"
+        echo "    Sessions reconnect to a new hub by themselves; asks pending at that moment fail with"
+        echo "    hub_unreachable and are reported in their sessions."
+    fi
+done
 
 if command -v claude >/dev/null 2>&1; then
     echo "==> Installing the Claude Code plugin"
@@ -59,6 +90,5 @@ To make it the default, add an alias to your shell's rc file:
     alias claude='claude --dangerously-load-development-channels plugin:relay@claude-relay'
 
 Then, in one session: "ask <other session> what they are working on". /relay:relay-peers lists
-the sessions. A hub already running keeps running; if tools answer protocol_mismatch after an
-upgrade, stop it with the `kill <pid>` command they name.
+the sessions. More in docs/install.md.
 MSG

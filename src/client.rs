@@ -114,6 +114,13 @@ impl HubClient {
         Ok((client, welcome))
     }
 
+    /// Connects to the hub of `data` if one is running, without starting one or saying hello
+    /// (enough for `status` and `shutdown`). `None` when no hub answers.
+    pub async fn connect_running(data: &DataDir, events: mpsc::Sender<Event>) -> Option<HubClient> {
+        let stream = connect(&data.socket()).await.ok()?;
+        Some(HubClient::start(stream, events))
+    }
+
     fn start(stream: Stream, events: mpsc::Sender<Event>) -> HubClient {
         let (outgoing, lines) = mpsc::channel(64);
         let book = Arc::new(Mutex::new(Book::default()));

@@ -14,12 +14,14 @@
 //! replies, and fails asks that time out or whose target leaves. Replies and questions reach a
 //! session as `notifications/claude/channel` pushes.
 //!
-//! Floors, each using only those below it: the binaries; [`hub`] and [`channel`]; [`client`],
+//! Floors, each using only those below it: the binaries; [`hub`], [`channel`] and [`control`];
+//! [`client`],
 //! [`protocol`], [`framing`], [`ask`], [`logging`]; [`errors`] and [`paths`].
 
 pub mod ask;
 pub mod channel;
 pub mod client;
+pub mod control;
 pub mod errors;
 pub mod framing;
 pub mod hub;

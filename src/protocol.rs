@@ -54,6 +54,12 @@ pub enum Op {
     Broadcast(BroadcastRequest),
     /// Change this peer's name. Answered with [`Renamed`].
     Rename(RenameRequest),
+    /// The hub's state, answered with [`HubStatus`]. Allowed before hello. Every future protocol
+    /// version must keep answering it, so that a newer client can inspect an older hub.
+    Status,
+    /// Shut the hub down gracefully, answered with [`ShuttingDown`]. Allowed before hello (only
+    /// this user's processes can connect). Kept in every protocol version, like `status`.
+    Shutdown,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -208,6 +214,22 @@ pub struct BroadcastAsk {
 pub struct Renamed {
     pub name: String,
 }
+
+/// Result of [`Op::Status`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HubStatus {
+    pub hub_pid: u32,
+    pub hub_version: String,
+    pub protocol: u32,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub peers: usize,
+    pub pending_asks: usize,
+}
+
+/// Result of [`Op::Shutdown`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShuttingDown {}
 
 /// Result of [`Op::Reply`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

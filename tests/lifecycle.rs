@@ -247,3 +247,62 @@ fn a_hub_of_another_protocol_is_reported_as_protocol_mismatch() {
     assert_eq!(code, "protocol_mismatch");
     assert!(message.contains("protocol 0"), "{message}");
 }
+
+fn hub_control(relay: &Relay, flag: &str) -> std::process::Output {
+    relay
+        .command(common::HUB_EXE, relay.dir.path())
+        .arg(flag)
+        .output()
+        .expect("run relay-hub")
+}
+
+#[test]
+fn relay_hub_status_and_stop_control_the_running_hub() {
+    let mut relay = Relay::new();
+    let output = hub_control(&relay, "--status");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no hub is running"));
+
+    let mut alpha = relay.channel("alpha");
+    let mut beta = relay.channel("beta");
+    let asked = alpha.ok("relay_ask", json!({"to": "beta", "question": "q"}));
+    beta.push();
+    let hub = relay.hub_pid().unwrap();
+    let output = hub_control(&relay, "--status");
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    for line in [
+        format!("pid={hub}"),
+        format!("version={}", env!("CARGO_PKG_VERSION")),
+        "protocol=1".to_owned(),
+        "peers=2".to_owned(),
+        "pending_asks=1".to_owned(),
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line:?} missing from:\n{text}"
+        );
+    }
+
+    let output = hub_control(&relay, "--stop");
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .contains("stopped=true")
+    );
+    relay.wait_hub_gone(hub, Duration::from_secs(5));
+    // The ask pending at that moment fails for its caller; the sessions come back by themselves.
+    let failure = alpha.push();
+    assert_eq!(failure["meta"]["code"], "hub_unreachable");
+    assert_eq!(failure["meta"]["ask_id"], asked["ask_id"]);
+    wait_for("a new hub", || {
+        relay.hub_pid().is_some_and(|pid| pid != hub)
+    });
+    relay.note_hub();
+    wait_for("alpha to see beta again", || {
+        alpha.ok("relay_peers", json!({}))["peers"]
+            .as_array()
+            .is_some_and(|p| p.len() == 1)
+    });
+}

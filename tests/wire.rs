@@ -175,3 +175,18 @@ fn a_peer_that_stops_reading_is_dropped_without_stalling_anyone() {
         .any(|l| l["event"] == "peer_dropped_not_reading");
     assert!(dropped_logged);
 }
+
+#[test]
+fn status_is_answered_before_hello() {
+    let mut relay = Relay::new();
+    let hub = relay.start_hub();
+    let mut peer = RawPeer::connect(&relay);
+    let status = peer.request(json!({"op": "status"}));
+    assert_eq!(status["type"], "ok");
+    let result = &status["result"];
+    assert_eq!(result["hub_pid"], hub);
+    assert_eq!(result["protocol"], 1);
+    assert_eq!(result["peers"], 0);
+    assert_eq!(result["pending_asks"], 0);
+    assert!(result["started_at"].as_str().unwrap().ends_with('Z'));
+}

@@ -1,29 +1,43 @@
-//! `relay-hub`: the per-user daemon that routes messages between sessions. Channels start it;
-//! `--foreground` keeps it attached to the terminal for debugging.
+//! `relay-hub`: the per-user daemon that routes messages between sessions. Channels start it.
+//!
+//! `relay-hub` serves the data directory (`$CLAUDE_PLUGIN_DATA`, else `~/.claude-relay`) as a
+//! daemon; `--foreground` keeps it attached to the terminal for debugging. `--status` prints the
+//! running hub's state as `key=value` lines (exit 1 when none runs) and `--stop` stops it
+//! gracefully.
 
 use std::{process::ExitCode, time::Duration};
 
 use claude_relay::{
+    control,
     hub::daemon::{self, DEFAULT_IDLE_SECS, DaemonOptions},
     paths::DataDir,
+    protocol::HubStatus,
 };
 
+const USAGE: &str = "usage: relay-hub [--foreground | --status | --stop | --version]";
+
+enum Mode {
+    Serve { foreground: bool },
+    Status,
+    Stop,
+}
+
 fn main() -> ExitCode {
-    let mut foreground = false;
+    let mut mode = Mode::Serve { foreground: false };
     for arg in std::env::args().skip(1) {
-        match arg.as_str() {
-            "--foreground" => foreground = true,
+        mode = match arg.as_str() {
+            "--foreground" => Mode::Serve { foreground: true },
+            "--status" => Mode::Status,
+            "--stop" => Mode::Stop,
             "--version" => {
                 println!("relay-hub {}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;
             }
             other => {
-                eprintln!(
-                    "relay-hub: unknown argument {other:?}; usage: relay-hub [--foreground] [--version]"
-                );
+                eprintln!("relay-hub: unknown argument {other:?}; {USAGE}");
                 return ExitCode::from(2);
             }
-        }
+        };
     }
     let data = match DataDir::from_env() {
         Ok(data) => data,
@@ -32,16 +46,73 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let idle_secs = match std::env::var("RELAY_HUB_IDLE_SECS") {
+    match mode {
+        Mode::Serve { foreground } => daemon::run(DaemonOptions {
+            idle_exit: idle_exit_from_env(),
+            data,
+            foreground,
+        }),
+        Mode::Status => control_command(&data, false),
+        Mode::Stop => control_command(&data, true),
+    }
+}
+
+fn idle_exit_from_env() -> Duration {
+    let secs = match std::env::var("RELAY_HUB_IDLE_SECS") {
         Err(_) => DEFAULT_IDLE_SECS,
         Ok(raw) => raw.trim().parse().unwrap_or_else(|_| {
-            eprintln!("relay-hub: RELAY_HUB_IDLE_SECS={raw:?} is not a whole number of seconds; using {DEFAULT_IDLE_SECS}");
+            eprintln!(
+                "relay-hub: RELAY_HUB_IDLE_SECS={raw:?} is not a whole number of seconds; using {DEFAULT_IDLE_SECS}"
+            );
             DEFAULT_IDLE_SECS
         }),
     };
-    daemon::run(DaemonOptions {
-        data,
-        idle_exit: Duration::from_secs(idle_secs),
-        foreground,
-    })
+    Duration::from_secs(secs)
+}
+
+/// `--status` or `--stop`: prints the hub's state and exits 0, or exits 1 when no hub runs.
+fn control_command(data: &DataDir, stop: bool) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("relay-hub: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        if stop {
+            control::stop(data).await
+        } else {
+            control::status(data).await
+        }
+    });
+    match outcome {
+        Ok(Some(status)) => {
+            print_status(&status, stop);
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            eprintln!("relay-hub: no hub is running for {}", data.root().display());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("relay-hub: {}: {}", e.code, e.message);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_status(status: &HubStatus, stopped: bool) {
+    println!("pid={}", status.hub_pid);
+    println!("version={}", status.hub_version);
+    println!("protocol={}", status.protocol);
+    println!("started_at={}", status.started_at);
+    println!("peers={}", status.peers);
+    println!("pending_asks={}", status.pending_asks);
+    if stopped {
+        println!("stopped=true");
+    }
 }

@@ -9,7 +9,8 @@ use crate::{
     hub::{outbox::Outbox, registry::not_registered, state::Hub},
     protocol::{
         AskRequest, BroadcastRequest, FromHub, Hello, Op, PROTOCOL_VERSION, RenameRequest,
-        ReplyRequest, Request, VERSION, validate_name, validate_text, validate_timeout,
+        ReplyRequest, Request, ShuttingDown, VERSION, validate_name, validate_text,
+        validate_timeout,
     },
 };
 
@@ -59,6 +60,11 @@ pub fn handle_line(hub: &Hub, session: &mut Session, line: &str) -> FromHub {
     let id = request.id;
     let result = match request.op {
         Op::Hello(hello) => handle_hello(hub, session, hello),
+        Op::Status => answer(Ok(hub.status())),
+        Op::Shutdown => {
+            hub.request_shutdown();
+            answer(Ok(ShuttingDown {}))
+        }
         _ if !session.registered => Err(not_registered()),
         Op::Peers => answer(hub.peers(session.conn)),
         Op::Ask(ask) => handle_ask(hub, session.conn, ask),

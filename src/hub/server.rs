@@ -52,10 +52,9 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
-    let (stop_tx, stop_rx) = watch::channel(false);
     let live = Arc::new(watch::Sender::new(0usize));
     let mut live_rx = live.subscribe();
-    let expiry = tokio::spawn(expire_asks(hub.clone(), stop_rx.clone()));
+    let expiry = tokio::spawn(expire_asks(hub.clone()));
     tokio::pin!(shutdown);
     let mut next_conn = 0u64;
     tracing::info!(idle_exit_secs = config.idle_exit.as_secs(), "hub_listening");
@@ -68,7 +67,7 @@ pub async fn serve(
                     let Some(pid) = admit(&stream, uid) else { continue };
                     live.send_modify(|n| *n += 1);
                     let guard = LiveGuard(live.clone());
-                    let (hub, stop) = (hub.clone(), stop_rx.clone());
+                    let (hub, stop) = (hub.clone(), hub.shutdown_signal());
                     tokio::spawn(async move {
                         connection::serve(stream, ConnId(next_conn), pid, hub, stop).await;
                         drop(guard);
@@ -85,13 +84,17 @@ pub async fn serve(
                 break;
             }
             _ = &mut shutdown => {
-                tracing::info!("hub_shutdown");
+                tracing::info!(reason = "signal", "hub_shutdown");
+                break;
+            }
+            _ = hub.shutdown_requested() => {
+                tracing::info!(reason = "requested", "hub_shutdown");
                 break;
             }
         }
     }
     drop(listener);
-    stop_tx.send_replace(true);
+    hub.request_shutdown();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, live_rx.wait_for(|n| *n == 0)).await;
     expiry.abort();
 }
@@ -123,7 +126,7 @@ impl Drop for LiveGuard {
 
 /// The one task that fails asks whose deadline passed: it sleeps until the nearest deadline, or
 /// until an ask with a nearer one arrives.
-async fn expire_asks(hub: Hub, mut stop: watch::Receiver<bool>) {
+async fn expire_asks(hub: Hub) {
     loop {
         let next = hub.expire_due_asks();
         let until_next = async {
@@ -135,7 +138,7 @@ async fn expire_asks(hub: Hub, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = until_next => {}
             _ = hub.nearer_deadline() => {}
-            _ = stop.wait_for(|stopped| *stopped) => return,
+            _ = hub.shutdown_requested() => return,
         }
     }
 }

@@ -15,19 +15,22 @@ use std::{
 };
 
 use time::OffsetDateTime;
-use tokio::{sync::Notify, time::Instant};
+use tokio::{
+    sync::{Notify, watch},
+    time::Instant,
+};
 
 use crate::{
     ask::{AskTable, ConnId, PendingAsk},
     errors::{ErrorCode, RelayError},
     hub::{
         outbox::Outbox,
-        registry::{Peer, Registry, not_registered},
+        registry::{Peer, Registry, not_registered, rfc3339},
     },
     protocol::{
         AskFailure, AskRequest, Asked, BroadcastAsk, BroadcastRequest, Broadcasted, Delivery,
-        FromHub, Hello, PROTOCOL_VERSION, PeerList, Renamed, Replied, ReplyRequest, VERSION,
-        Welcome,
+        FromHub, Hello, HubStatus, PROTOCOL_VERSION, PeerList, Renamed, Replied, ReplyRequest,
+        VERSION, Welcome,
     },
 };
 
@@ -40,6 +43,9 @@ struct Shared {
     state: Mutex<State>,
     /// Wakes the deadline task when an ask with a nearer deadline arrives.
     nearer_deadline: Notify,
+    /// Set when a client asks the hub to shut down.
+    shutdown: watch::Sender<bool>,
+    started_at: OffsetDateTime,
     /// Makes ask and broadcast ids unique across hub restarts.
     id_prefix: String,
     next_id: AtomicU64,
@@ -59,11 +65,14 @@ impl Default for Hub {
 
 impl Hub {
     pub fn new() -> Self {
-        let started_ms = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        let started_at = OffsetDateTime::now_utc();
+        let started_ms = started_at.unix_timestamp_nanos() / 1_000_000;
         Hub {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
                 nearer_deadline: Notify::new(),
+                shutdown: watch::Sender::new(false),
+                started_at,
                 id_prefix: base36(started_ms.unsigned_abs()),
                 next_id: AtomicU64::new(1),
             }),
@@ -79,6 +88,37 @@ impl Hub {
     fn new_id(&self, kind: &str) -> String {
         let n = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         format!("{kind}-{}-{n}", self.shared.id_prefix)
+    }
+
+    pub fn status(&self) -> HubStatus {
+        let state = self.state();
+        HubStatus {
+            hub_pid: std::process::id(),
+            hub_version: VERSION.to_owned(),
+            protocol: PROTOCOL_VERSION,
+            started_at: rfc3339(self.shared.started_at),
+            peers: state.peers.len(),
+            pending_asks: state.asks.len(),
+        }
+    }
+
+    /// Starts a graceful shutdown: the server stops, and disconnects no longer count as peers
+    /// leaving.
+    pub fn request_shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+    }
+
+    /// Resolves once a shutdown has been requested.
+    pub async fn shutdown_requested(&self) {
+        let _ = self
+            .shutdown_signal()
+            .wait_for(|requested| *requested)
+            .await;
+    }
+
+    /// A flag that turns true when the hub starts shutting down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shared.shutdown.subscribe()
     }
 
     /// Registers the peer on `conn`, answering its hello.
@@ -278,7 +318,13 @@ impl Hub {
         };
         let forgotten = state.asks.remove_caller(conn).len();
         tracing::info!(session = %peer.name, forgotten_asks = forgotten, "peer_left");
-        for ask in state.asks.remove_target(conn) {
+        let gone = state.asks.remove_target(conn);
+        if *self.shared.shutdown.borrow() {
+            // The peer did not go anywhere, the hub did: every caller's own channel reports its
+            // pending asks as `hub_unreachable` when its connection closes.
+            return;
+        }
+        for ask in gone {
             let message = format!(
                 "{} disconnected before it replied to ask {}; surface this to the user; do not broadcast as a fallback",
                 ask.target_name, ask.ask_id
