@@ -44,7 +44,7 @@ enum Ending {
 }
 
 /// How many ended asks are remembered for the error message of a late reply.
-const REMEMBERED_ENDINGS: usize = 10_000;
+const REMEMBERED_ENDINGS: usize = 4_096;
 
 #[derive(Debug, Default)]
 pub struct AskTable {

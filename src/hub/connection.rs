@@ -66,10 +66,17 @@ async fn read_requests(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut frames = FrameReader::new(BufReader::new(stream), MAX_LINE_BYTES);
+    // One stop future for the life of the connection, rather than new waiters on every line.
+    let stop = async {
+        tokio::select! {
+            _ = signalled(&mut closed) => {}
+            _ = signalled(&mut shutdown) => {}
+        }
+    };
+    tokio::pin!(stop);
     loop {
         let frame = tokio::select! {
-            _ = signalled(&mut closed) => break,
-            _ = signalled(&mut shutdown) => break,
+            _ = &mut stop => break,
             frame = frames.next_line() => frame,
         };
         match frame {
@@ -108,28 +115,44 @@ async fn read_requests(
     // Dropping the session drops the last outbox handle, so the writer drains and stops.
 }
 
+/// The most bytes gathered into one write: lines that queued up while a write was in flight go
+/// out together, so a burst (a broadcast's fan-out, many failures at once) costs few syscalls.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+
 async fn write_lines(stream: &Stream, outbox: OutboxReceiver) {
     let OutboxReceiver {
         mut lines,
         queued,
         mut closed,
     } = outbox;
+    let kicked = signalled(&mut closed);
+    tokio::pin!(kicked);
     let mut writer = stream;
+    let mut batch = Vec::new();
     loop {
         let next = tokio::select! {
             biased;
-            _ = signalled(&mut closed) => return,
+            _ = &mut kicked => return,
             line = lines.recv() => line,
         };
-        let Some(line) = next else { return };
+        let Some(first) = next else { return };
+        batch.clear();
+        batch.extend_from_slice(&first);
+        let mut count = 1;
+        while batch.len() < MAX_BATCH_BYTES
+            && let Ok(more) = lines.try_recv()
+        {
+            batch.extend_from_slice(&more);
+            count += 1;
+        }
         let written = tokio::select! {
-            _ = signalled(&mut closed) => return,
-            written = writer.write_all(&line) => written,
+            _ = &mut kicked => return,
+            written = writer.write_all(&batch) => written,
         };
         if written.is_err() {
             return;
         }
-        queued.written(&line);
+        queued.written(batch.len(), count);
     }
 }
 

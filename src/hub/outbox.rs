@@ -45,10 +45,10 @@ pub struct OutboxReceiver {
 }
 
 impl Queued {
-    /// Called by the writer once it has written `line`.
-    pub fn written(&self, line: &[u8]) {
-        self.bytes.fetch_sub(line.len(), Ordering::Relaxed);
-        self.lines.fetch_sub(1, Ordering::Relaxed);
+    /// Called by the writer once it has written `lines` lines of `bytes` bytes in all.
+    pub fn written(&self, bytes: usize, lines: usize) {
+        self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+        self.lines.fetch_sub(lines, Ordering::Relaxed);
     }
 }
 
