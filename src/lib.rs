@@ -15,8 +15,8 @@
 //! session as `notifications/claude/channel` pushes.
 //!
 //! Floors, each using only those below it: the binaries; [`hub`], [`channel`] and [`control`];
-//! [`client`],
-//! [`protocol`], [`framing`], [`ask`], [`logging`]; [`errors`] and [`paths`].
+//! [`client`], [`protocol`], [`framing`], [`ask`], [`logging`]; [`errors`], [`paths`] and
+//! [`signals`].
 
 pub mod ask;
 pub mod channel;
@@ -28,3 +28,4 @@ pub mod hub;
 pub mod logging;
 pub mod paths;
 pub mod protocol;
+pub mod signals;

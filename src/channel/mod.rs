@@ -24,6 +24,7 @@ use crate::{
     logging::{self, Component, SessionLabel},
     paths::DataDir,
     protocol::validate_timeout,
+    signals::termination,
 };
 
 /// The ask timeout when neither the tool call nor `RELAY_ASK_TIMEOUT_SECS` gives one.
@@ -153,20 +154,5 @@ async fn push_events(mut events: mpsc::Receiver<Event>, peer: Peer<RoleServer>) 
             return;
         }
         tracing::info!(ask_id = %ask_id, kind, "pushed");
-    }
-}
-
-/// Resolves on SIGINT (what Claude Code sends on exit) or SIGTERM.
-async fn termination() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
     }
 }

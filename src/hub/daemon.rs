@@ -27,6 +27,7 @@ use crate::{
     },
     logging::{self, Component, SessionLabel},
     paths::DataDir,
+    signals::termination,
 };
 
 /// How long the hub stays up after its last peer leaves, unless `RELAY_HUB_IDLE_SECS` says.
@@ -103,20 +104,5 @@ fn take_lock(data: &DataDir) -> io::Result<Option<File>> {
         Ok(()) => Ok(Some(lock)),
         Err(TryLockError::WouldBlock) => Ok(None),
         Err(TryLockError::Error(e)) => Err(e),
-    }
-}
-
-/// Resolves on SIGTERM or SIGINT.
-async fn termination() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
     }
 }
