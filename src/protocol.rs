@@ -74,6 +74,33 @@ pub struct Hello {
     pub cwd: String,
     #[serde(default)]
     pub git_branch: String,
+    /// Whether Claude Code shows this peer's channel pushes, as far as the peer can tell.
+    #[serde(default)]
+    pub pushes: Pushes,
+}
+
+/// Whether a session's Claude Code shows the channel pushes sent to it. Claude Code drops them
+/// silently unless the session was started with the channels flag naming this plugin.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pushes {
+    /// Started with the flag: pushes are shown.
+    On,
+    /// Started without it: pushes are dropped.
+    Off,
+    /// Could not tell (not started by `claude`, or not a channel).
+    #[default]
+    Unknown,
+}
+
+impl Pushes {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pushes::On => "on",
+            Pushes::Off => "off",
+            Pushes::Unknown => "unknown",
+        }
+    }
 }
 
 /// What sort of client a peer is, so sessions know whether a person or a script is asking.
@@ -176,6 +203,8 @@ pub struct PeerInfo {
     pub kind: PeerKind,
     pub cwd: String,
     pub git_branch: String,
+    /// Whether the peer's Claude Code shows channel pushes (`on`, `off`, `unknown`).
+    pub channels: Pushes,
     pub pid: u32,
     /// RFC 3339, UTC.
     pub connected_at: String,

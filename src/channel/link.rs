@@ -19,7 +19,7 @@ use crate::{
     errors::RelayError,
     logging::SessionLabel,
     paths::DataDir,
-    protocol::{Hello, Op, PROTOCOL_VERSION, PeerKind, RenameRequest, Renamed, VERSION},
+    protocol::{Hello, Op, PROTOCOL_VERSION, PeerKind, Pushes, RenameRequest, Renamed, VERSION},
 };
 
 /// How long a tool waits for a connection to the hub before it answers `hub_unreachable`.
@@ -37,6 +37,7 @@ pub struct LinkConfig {
     pub name: String,
     pub cwd: String,
     pub git_branch: String,
+    pub pushes: Pushes,
     /// Claude Code writes its session file a few milliseconds after it starts its MCP servers.
     /// When set, the first registration waits briefly for this file, so that it already carries
     /// the name the user gave the session instead of a fallback that is renamed a second later.
@@ -145,6 +146,7 @@ async fn supervise(inner: Arc<Inner>, events: mpsc::Sender<Event>) {
             kind: PeerKind::Channel,
             cwd: config.cwd.clone(),
             git_branch: config.git_branch.clone(),
+            pushes: config.pushes,
         };
         let (hub_events_tx, mut hub_events) = mpsc::channel(64);
         match HubClient::connect(&config.data, &config.hub_exe, hello, hub_events_tx).await {

@@ -8,6 +8,7 @@ pub mod follow;
 pub mod identity;
 pub mod link;
 pub mod notify;
+pub mod pushes;
 pub mod tools;
 
 use std::{io, path::PathBuf, process::ExitCode};
@@ -37,6 +38,8 @@ pub struct ChannelConfig {
     pub default_timeout_secs: u64,
     /// Claude Code's file for the parent session, watched to follow `/rename`.
     pub session_file: Option<PathBuf>,
+    /// What decided `link.pushes`: the parent's command line or `RELAY_CHANNELS`.
+    pub pushes_source: &'static str,
     /// Problems with the environment, logged once logging is up.
     pub warnings: Vec<String>,
 }
@@ -81,18 +84,21 @@ impl ChannelConfig {
         let await_session_file = session_file
             .clone()
             .filter(|file| env_name.is_none() && under_claude_code && !file.exists());
+        let (pushes_state, pushes_source) = pushes::from_env();
         let link = LinkConfig {
             await_session_file,
             data,
             hub_exe: std::env::current_exe()?.with_file_name("relay-hub"),
             name,
             git_branch: identity::git_branch(&cwd),
+            pushes: pushes_state,
             cwd: cwd.to_string_lossy().into_owned(),
         };
         Ok(ChannelConfig {
             link,
             default_timeout_secs,
             session_file,
+            pushes_source,
             warnings,
         })
     }
@@ -112,7 +118,13 @@ pub async fn run(config: ChannelConfig) -> ExitCode {
     for warning in &config.warnings {
         tracing::warn!(detail = %warning, "bad_environment");
     }
-    tracing::info!(cwd = %config.link.cwd, git_branch = %config.link.git_branch, "channel_started");
+    tracing::info!(
+        cwd = %config.link.cwd,
+        git_branch = %config.link.git_branch,
+        pushes = config.link.pushes.as_str(),
+        pushes_source = config.pushes_source,
+        "channel_started"
+    );
 
     let (events_tx, events) = mpsc::channel(256);
     let link = Link::start(config.link.clone(), label, events_tx);

@@ -11,7 +11,7 @@ use crate::{
     ask::ConnId,
     errors::{ErrorCode, RelayError},
     hub::outbox::Outbox,
-    protocol::{MAX_NAME_LEN, PeerInfo, PeerKind},
+    protocol::{MAX_NAME_LEN, PeerInfo, PeerKind, Pushes},
 };
 
 /// A registered peer.
@@ -21,6 +21,7 @@ pub struct Peer {
     pub kind: PeerKind,
     pub cwd: String,
     pub git_branch: String,
+    pub pushes: Pushes,
     pub pid: u32,
     pub connected_at: OffsetDateTime,
     pub last_seen: OffsetDateTime,
@@ -34,6 +35,7 @@ impl Peer {
             kind: self.kind,
             cwd: self.cwd.clone(),
             git_branch: self.git_branch.clone(),
+            channels: self.pushes,
             pid: self.pid,
             connected_at: rfc3339(self.connected_at),
             last_seen: rfc3339(self.last_seen),
@@ -163,6 +165,7 @@ mod tests {
             kind: PeerKind::Channel,
             cwd: "/tmp".into(),
             git_branch: String::new(),
+            pushes: Pushes::Unknown,
             pid: 1,
             connected_at: now,
             last_seen: now,

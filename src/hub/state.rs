@@ -130,18 +130,20 @@ impl Hub {
         outbox: Outbox,
     ) -> Result<Welcome, RelayError> {
         let now = OffsetDateTime::now_utc();
+        let hello_pushes = hello.pushes;
         let peer = Peer {
             name: hello.name,
             kind: hello.kind,
             cwd: hello.cwd,
             git_branch: hello.git_branch,
+            pushes: hello.pushes,
             pid,
             connected_at: now,
             last_seen: now,
             outbox,
         };
         let name = self.state().peers.register(conn, peer)?;
-        tracing::info!(session = %name, pid, "peer_registered");
+        tracing::info!(session = %name, pid, pushes = hello_pushes.as_str(), "peer_registered");
         Ok(Welcome {
             name,
             hub_pid: std::process::id(),

@@ -1,0 +1,65 @@
+//! A channel works out from its parent's command line whether Claude Code will show its pushes,
+//! and every peer sees the answer in relay_peers.
+
+mod common;
+
+use common::{CHANNEL_EXE, Channel, Relay};
+use serde_json::json;
+
+/// Starts a channel whose parent is a shell that calls itself `claude` and carries `flags` on its
+/// command line, as a real `claude` process would.
+fn channel_under_fake_claude(relay: &Relay, name: &str, flags: &str) -> Channel {
+    let script = format!("'{CHANNEL_EXE}'; exit $?");
+    let mut command = relay.command("/bin/bash", relay.dir.path());
+    command.env("RELAY_SESSION_NAME", name).args([
+        "-c",
+        &format!("exec -a claude /bin/bash -c \"$0\" {flags}"),
+        &script,
+    ]);
+    Channel::spawn_command(command, name)
+}
+
+fn channels_of(peers: &serde_json::Value, name: &str) -> String {
+    let entry = peers["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {peers}"));
+    entry["channels"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn relay_peers_shows_whose_pushes_are_on_off_or_unknown() {
+    let mut relay = Relay::new();
+    let mut on = channel_under_fake_claude(
+        &relay,
+        "with-flag",
+        "--dangerously-load-development-channels plugin:relay@claude-relay",
+    );
+    on.initialize();
+    relay.registered(&mut on);
+    let mut off = channel_under_fake_claude(&relay, "without-flag", "--resume");
+    off.initialize();
+    relay.registered(&mut off);
+    let mut forced = relay.spawn_channel("forced", &[("RELAY_CHANNELS", "on")]);
+    forced.initialize();
+    relay.registered(&mut forced);
+    // This test process is no `claude`: unknown.
+    let mut observer = relay.channel("observer");
+
+    let peers = observer.ok("relay_peers", json!({}));
+    assert_eq!(channels_of(&peers, "with-flag"), "on");
+    assert_eq!(channels_of(&peers, "without-flag"), "off");
+    assert_eq!(channels_of(&peers, "forced"), "on");
+    let seen_by_on = on.ok("relay_peers", json!({}));
+    assert_eq!(channels_of(&seen_by_on, "observer"), "unknown");
+
+    // The result is logged, with what decided it.
+    let logged = relay.log_lines().into_iter().any(|l| {
+        l["event"] == "channel_started"
+            && l["pushes"] == "off"
+            && l["pushes_source"] == "parent command line"
+    });
+    assert!(logged);
+}
