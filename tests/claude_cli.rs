@@ -248,6 +248,14 @@ fn ask_and_reply_between_two_sessions() {
         peer_names(&peers).contains(&"beta".to_owned()),
         "relay_peers: {peers}"
     );
+    // beta was started with `--channels plugin:relay@inline`: its channel read that from the
+    // real claude process's command line.
+    let beta_entry = peers["peers"]
+        .as_array()
+        .and_then(|list| list.iter().find(|p| p["name"] == "beta"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(beta_entry["channels"], "on", "relay_peers: {peers}");
 
     let ask_req = expect(&h, &ss, alpha, "relay_ask result", |r| {
         result_json(r, "relay_ask").is_some()
