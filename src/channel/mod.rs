@@ -132,8 +132,10 @@ pub async fn run(config: ChannelConfig) -> ExitCode {
         tokio::spawn(follow::follow_renames(link.clone(), session_file));
     }
     let server = RelayServer::new(link, config.default_timeout_secs);
+    // Claude Code gives its servers pipes: serving them on the reactor, not tokio's blocking
+    // stdin/stdout threads, saves a thread hand-off per message and the threads themselves.
     let service = tokio::select! {
-        served = server.serve(rmcp::transport::stdio()) => match served {
+        served = server.serve(rmcp::transport::stdio_pipes()) => match served {
             Ok(service) => service,
             Err(e) => {
                 tracing::info!(error = %e, "mcp_initialize_failed");
