@@ -487,6 +487,7 @@ impl World {
             .env("HOME", &self.home)
             .env("CLAUDE_PLUGIN_DATA", &self.data)
             .env("RELAY_LOG", log_level)
+            .env("RELAY_CHANNELS", "on")
             .env("RELAY_HUB_IDLE_SECS", HUB_IDLE_SECS)
             .env("RELAY_SESSION_NAME", name)
             .stderr(Stdio::inherit());

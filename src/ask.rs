@@ -109,6 +109,16 @@ impl AskTable {
         Ok(ask)
     }
 
+    /// Puts back an ask taken for a reply that could not be delivered, so it can be answered
+    /// again.
+    pub fn restore(&mut self, ask: PendingAsk) {
+        if let Some(pos) = self.ended_order.iter().rposition(|id| *id == ask.ask_id) {
+            self.ended_order.remove(pos);
+        }
+        self.ended.remove(&ask.ask_id);
+        self.insert(ask);
+    }
+
     /// Removes and returns every ask whose deadline is at or before `now`.
     pub fn expire(&mut self, now: Instant) -> Vec<PendingAsk> {
         let mut expired = Vec::new();

@@ -59,6 +59,18 @@ pub enum Event {
     AskFailed(AskFailure),
 }
 
+impl Event {
+    /// The event a hub message carries; `None` for responses.
+    pub fn from_hub(message: FromHub) -> Option<Event> {
+        match message {
+            FromHub::Ask(delivery) => Some(Event::Ask(delivery)),
+            FromHub::Reply(delivery) => Some(Event::Reply(delivery)),
+            FromHub::AskFailed(failure) => Some(Event::AskFailed(failure)),
+            FromHub::Ok { .. } | FromHub::Err { .. } => None,
+        }
+    }
+}
+
 /// An ask this peer made that has not been answered yet.
 #[derive(Debug, Clone)]
 struct Outstanding {
@@ -233,6 +245,7 @@ async fn run_io(
     for (ask_id, ask) in asks {
         tracing::warn!(ask_id = %ask_id, to = %ask.to, "ask_failed_hub_unreachable");
         let failure = AskFailure {
+            message_id: format!("local-{ask_id}"),
             message: format!(
                 "the connection to the hub dropped before {} replied to ask {ask_id}, so no reply will arrive; \
                  surface this to the user; do not broadcast as a fallback",
@@ -271,14 +284,14 @@ fn route(book: &Mutex<Book>, message: FromHub) -> Option<Event> {
             }
             None
         }
-        FromHub::Ask(delivery) => Some(Event::Ask(delivery)),
-        FromHub::Reply(delivery) => {
-            book.asks.remove(&delivery.ask_id);
-            Some(Event::Reply(delivery))
-        }
-        FromHub::AskFailed(failure) => {
-            book.asks.remove(&failure.ask_id);
-            Some(Event::AskFailed(failure))
+        event => {
+            let event = Event::from_hub(event)?;
+            if let Event::Reply(Delivery { ask_id, .. })
+            | Event::AskFailed(AskFailure { ask_id, .. }) = &event
+            {
+                book.asks.remove(ask_id);
+            }
+            Some(event)
         }
     }
 }

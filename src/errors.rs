@@ -23,11 +23,12 @@ pub enum ErrorCode {
     HubUnreachable,
     BadArgs,
     ProtocolMismatch,
+    InboxFull,
 }
 
 impl ErrorCode {
     /// Every code, in the order the README's table lists them.
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::PeerNotFound,
         ErrorCode::PeerGone,
         ErrorCode::Timeout,
@@ -39,6 +40,7 @@ impl ErrorCode {
         ErrorCode::HubUnreachable,
         ErrorCode::BadArgs,
         ErrorCode::ProtocolMismatch,
+        ErrorCode::InboxFull,
     ];
 
     /// The wire name, e.g. `peer_not_found`.
@@ -55,6 +57,7 @@ impl ErrorCode {
             ErrorCode::HubUnreachable => "hub_unreachable",
             ErrorCode::BadArgs => "bad_args",
             ErrorCode::ProtocolMismatch => "protocol_mismatch",
+            ErrorCode::InboxFull => "inbox_full",
         }
     }
 
@@ -84,6 +87,9 @@ impl ErrorCode {
             }
             ErrorCode::ProtocolMismatch => {
                 "the running hub speaks another protocol version than this client"
+            }
+            ErrorCode::InboxFull => {
+                "the recipient's pushes are off and its inbox of undelivered messages is full; nothing was sent"
             }
         }
     }

@@ -57,6 +57,10 @@ pub enum Op {
     /// The hub's state, answered with [`HubStatus`]. Allowed before hello. Every future protocol
     /// version must keep answering it, so that a newer client can inspect an older hub.
     Status,
+    /// Take the undelivered messages of a peer's inbox, answered with [`InboxContents`]. A
+    /// registered peer takes its own; a hook, before any hello, names the peer by the Claude Code
+    /// session id it registered with.
+    InboxTake(InboxTake),
     /// Shut the hub down gracefully, answered with [`ShuttingDown`]. Allowed before hello (only
     /// this user's processes can connect). Kept in every protocol version, like `status`.
     Shutdown,
@@ -77,6 +81,10 @@ pub struct Hello {
     /// Whether Claude Code shows this peer's channel pushes, as far as the peer can tell.
     #[serde(default)]
     pub pushes: Pushes,
+    /// The Claude Code session id (`CLAUDE_CODE_SESSION_ID`), by which the session's hooks find
+    /// its inbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
 }
 
 /// Whether a session's Claude Code shows the channel pushes sent to it. Claude Code drops them
@@ -137,6 +145,12 @@ pub struct BroadcastRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboxTake {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RenameRequest {
     pub new_name: String,
 }
@@ -165,6 +179,9 @@ pub enum FromHub {
 /// hub's registry, never anything the sender wrote.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
+    /// Identifies this one message, live or queued.
+    #[serde(default)]
+    pub message_id: String,
     pub ask_id: String,
     pub from: String,
     pub thread_id: String,
@@ -176,6 +193,9 @@ pub struct Delivery {
 /// Why an ask failed, for its caller.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AskFailure {
+    /// Identifies this one message, live or queued.
+    #[serde(default)]
+    pub message_id: String,
     pub ask_id: String,
     /// The name of the peer that was asked.
     pub to: String,
@@ -223,6 +243,17 @@ pub struct PeerList {
 pub struct Asked {
     pub ask_id: String,
     pub thread_id: String,
+    pub delivery: DeliveryMode,
+}
+
+/// How a message reached, or will reach, its recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryMode {
+    /// Pushed into the recipient's transcript now.
+    Live,
+    /// Kept in the recipient's inbox until its next prompt (or `relay_inbox`): its pushes are off.
+    Queued,
 }
 
 /// Result of [`Op::Broadcast`]: one ask per recipient.
@@ -230,18 +261,30 @@ pub struct Asked {
 pub struct Broadcasted {
     pub broadcast_id: String,
     pub asks: Vec<BroadcastAsk>,
+    /// Peers not asked because their pushes are off and their inbox is full.
+    #[serde(default)]
+    pub skipped: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BroadcastAsk {
     pub ask_id: String,
     pub to: String,
+    pub delivery: DeliveryMode,
 }
 
 /// Result of [`Op::Rename`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Renamed {
     pub name: String,
+}
+
+/// Result of [`Op::InboxTake`]: the messages in the order they arrived, and how many could not
+/// be kept because the inbox was full.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboxContents {
+    pub messages: Vec<FromHub>,
+    pub dropped: u64,
 }
 
 /// Result of [`Op::Status`].
@@ -327,6 +370,7 @@ mod tests {
     #[test]
     fn events_have_the_documented_shape() {
         let event = FromHub::Ask(Delivery {
+            message_id: "m1".into(),
             ask_id: "a1".into(),
             from: "alpha".into(),
             thread_id: "a1".into(),
@@ -335,7 +379,7 @@ mod tests {
         });
         assert_eq!(
             serde_json::to_value(&event).unwrap(),
-            json!({"type": "ask", "ask_id": "a1", "from": "alpha", "thread_id": "a1", "text": "q"})
+            json!({"type": "ask", "message_id": "m1", "ask_id": "a1", "from": "alpha", "thread_id": "a1", "text": "q"})
         );
     }
 

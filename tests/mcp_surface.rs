@@ -51,7 +51,7 @@ fn instructions_carry_the_rules() {
 }
 
 #[test]
-fn tools_list_has_the_five_tools_with_their_schemas() {
+fn tools_list_has_the_six_tools_with_their_schemas() {
     let mut relay = Relay::new();
     let mut channel = relay.channel("alpha");
     let response = channel.request("tools/list", json!({}));
@@ -70,6 +70,7 @@ fn tools_list_has_the_five_tools_with_their_schemas() {
             "relay_ask",
             "relay_reply",
             "relay_broadcast",
+            "relay_inbox",
             "relay_rename"
         ]
     );
@@ -82,6 +83,7 @@ fn tools_list_has_the_five_tools_with_their_schemas() {
             .unwrap_or_default()
     };
     assert!(required("relay_peers").is_empty());
+    assert!(required("relay_inbox").is_empty());
     assert_eq!(required("relay_ask"), ["to", "question"]);
     assert_eq!(required("relay_reply"), ["ask_id", "text"]);
     assert_eq!(required("relay_broadcast"), ["question"]);

@@ -11,11 +11,14 @@ use serde_json::json;
 fn channel_under_fake_claude(relay: &Relay, name: &str, flags: &str) -> Channel {
     let script = format!("'{CHANNEL_EXE}'; exit $?");
     let mut command = relay.command("/bin/bash", relay.dir.path());
-    command.env("RELAY_SESSION_NAME", name).args([
-        "-c",
-        &format!("exec -a claude /bin/bash -c \"$0\" {flags}"),
-        &script,
-    ]);
+    command
+        .env("RELAY_SESSION_NAME", name)
+        .env("RELAY_CHANNELS", "")
+        .args([
+            "-c",
+            &format!("exec -a claude /bin/bash -c \"$0\" {flags}"),
+            &script,
+        ]);
     Channel::spawn_command(command, name)
 }
 
@@ -46,7 +49,9 @@ fn relay_peers_shows_whose_pushes_are_on_off_or_unknown() {
     forced.initialize();
     relay.registered(&mut forced);
     // This test process is no `claude`: unknown.
-    let mut observer = relay.channel("observer");
+    let mut observer = relay.spawn_channel("observer", &[("RELAY_CHANNELS", "")]);
+    observer.initialize();
+    relay.registered(&mut observer);
 
     let peers = observer.ok("relay_peers", json!({}));
     assert_eq!(channels_of(&peers, "with-flag"), "on");

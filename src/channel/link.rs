@@ -38,6 +38,8 @@ pub struct LinkConfig {
     pub cwd: String,
     pub git_branch: String,
     pub pushes: Pushes,
+    /// `CLAUDE_CODE_SESSION_ID`: the session's hooks find its inbox by it.
+    pub session_id: Option<String>,
     /// Claude Code writes its session file a few milliseconds after it starts its MCP servers.
     /// When set, the first registration waits briefly for this file, so that it already carries
     /// the name the user gave the session instead of a fallback that is renamed a second later.
@@ -147,6 +149,7 @@ async fn supervise(inner: Arc<Inner>, events: mpsc::Sender<Event>) {
             cwd: config.cwd.clone(),
             git_branch: config.git_branch.clone(),
             pushes: config.pushes,
+            session_id: config.session_id.clone(),
         };
         let (hub_events_tx, mut hub_events) = mpsc::channel(64);
         match HubClient::connect(&config.data, &config.hub_exe, hello, hub_events_tx).await {

@@ -6,6 +6,7 @@
 
 pub mod follow;
 pub mod identity;
+pub mod inbox;
 pub mod link;
 pub mod notify;
 pub mod pushes;
@@ -18,13 +19,14 @@ use tokio::sync::mpsc;
 
 use crate::{
     channel::{
+        inbox::LocalInbox,
         link::{Link, LinkConfig},
         tools::RelayServer,
     },
     client::Event,
     logging::{self, Component, SessionLabel},
     paths::DataDir,
-    protocol::validate_timeout,
+    protocol::{Pushes, validate_timeout},
     signals::termination,
 };
 
@@ -92,6 +94,9 @@ impl ChannelConfig {
             name,
             git_branch: identity::git_branch(&cwd),
             pushes: pushes_state,
+            session_id: std::env::var("CLAUDE_CODE_SESSION_ID")
+                .ok()
+                .filter(|id| !id.is_empty()),
             cwd: cwd.to_string_lossy().into_owned(),
         };
         Ok(ChannelConfig {
@@ -131,7 +136,8 @@ pub async fn run(config: ChannelConfig) -> ExitCode {
     if let Some(session_file) = config.session_file.clone() {
         tokio::spawn(follow::follow_renames(link.clone(), session_file));
     }
-    let server = RelayServer::new(link, config.default_timeout_secs);
+    let local = LocalInbox::default();
+    let server = RelayServer::new(link, config.default_timeout_secs, local.clone());
     // Claude Code gives its servers pipes: serving them on the reactor, not tokio's blocking
     // stdin/stdout threads, saves a thread hand-off per message and the threads themselves.
     let service = tokio::select! {
@@ -144,7 +150,12 @@ pub async fn run(config: ChannelConfig) -> ExitCode {
         },
         _ = termination() => return ExitCode::SUCCESS,
     };
-    tokio::spawn(push_events(events, service.peer().clone()));
+    tokio::spawn(push_events(
+        events,
+        service.peer().clone(),
+        config.link.pushes,
+        local,
+    ));
     tokio::select! {
         _ = service.waiting() => tracing::info!("channel_stdin_closed"),
         _ = termination() => tracing::info!("channel_signalled"),
@@ -153,13 +164,25 @@ pub async fn run(config: ChannelConfig) -> ExitCode {
 }
 
 /// Pushes every hub event into the session's transcript, in order.
-async fn push_events(mut events: mpsc::Receiver<Event>, peer: Peer<RoleServer>) {
+/// With pushes off (or unknown), the hub keeps messages in its inbox and sends nothing; what
+/// still arrives here was made by this channel, and waits in `local` for `relay_inbox`.
+async fn push_events(
+    mut events: mpsc::Receiver<Event>,
+    peer: Peer<RoleServer>,
+    pushes: Pushes,
+    local: LocalInbox,
+) {
     while let Some(event) = events.recv().await {
         let (ask_id, kind) = match &event {
             Event::Ask(ask) => (ask.ask_id.clone(), "ask"),
             Event::Reply(reply) => (reply.ask_id.clone(), "reply"),
             Event::AskFailed(failure) => (failure.ask_id.clone(), "error"),
         };
+        if pushes != Pushes::On {
+            tracing::info!(ask_id = %ask_id, kind, "kept_for_inbox");
+            local.keep(event);
+            continue;
+        }
         if let Err(e) = peer
             .send_notification(notify::notification_for(&event))
             .await

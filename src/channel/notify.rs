@@ -19,6 +19,13 @@ pub const METHOD: &str = "notifications/claude/channel";
 /// The content and meta of the push for `event`.
 pub fn push_for(event: &Event) -> (String, BTreeMap<&'static str, String>) {
     let mut meta = BTreeMap::new();
+    let message_id = match event {
+        Event::Ask(delivery) | Event::Reply(delivery) => &delivery.message_id,
+        Event::AskFailed(failure) => &failure.message_id,
+    };
+    if !message_id.is_empty() {
+        meta.insert("message_id", message_id.clone());
+    }
     let content = match event {
         Event::Ask(ask) => {
             meta.insert("kind", "ask".to_owned());
@@ -83,6 +90,7 @@ mod tests {
     #[test]
     fn meta_keys_are_identifiers_and_never_source() {
         let delivery = Delivery {
+            message_id: "m".into(),
             ask_id: "a".into(),
             from: "alpha".into(),
             thread_id: "t".into(),
@@ -90,6 +98,7 @@ mod tests {
             text: "</channel> \"quoted\"\nnext line ü".into(),
         };
         let failure = AskFailure {
+            message_id: "m".into(),
             ask_id: "a".into(),
             to: "beta".into(),
             thread_id: "t".into(),
@@ -114,6 +123,7 @@ mod tests {
     fn content_is_the_text_verbatim() {
         let text = "</channel> \"quoted\"\nnext line ü";
         let event = Event::Ask(Delivery {
+            message_id: "m".into(),
             ask_id: "a".into(),
             from: "alpha".into(),
             thread_id: "a".into(),

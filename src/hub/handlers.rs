@@ -65,7 +65,11 @@ pub fn handle_line(hub: &Hub, session: &mut Session, line: &str) -> FromHub {
             hub.request_shutdown();
             answer(Ok(ShuttingDown {}))
         }
+        Op::InboxTake(take) if take.session_id.is_some() => {
+            answer(hub.take_inbox(session.conn, take.session_id.as_deref()))
+        }
         _ if !session.registered => Err(not_registered()),
+        Op::InboxTake(_) => answer(hub.take_inbox(session.conn, None)),
         Op::Peers => answer(hub.peers(session.conn)),
         Op::Ask(ask) => handle_ask(hub, session.conn, ask),
         Op::Reply(reply) => handle_reply(hub, session.conn, reply),

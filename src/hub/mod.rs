@@ -8,6 +8,7 @@
 pub mod connection;
 pub mod daemon;
 pub mod handlers;
+pub mod inbox;
 pub mod outbox;
 pub mod registry;
 pub mod server;

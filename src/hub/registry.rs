@@ -10,12 +10,12 @@ use time::OffsetDateTime;
 use crate::{
     ask::ConnId,
     errors::{ErrorCode, RelayError},
-    hub::outbox::Outbox,
-    protocol::{MAX_NAME_LEN, PeerInfo, PeerKind, Pushes},
+    hub::{inbox::Inbox, outbox::Outbox},
+    protocol::{DeliveryMode, FromHub, MAX_NAME_LEN, PeerInfo, PeerKind, Pushes},
 };
 
 /// A registered peer.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Peer {
     pub name: String,
     pub kind: PeerKind,
@@ -25,7 +25,10 @@ pub struct Peer {
     pub pid: u32,
     pub connected_at: OffsetDateTime,
     pub last_seen: OffsetDateTime,
+    /// The Claude Code session id, by which the session's hooks find this peer.
+    pub session_id: Option<String>,
     pub outbox: Outbox,
+    pub inbox: Inbox,
 }
 
 impl Peer {
@@ -40,6 +43,35 @@ impl Peer {
             connected_at: rfc3339(self.connected_at),
             last_seen: rfc3339(self.last_seen),
         }
+    }
+
+    /// How a message reaches this peer: pushed when its Claude Code shows pushes, else kept in
+    /// its inbox. `unknown` counts as off: a message waits for the next prompt rather than
+    /// risk being pushed into a session that drops it.
+    pub fn delivery(&self) -> DeliveryMode {
+        match self.pushes {
+            Pushes::On => DeliveryMode::Live,
+            Pushes::Off | Pushes::Unknown => DeliveryMode::Queued,
+        }
+    }
+
+    /// Whether a message with `bytes` bytes of text can be delivered now.
+    pub fn has_room_for(&self, bytes: usize) -> bool {
+        self.delivery() == DeliveryMode::Live || self.inbox.has_room(bytes)
+    }
+
+    /// Pushes `message` or keeps it in the inbox. Returns false when it had to be dropped (the
+    /// inbox was full); the drop is counted and logged.
+    pub fn deliver(&mut self, message: &FromHub, bytes: usize) -> bool {
+        if self.delivery() == DeliveryMode::Live {
+            self.outbox.send(message);
+            return true;
+        }
+        let kept = self.inbox.keep(message.clone(), bytes);
+        if !kept {
+            tracing::warn!(session = %self.name, "inbox_full_message_dropped");
+        }
+        kept
     }
 }
 
@@ -124,6 +156,14 @@ impl Registry {
         self.peers.get_mut(&conn)
     }
 
+    /// The peer whose Claude Code session id is `session_id`.
+    pub fn by_session_id(&self, session_id: &str) -> Option<ConnId> {
+        self.peers
+            .iter()
+            .find(|(_, peer)| peer.session_id.as_deref() == Some(session_id))
+            .map(|(conn, _)| *conn)
+    }
+
     /// The peer registered under `name`.
     pub fn by_name(&self, name: &str) -> Option<(ConnId, &Peer)> {
         let conn = *self.names.get(name)?;
@@ -166,10 +206,12 @@ mod tests {
             cwd: "/tmp".into(),
             git_branch: String::new(),
             pushes: Pushes::Unknown,
+            session_id: None,
             pid: 1,
             connected_at: now,
             last_seen: now,
             outbox: Outbox::new().0,
+            inbox: Inbox::default(),
         }
     }
 

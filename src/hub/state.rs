@@ -24,13 +24,14 @@ use crate::{
     ask::{AskTable, ConnId, PendingAsk},
     errors::{ErrorCode, RelayError},
     hub::{
+        inbox::Inbox,
         outbox::Outbox,
         registry::{Peer, Registry, not_registered, rfc3339},
     },
     protocol::{
         AskFailure, AskRequest, Asked, BroadcastAsk, BroadcastRequest, Broadcasted, Delivery,
-        FromHub, Hello, HubStatus, PROTOCOL_VERSION, PeerList, Renamed, Replied, ReplyRequest,
-        VERSION, Welcome,
+        DeliveryMode, FromHub, Hello, HubStatus, InboxContents, PROTOCOL_VERSION, PeerList,
+        Renamed, Replied, ReplyRequest, VERSION, Welcome,
     },
 };
 
@@ -140,7 +141,9 @@ impl Hub {
             pid,
             connected_at: now,
             last_seen: now,
+            session_id: hello.session_id,
             outbox,
+            inbox: Inbox::default(),
         };
         let name = self.state().peers.register(conn, peer)?;
         tracing::info!(session = %name, pid, pushes = hello_pushes.as_str(), "peer_registered");
@@ -180,7 +183,7 @@ impl Hub {
             .ok_or_else(not_registered)?
             .name
             .clone();
-        let (target, _) = state.peers.by_name(&request.to).ok_or_else(|| {
+        let (target, target_peer) = state.peers.by_name(&request.to).ok_or_else(|| {
             RelayError::new(
                 ErrorCode::PeerNotFound,
                 format!(
@@ -193,6 +196,9 @@ impl Hub {
             return Err(RelayError::bad_args(format!(
                 "{caller:?} is this session itself; ask another session (see relay_peers)"
             )));
+        }
+        if !target_peer.has_room_for(request.question.len()) {
+            return Err(inbox_full(&request.to));
         }
         let ask_id = self.new_id("ask");
         let thread_id = request.thread_id.unwrap_or_else(|| ask_id.clone());
@@ -207,8 +213,12 @@ impl Hub {
             thread_id: thread_id.clone(),
             broadcast_id: None,
         };
-        self.start_ask(&mut state, pending, request.question);
-        Ok(Asked { ask_id, thread_id })
+        let delivery = self.start_ask(&mut state, pending, request.question);
+        Ok(Asked {
+            ask_id,
+            thread_id,
+            delivery,
+        })
     }
 
     pub fn broadcast(
@@ -225,57 +235,76 @@ impl Hub {
             .clone();
         let broadcast_id = self.new_id("bc");
         let deadline = Instant::now() + Duration::from_secs(request.timeout_secs);
+        let mut skipped = Vec::new();
         let targets: Vec<(ConnId, String)> = state
             .peers
             .iter()
             .filter(|(target, _)| !(request.exclude_self && *target == conn))
+            .filter(|(_, peer)| {
+                let room = peer.has_room_for(request.question.len());
+                if !room {
+                    skipped.push(peer.name.clone());
+                }
+                room
+            })
             .map(|(target, peer)| (target, peer.name.clone()))
             .collect();
         let mut asks = Vec::with_capacity(targets.len());
         for (target, target_name) in targets {
             let ask_id = self.new_id("ask");
-            asks.push(BroadcastAsk {
-                ask_id: ask_id.clone(),
-                to: target_name.clone(),
-            });
             let pending = PendingAsk {
-                ask_id,
+                ask_id: ask_id.clone(),
                 caller: conn,
                 caller_name: caller.clone(),
                 target,
-                target_name,
+                target_name: target_name.clone(),
                 deadline,
                 timeout_secs: request.timeout_secs,
                 thread_id: broadcast_id.clone(),
                 broadcast_id: Some(broadcast_id.clone()),
             };
-            self.start_ask(&mut state, pending, request.question.clone());
+            let delivery = self.start_ask(&mut state, pending, request.question.clone());
+            asks.push(BroadcastAsk {
+                ask_id,
+                to: target_name,
+                delivery,
+            });
         }
         tracing::info!(broadcast_id = %broadcast_id, from = %caller, peer_count = asks.len(), "broadcast_sent");
-        Ok(Broadcasted { broadcast_id, asks })
+        Ok(Broadcasted {
+            broadcast_id,
+            asks,
+            skipped,
+        })
     }
 
-    /// Records `ask` and hands the question to its target.
-    fn start_ask(&self, state: &mut State, ask: PendingAsk, question: String) {
-        tracing::info!(
-            ask_id = %ask.ask_id, from = %ask.caller_name, to = %ask.target_name,
-            bytes = question.len(), timeout_secs = ask.timeout_secs, "ask_sent"
-        );
+    /// Records `ask` and hands the question to its target, live or into its inbox. The caller
+    /// has checked that the target has room.
+    fn start_ask(&self, state: &mut State, ask: PendingAsk, question: String) -> DeliveryMode {
+        let bytes = question.len();
         let event = FromHub::Ask(Delivery {
+            message_id: self.new_id("msg"),
             ask_id: ask.ask_id.clone(),
             from: ask.caller_name.clone(),
             thread_id: ask.thread_id.clone(),
             broadcast_id: ask.broadcast_id.clone(),
             text: question,
         });
-        // If the target's queue is full its connection closes, and its disconnect fails this ask
-        // with `peer_gone`: the caller is told either way.
-        if let Some(peer) = state.peers.get(ask.target) {
-            peer.outbox.send(&event);
+        let mut delivery = DeliveryMode::Live;
+        // If a live target's queue overflows its connection closes, and its disconnect fails
+        // this ask with `peer_gone`: the caller is told either way.
+        if let Some(peer) = state.peers.get_mut(ask.target) {
+            delivery = peer.delivery();
+            peer.deliver(&event, bytes);
         }
+        tracing::info!(
+            ask_id = %ask.ask_id, from = %ask.caller_name, to = %ask.target_name, bytes,
+            timeout_secs = ask.timeout_secs, delivery = ?delivery, "ask_sent"
+        );
         if state.asks.insert(ask) {
             self.shared.nearer_deadline.notify_one();
         }
+        delivery
     }
 
     pub fn reply(&self, conn: ConnId, request: ReplyRequest) -> Result<Replied, RelayError> {
@@ -287,18 +316,51 @@ impl Hub {
             .name
             .clone();
         let ask = state.asks.take_for_reply(&request.ask_id, conn)?;
-        tracing::info!(ask_id = %ask.ask_id, from = %replier, to = %ask.caller_name, bytes = request.text.len(), "reply_sent");
+        let bytes = request.text.len();
+        if let Some(caller) = state.peers.get(ask.caller)
+            && !caller.has_room_for(bytes)
+        {
+            let error = inbox_full(&caller.name);
+            state.asks.restore(ask);
+            return Err(error);
+        }
+        tracing::info!(ask_id = %ask.ask_id, from = %replier, to = %ask.caller_name, bytes, "reply_sent");
         let event = FromHub::Reply(Delivery {
+            message_id: self.new_id("msg"),
             ask_id: ask.ask_id,
             from: replier,
             thread_id: ask.thread_id,
             broadcast_id: ask.broadcast_id,
             text: request.text,
         });
-        if let Some(peer) = state.peers.get(ask.caller) {
-            peer.outbox.send(&event);
+        if let Some(peer) = state.peers.get_mut(ask.caller) {
+            peer.deliver(&event, bytes);
         }
         Ok(Replied {})
+    }
+
+    /// Takes the inbox of the peer on `conn`, or of the peer registered with `session_id`.
+    pub fn take_inbox(
+        &self,
+        conn: ConnId,
+        session_id: Option<&str>,
+    ) -> Result<InboxContents, RelayError> {
+        let mut state = self.state();
+        let owner = match session_id {
+            Some(id) => state.peers.by_session_id(id).ok_or_else(|| {
+                RelayError::new(
+                    ErrorCode::PeerNotFound,
+                    format!("no live session registered with Claude Code session id {id:?}"),
+                )
+            })?,
+            None => conn,
+        };
+        let peer = state.peers.get_mut(owner).ok_or_else(not_registered)?;
+        let (messages, dropped) = peer.inbox.take();
+        if !messages.is_empty() || dropped > 0 {
+            tracing::info!(session = %peer.name, count = messages.len(), dropped, "inbox_taken");
+        }
+        Ok(InboxContents { messages, dropped })
     }
 
     pub fn rename(&self, conn: ConnId, new_name: &str) -> Result<Renamed, RelayError> {
@@ -332,7 +394,7 @@ impl Hub {
                 ask.target_name, ask.ask_id
             );
             tracing::info!(ask_id = %ask.ask_id, to = %ask.target_name, "ask_failed_peer_gone");
-            fail(&state, ask, ErrorCode::PeerGone, message);
+            fail(self, &mut state, ask, ErrorCode::PeerGone, message);
         }
     }
 
@@ -345,7 +407,7 @@ impl Hub {
                 ask.target_name, ask.ask_id, ask.timeout_secs
             );
             tracing::info!(ask_id = %ask.ask_id, to = %ask.target_name, "ask_timed_out");
-            fail(&state, ask, ErrorCode::Timeout, message);
+            fail(self, &mut state, ask, ErrorCode::Timeout, message);
         }
         state.asks.next_deadline()
     }
@@ -357,8 +419,10 @@ impl Hub {
 }
 
 /// Tells the caller of `ask` that it failed.
-fn fail(state: &State, ask: PendingAsk, code: ErrorCode, message: String) {
+fn fail(hub: &Hub, state: &mut State, ask: PendingAsk, code: ErrorCode, message: String) {
+    let bytes = message.len();
     let event = FromHub::AskFailed(AskFailure {
+        message_id: hub.new_id("msg"),
         ask_id: ask.ask_id,
         to: ask.target_name,
         thread_id: ask.thread_id,
@@ -366,9 +430,21 @@ fn fail(state: &State, ask: PendingAsk, code: ErrorCode, message: String) {
         code,
         message,
     });
-    if let Some(peer) = state.peers.get(ask.caller) {
-        peer.outbox.send(&event);
+    if let Some(peer) = state.peers.get_mut(ask.caller) {
+        peer.deliver(&event, bytes);
     }
+}
+
+/// The error for a message to a session whose inbox is full.
+fn inbox_full(name: &str) -> RelayError {
+    RelayError::new(
+        ErrorCode::InboxFull,
+        format!(
+            "{name}'s pushes are off and its inbox of undelivered messages is full, so nothing was sent; \
+             tell the user: {name} must be used (a prompt there delivers the inbox) or restarted with the \
+             channels flag"
+        ),
+    )
 }
 
 fn base36(mut n: u128) -> String {

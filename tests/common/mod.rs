@@ -71,7 +71,10 @@ impl Relay {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", &self.home)
             .env("CLAUDE_PLUGIN_DATA", &self.data)
-            .env("RELAY_LOG", "debug");
+            .env("RELAY_LOG", "debug")
+            // The test process is no `claude`, so a channel could not tell whether its pushes are
+            // shown; these tests drive a client that reads every push.
+            .env("RELAY_CHANNELS", "on");
         for (key, value) in &self.extra_env {
             command.env(key, value);
         }
@@ -469,9 +472,10 @@ impl RawPeer {
         }
     }
 
-    /// Says hello with the current protocol and returns the hub's answer.
+    /// Says hello with the current protocol, as a peer whose pushes are shown, and returns the
+    /// hub's answer.
     pub fn hello(&mut self, name: &str) -> Value {
-        self.send(&json!({"id": 1, "op": "hello", "protocol": 1, "version": "test", "name": name}));
+        self.send(&json!({"id": 1, "op": "hello", "protocol": 1, "version": "test", "name": name, "pushes": "on"}));
         self.read().expect("answer to hello")
     }
 

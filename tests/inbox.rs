@@ -1,0 +1,158 @@
+//! Sessions whose Claude Code does not show pushes: messages wait in an inbox, the asker is told
+//! they were queued, and nothing is delivered twice.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Channel, Relay};
+use serde_json::{Value, json};
+
+/// A channel that says its pushes are off, as one under `claude` without the channels flag.
+fn channel_with_pushes_off(relay: &mut Relay, name: &str) -> Channel {
+    let mut channel = relay.spawn_channel(name, &[("RELAY_CHANNELS", "off")]);
+    channel.initialize();
+    relay.registered(&mut channel);
+    channel
+}
+
+fn inbox(channel: &mut Channel) -> Vec<Value> {
+    let taken = channel.ok("relay_inbox", json!({}));
+    assert_eq!(taken["dropped"], 0, "{taken}");
+    taken["messages"].as_array().unwrap().clone()
+}
+
+#[test]
+fn an_ask_to_a_session_with_pushes_off_is_queued_and_taken_once() {
+    let mut relay = Relay::new();
+    let mut alpha = relay.channel("alpha");
+    let mut beta = channel_with_pushes_off(&mut relay, "beta");
+
+    let asked = alpha.ok(
+        "relay_ask",
+        json!({"to": "beta", "question": "queued?\n</channel>"}),
+    );
+    assert_eq!(asked["delivery"], "queued");
+    assert!(
+        beta.push_within(Duration::from_millis(300)).is_none(),
+        "nothing is pushed"
+    );
+
+    let messages = inbox(&mut beta);
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let message = &messages[0];
+    assert_eq!(message["kind"], "ask");
+    assert_eq!(message["from"], "alpha");
+    assert_eq!(message["ask_id"], asked["ask_id"]);
+    assert_eq!(message["text"], "queued?\n</channel>");
+    assert!(message["message_id"].as_str().unwrap().starts_with("msg-"));
+    assert!(
+        inbox(&mut beta).is_empty(),
+        "taken messages are not shown again"
+    );
+
+    // The answer goes back live to a session whose pushes are on.
+    beta.ok(
+        "relay_reply",
+        json!({"ask_id": asked["ask_id"], "text": "yes"}),
+    );
+    let reply = alpha.push();
+    assert_eq!(reply["content"], "yes");
+    assert!(
+        reply["meta"]["message_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("msg-")
+    );
+}
+
+#[test]
+fn a_pushed_message_never_lands_in_the_inbox() {
+    let mut relay = Relay::new();
+    let mut alpha = relay.channel("alpha");
+    let mut beta = relay.channel("beta");
+    let asked = alpha.ok("relay_ask", json!({"to": "beta", "question": "live?"}));
+    assert_eq!(asked["delivery"], "live");
+    assert_eq!(beta.push()["meta"]["ask_id"], asked["ask_id"]);
+    assert!(inbox(&mut beta).is_empty());
+}
+
+#[test]
+fn broadcast_reports_delivery_per_recipient() {
+    let mut relay = Relay::new();
+    let mut alpha = relay.channel("alpha");
+    let _beta = channel_with_pushes_off(&mut relay, "beta");
+    let mut gamma = relay.channel("gamma");
+    let sent = alpha.ok("relay_broadcast", json!({"question": "status?"}));
+    assert_eq!(sent["delivery"], json!({"beta": "queued", "gamma": "live"}));
+    assert_eq!(sent["skipped_inbox_full"], json!([]));
+    gamma.push();
+}
+
+#[test]
+fn replies_and_failures_for_an_asker_with_pushes_off_wait_in_its_inbox() {
+    let mut relay = Relay::new();
+    let mut alpha = channel_with_pushes_off(&mut relay, "alpha");
+    let mut beta = relay.channel("beta");
+    let answered = alpha.ok("relay_ask", json!({"to": "beta", "question": "one"}));
+    let timed_out = alpha.ok(
+        "relay_ask",
+        json!({"to": "beta", "question": "two", "timeout_secs": 1}),
+    );
+    beta.push();
+    beta.push();
+    beta.ok(
+        "relay_reply",
+        json!({"ask_id": answered["ask_id"], "text": "reply one"}),
+    );
+    common::wait_for("the timeout to reach alpha's inbox", || {
+        relay
+            .log_lines()
+            .iter()
+            .any(|l| l["event"] == "ask_timed_out")
+    });
+    assert!(alpha.push_within(Duration::from_millis(200)).is_none());
+    let messages = inbox(&mut alpha);
+    let kinds: Vec<(&str, &str)> = messages
+        .iter()
+        .map(|m| (m["kind"].as_str().unwrap(), m["ask_id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("reply", answered["ask_id"].as_str().unwrap()),
+            ("error", timed_out["ask_id"].as_str().unwrap())
+        ]
+    );
+    assert_eq!(messages[1]["code"], "timeout");
+}
+
+#[test]
+fn a_full_inbox_refuses_new_asks_and_nothing_is_lost() {
+    let mut relay = Relay::new();
+    let mut alpha = relay.channel("alpha");
+    let mut beta = channel_with_pushes_off(&mut relay, "beta");
+    let limit = 500;
+    for n in 0..limit {
+        let asked = alpha.ok(
+            "relay_ask",
+            json!({"to": "beta", "question": format!("q{n}")}),
+        );
+        assert_eq!(asked["delivery"], "queued");
+    }
+    let (code, message) = alpha.err(
+        "relay_ask",
+        json!({"to": "beta", "question": "one too many"}),
+    );
+    assert_eq!(code, "inbox_full");
+    assert!(message.contains("nothing was sent"), "{message}");
+    let sent = alpha.ok("relay_broadcast", json!({"question": "all?"}));
+    assert_eq!(sent["skipped_inbox_full"], json!(["beta"]));
+    assert_eq!(sent["peer_count"], 0);
+    let messages = inbox(&mut beta);
+    assert_eq!(messages.len(), limit);
+    assert_eq!(messages[0]["text"], "q0");
+    assert_eq!(messages[limit - 1]["text"], format!("q{}", limit - 1));
+    // Room again.
+    alpha.ok("relay_ask", json!({"to": "beta", "question": "fits now"}));
+}
