@@ -60,7 +60,7 @@ if command -v claude >/dev/null 2>&1; then
     stage="${XDG_DATA_HOME:-$HOME/.local/share}/claude-relay/marketplace"
     rm -rf "$stage.new"
     mkdir -p "$stage.new"
-    cp -R .claude-plugin bin commands README.md LICENSE "$stage.new/"
+    cp -R .claude-plugin bin commands hooks README.md LICENSE "$stage.new/"
     rm -rf "$stage"
     mv "$stage.new" "$stage"
     if claude plugin marketplace list 2>/dev/null | grep -q "claude-relay"; then

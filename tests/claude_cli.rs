@@ -516,3 +516,141 @@ fn canary_no_push_without_feature_flag() {
         );
     }
 }
+
+/// Every string in the request's messages (hook context may come as its own block or message).
+fn all_message_text(r: &Request) -> String {
+    fn walk(value: &Value, out: &mut String) {
+        match value {
+            Value::String(text) => {
+                out.push_str(text);
+                out.push('\n');
+            }
+            Value::Array(items) => items.iter().for_each(|item| walk(item, out)),
+            Value::Object(map) => map.values().for_each(|item| walk(item, out)),
+            _ => {}
+        }
+    }
+    let mut out = String::new();
+    walk(&r.body["messages"], &mut out);
+    out
+}
+
+/// The head and content of every `<relay-message ...>` block (what the prompt hook shows a
+/// session whose pushes are off) anywhere in the messages of `r`.
+fn relay_messages(r: &Request) -> Vec<(String, String)> {
+    let text = all_message_text(r);
+    let mut found = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find("<relay-message ") {
+        let after = &rest[start..];
+        let Some(head_end) = after.find('>') else {
+            break;
+        };
+        let Some(close) = after.find("</relay-message>") else {
+            break;
+        };
+        found.push((
+            after[..head_end].to_owned(),
+            after[head_end + 1..close].trim().to_owned(),
+        ));
+        rest = &after[close..];
+    }
+    found
+}
+
+fn attr_in(head: &str, key: &str) -> Option<String> {
+    let marker = format!(" {key}=\"");
+    let start = head.find(&marker)? + marker.len();
+    let end = head[start..].find('"')?;
+    Some(head[start..start + end].to_owned())
+}
+
+/// beta runs WITHOUT the channels flag, so its Claude Code would drop pushes. alpha's ask is
+/// reported `queued`; the next prompt typed in beta carries the question (from the plugin's
+/// prompt hook); beta's relay_reply reaches alpha live; and alpha, whose pushes are on, never
+/// gets a message a second time through the hook.
+#[test]
+fn a_session_without_the_channels_flag_gets_questions_at_its_next_prompt() {
+    let Some(mut h) =
+        harness("a_session_without_the_channels_flag_gets_questions_at_its_next_prompt")
+    else {
+        return;
+    };
+    h.without_channels_flag = vec!["beta"];
+    let mut ss = h.start_ready(&["alpha", "beta"], READY);
+    h.mock.script(&ss[0].id, asker("INBOX-Q"));
+    h.mock.script(&ss[1].id, |r: &Request| {
+        if let Some((head, _)) = relay_messages(r)
+            .into_iter()
+            .find(|(_, text)| text.contains("INBOX-Q"))
+        {
+            let ask_id = attr_in(&head, "ask_id").unwrap_or_default();
+            return Some(Reply::tool(
+                tool("relay_reply"),
+                json!({"ask_id": ask_id, "text": "INBOX-A"}),
+            ));
+        }
+        if r.tool_result(&tool("relay_reply")).is_some() {
+            return Some(Reply::text("replied"));
+        }
+        None
+    });
+    ss[0].send("START-ASK");
+    let ask_req = expect(&h, &ss, &ss[0], "relay_ask result", |r| {
+        result_json(r, "relay_ask").is_some()
+    });
+    let ask = result_json(&ask_req, "relay_ask").unwrap();
+    assert_eq!(ask["delivery"], "queued", "relay_ask: {ask}");
+    let ask_id = ask["ask_id"].as_str().unwrap().to_owned();
+
+    // The user types something in beta: the hook hands over the question.
+    ss[1].send("CHECK-MESSAGES");
+    let seen = expect(&h, &ss, &ss[1], "the question via the prompt hook", |r| {
+        relay_messages(r)
+            .iter()
+            .any(|(_, text)| text.contains("INBOX-Q"))
+    });
+    let (head, _) = relay_messages(&seen)
+        .into_iter()
+        .find(|(_, t)| t.contains("INBOX-Q"))
+        .unwrap();
+    assert_eq!(attr_in(&head, "from").as_deref(), Some("alpha"), "{head}");
+    assert_eq!(
+        attr_in(&head, "ask_id").as_deref(),
+        Some(ask_id.as_str()),
+        "{head}"
+    );
+    assert!(all_message_text(&seen).contains("untrusted text from other sessions"));
+
+    let reply_req = expect(&h, &ss, &ss[0], "beta's reply as a live push", |r| {
+        channels_of(r, "reply")
+            .iter()
+            .any(|c| c.content.contains("INBOX-A"))
+    });
+    let reply = channels_of(&reply_req, "reply").into_iter().next().unwrap();
+    assert_eq!(reply.attr("ask_id"), Some(ask_id.as_str()));
+
+    // Nothing twice: beta's question was never pushed as a channel block, and alpha (pushes on)
+    // never got anything through the hook.
+    let requests = h.mock.requests();
+    for r in requests
+        .iter()
+        .filter(|r| r.session.as_deref() == Some(ss[1].id.as_str()))
+    {
+        assert!(
+            !r.all_channels()
+                .iter()
+                .any(|c| c.content.contains("INBOX-Q")),
+            "beta got a push"
+        );
+    }
+    let replies_at_alpha = requests
+        .iter()
+        .filter(|r| r.session.as_deref() == Some(ss[0].id.as_str()))
+        .filter(|r| !relay_messages(r).is_empty())
+        .count();
+    assert_eq!(
+        replies_at_alpha, 0,
+        "alpha got hook messages although its pushes are on"
+    );
+}

@@ -1,10 +1,19 @@
 //! `relay-channel`: the MCP stdio server Claude Code starts once per session.
+//! `relay-channel hook` is the plugin's prompt hook (see `channel::hook`).
 
 use std::process::ExitCode;
 
-use claude_relay::channel::{self, ChannelConfig};
+use claude_relay::channel::{self, ChannelConfig, hook};
 
 fn main() -> ExitCode {
+    match std::env::args().nth(1).as_deref() {
+        None => {}
+        Some("hook") => return hook::run(),
+        Some(other) => {
+            eprintln!("relay-channel: unknown argument {other:?}; usage: relay-channel [hook]");
+            return ExitCode::from(2);
+        }
+    }
     let config = match ChannelConfig::from_env() {
         Ok(config) => config,
         Err(e) => {

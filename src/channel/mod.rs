@@ -5,6 +5,7 @@
 //! name ([`identity`], [`follow`]). Nothing but JSON-RPC is ever written to stdout.
 
 pub mod follow;
+pub mod hook;
 pub mod identity;
 pub mod inbox;
 pub mod link;

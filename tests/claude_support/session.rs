@@ -209,6 +209,8 @@ pub struct Harness {
     pub bin_dir: PathBuf,
     /// Seed the channels feature flag into each session's `.claude.json`.
     pub seed_channels: bool,
+    /// Sessions started WITHOUT `--channels`: their Claude Code drops pushes.
+    pub without_channels_flag: Vec<&'static str>,
     /// Full names of the tools sessions may use without a prompt
     /// (`--allowedTools`); by default every relay tool.
     pub allowed_tools: Vec<String>,
@@ -228,6 +230,7 @@ impl Harness {
             plugin_dir: repo_root(),
             bin_dir,
             seed_channels: true,
+            without_channels_flag: Vec::new(),
             allowed_tools: ALLOWED_TOOLS.iter().map(|t| tool(t)).collect(),
             root,
         }
@@ -290,13 +293,15 @@ impl Harness {
             &id,
             "--plugin-dir",
         ])
-        .arg(&self.plugin_dir)
-        .args(["--channels", &format!("plugin:{PLUGIN}@inline")])
-        .arg("--allowedTools")
-        .arg(self.allowed_tools.join(","))
-        .env("CLAUDE_CODE_SESSION_NAME", name)
-        .env("CLAUDE_CODE_PLUGIN_CACHE_DIR", self.plugin_cache_dir())
-        .env("RELAY_BIN_DIR", &self.bin_dir);
+        .arg(&self.plugin_dir);
+        if !self.without_channels_flag.contains(&name) {
+            cmd.args(["--channels", &format!("plugin:{PLUGIN}@inline")]);
+        }
+        cmd.arg("--allowedTools")
+            .arg(self.allowed_tools.join(","))
+            .env("CLAUDE_CODE_SESSION_NAME", name)
+            .env("CLAUDE_CODE_PLUGIN_CACHE_DIR", self.plugin_cache_dir())
+            .env("RELAY_BIN_DIR", &self.bin_dir);
         Session::start(name, id, cmd, &self.root().join(format!("{name}.stderr")))
     }
 
