@@ -66,7 +66,7 @@ impl Event {
             FromHub::Ask(delivery) => Some(Event::Ask(delivery)),
             FromHub::Reply(delivery) => Some(Event::Reply(delivery)),
             FromHub::AskFailed(failure) => Some(Event::AskFailed(failure)),
-            FromHub::Ok { .. } | FromHub::Err { .. } => None,
+            FromHub::Ok { .. } | FromHub::Err { .. } | FromHub::Settled { .. } => None,
         }
     }
 }
@@ -282,6 +282,10 @@ fn route(book: &Mutex<Book>, message: FromHub) -> Option<Event> {
                 }
                 None => tracing::warn!(code = %error.code, detail = %error.message, "hub_error"),
             }
+            None
+        }
+        FromHub::Settled { ask_id } => {
+            book.asks.remove(&ask_id);
             None
         }
         event => {

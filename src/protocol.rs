@@ -173,6 +173,9 @@ pub enum FromHub {
     Reply(Delivery),
     /// Event: an ask this peer made will never be answered.
     AskFailed(AskFailure),
+    /// Event: the answer (or failure) of an ask this peer made went to its inbox, not to this
+    /// connection; the ask is no longer pending.
+    Settled { ask_id: String },
 }
 
 /// A question or a reply travelling from one peer to another. `from` is the sender's name in the

@@ -238,3 +238,37 @@ fn the_prompt_hook_hands_over_the_inbox_once_and_never_fails_a_prompt() {
         assert_eq!(stdout, "", "{bad}");
     }
 }
+
+/// An answer that went to the inbox of an asker whose pushes are off settles the ask: when the
+/// hub later goes away, that ask is not reported as `hub_unreachable`.
+#[test]
+fn a_queued_answer_settles_the_ask_for_the_asker() {
+    let mut relay = Relay::new();
+    let mut alpha = channel_with_pushes_off(&mut relay, "alpha");
+    let mut beta = relay.channel("beta");
+    let answered = alpha.ok("relay_ask", json!({"to": "beta", "question": "one"}));
+    let pending = alpha.ok("relay_ask", json!({"to": "beta", "question": "two"}));
+    beta.push();
+    beta.push();
+    beta.ok(
+        "relay_reply",
+        json!({"ask_id": answered["ask_id"], "text": "done"}),
+    );
+    let hub = relay.hub_pid().unwrap();
+    common::kill(hub, "KILL");
+    relay.wait_hub_gone(hub, Duration::from_secs(5));
+    common::wait_for("alpha to notice", || {
+        relay
+            .log_lines()
+            .iter()
+            .any(|l| l["event"] == "ask_failed_hub_unreachable" && l["session"] == "alpha")
+    });
+    let messages = inbox(&mut alpha);
+    let failed: Vec<&str> = messages
+        .iter()
+        .filter(|m| m["code"] == "hub_unreachable")
+        .map(|m| m["ask_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, [pending["ask_id"].as_str().unwrap()]);
+    relay.note_hub();
+}

@@ -11,7 +11,9 @@ use crate::{
     ask::ConnId,
     errors::{ErrorCode, RelayError},
     hub::{inbox::Inbox, outbox::Outbox},
-    protocol::{DeliveryMode, FromHub, MAX_NAME_LEN, PeerInfo, PeerKind, Pushes},
+    protocol::{
+        AskFailure, Delivery, DeliveryMode, FromHub, MAX_NAME_LEN, PeerInfo, PeerKind, Pushes,
+    },
 };
 
 /// A registered peer.
@@ -70,8 +72,17 @@ impl Peer {
         let kept = self.inbox.keep(message.clone(), bytes);
         if !kept {
             tracing::warn!(session = %self.name, "inbox_full_message_dropped");
+            return false;
         }
-        kept
+        // The connection keeps its own book of pending asks; tell it this one is settled.
+        if let FromHub::Reply(Delivery { ask_id, .. })
+        | FromHub::AskFailed(AskFailure { ask_id, .. }) = message
+        {
+            self.outbox.send(&FromHub::Settled {
+                ask_id: ask_id.clone(),
+            });
+        }
+        true
     }
 }
 
