@@ -36,16 +36,26 @@ pub fn from_env() -> (Pushes, &'static str) {
     }
 }
 
-/// The parent process's arguments, from `/proc/<ppid>/cmdline`.
+/// The parent process's arguments: `/proc/<ppid>/cmdline` on Linux, else `ps -o args=` (macOS),
+/// whose words are enough here since the flags and their values hold no spaces.
 fn parent_args() -> Option<Vec<String>> {
     let ppid = std::os::unix::process::parent_id();
-    let raw = std::fs::read(format!("/proc/{ppid}/cmdline")).ok()?;
-    let args = raw
-        .split(|&b| b == 0)
-        .filter(|arg| !arg.is_empty())
-        .map(|arg| String::from_utf8_lossy(arg).into_owned())
-        .collect();
-    Some(args)
+    if let Ok(raw) = std::fs::read(format!("/proc/{ppid}/cmdline")) {
+        let args = raw
+            .split(|&b| b == 0)
+            .filter(|arg| !arg.is_empty())
+            .map(|arg| String::from_utf8_lossy(arg).into_owned())
+            .collect();
+        return Some(args);
+    }
+    let output = std::process::Command::new("ps")
+        .args(["-o", "args=", "-p", &ppid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|output| output.status.success())?;
+    let line = String::from_utf8_lossy(&output.stdout);
+    Some(line.split_whitespace().map(str::to_owned).collect())
 }
 
 /// Every value given to a channels flag: `--flag a b`, `--flag=a,b` and mixes of them.
