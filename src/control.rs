@@ -24,7 +24,7 @@ pub async fn status(data: &DataDir) -> Result<Option<HubStatus>, RelayError> {
     client.request(Op::Status).await.map(Some)
 }
 
-/// Stops the hub of `data` gracefully and waits until it is gone. Returns what it was, or
+/// Stops the hub of `data` gracefully and waits until it no longer serves the socket. Returns what it was, or
 /// `None` when no hub was running.
 pub async fn stop(data: &DataDir) -> Result<Option<HubStatus>, RelayError> {
     let (events, _unused) = mpsc::channel(1);
@@ -34,9 +34,15 @@ pub async fn stop(data: &DataDir) -> Result<Option<HubStatus>, RelayError> {
     let status: HubStatus = client.request(Op::Status).await?;
     let ShuttingDown {} = client.request(Op::Shutdown).await?;
     drop(client);
-    let socket = data.socket();
+    // Gone once the socket answers no more, or answers with another hub: sessions that are still
+    // running start a new one at once.
     let gone = tokio::time::timeout(STOP_TIMEOUT, async {
-        while socket.exists() {
+        loop {
+            match self::status(data).await {
+                Ok(Some(now)) if now.hub_pid == status.hub_pid => {}
+                Err(_) => {}
+                Ok(_) => return,
+            }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
@@ -46,7 +52,7 @@ pub async fn stop(data: &DataDir) -> Result<Option<HubStatus>, RelayError> {
         Err(_) => Err(RelayError::hub_unreachable(format!(
             "the hub (pid {}) accepted the shutdown but still serves {} after {} s; stop it with `kill {}`",
             status.hub_pid,
-            socket.display(),
+            data.socket().display(),
             STOP_TIMEOUT.as_secs(),
             status.hub_pid
         ))),
