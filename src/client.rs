@@ -165,13 +165,19 @@ impl HubClient {
         lock(&self.book)
             .requests
             .insert(id, Pending { answer, tracks });
-        if self.outgoing.send(line).await.is_err() {
-            lock(&self.book).requests.remove(&id);
-            return Err(connection_lost());
-        }
-        let value = match tokio::time::timeout(REQUEST_TIMEOUT, answered).await {
+        // One bound for sending and answering: a hub that stopped reading fills the queue.
+        let exchange = async {
+            if self.outgoing.send(line).await.is_err() {
+                return Err(connection_lost());
+            }
+            answered.await.map_err(|_| connection_lost())
+        };
+        let value = match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
             Ok(Ok(answer)) => answer?,
-            Ok(Err(_)) => return Err(connection_lost()),
+            Ok(Err(lost)) => {
+                lock(&self.book).requests.remove(&id);
+                return Err(lost);
+            }
             Err(_) => {
                 lock(&self.book).requests.remove(&id);
                 return Err(RelayError::hub_unreachable(format!(

@@ -3,8 +3,8 @@
 //! Newline-delimited JSON over the hub's Unix socket. A client sends [`Request`]s, each with its
 //! own `id`; the hub answers every request with exactly one [`FromHub::Ok`] or [`FromHub::Err`]
 //! carrying that `id`, and at any time pushes events ([`FromHub::Ask`], [`FromHub::Reply`],
-//! [`FromHub::AskFailed`]) that need no answer. The first request on a connection must be
-//! [`Op::Hello`]. `docs/protocol.md` documents every message with examples.
+//! [`FromHub::AskFailed`], [`FromHub::Settled`]) that need no answer. The first request on a
+//! connection must be [`Op::Hello`], except `status`, `shutdown` and a hook's `inbox_take`. `docs/protocol.md` documents every message with examples.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,7 +17,9 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// The version of this build, sent in hello so a mismatch can name both sides.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The longest line either side accepts. A longer line closes the connection with `bad_msg`.
+/// The longest line the hub accepts, and the longest request a client sends. A longer line
+/// closes the connection with `bad_msg`. (Hub lines may be slightly longer: an event carries a
+/// text of up to this size plus ids; clients allow for that.)
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
 
 /// The longest question or reply text. Longer texts are refused with `bad_args`, nothing sent.
@@ -288,6 +290,9 @@ pub struct Renamed {
 pub struct InboxContents {
     pub messages: Vec<FromHub>,
     pub dropped: u64,
+    /// More messages wait for the next take (one take stays within the line limit).
+    #[serde(default)]
+    pub more: bool,
 }
 
 /// Result of [`Op::Status`].

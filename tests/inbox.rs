@@ -272,3 +272,59 @@ fn a_queued_answer_settles_the_ask_for_the_asker() {
     assert_eq!(failed, [pending["ask_id"].as_str().unwrap()]);
     relay.note_hub();
 }
+
+/// Three replies of 500 KiB do not fit one line: the inbox hands them over a page at a time.
+#[test]
+fn a_large_inbox_is_handed_over_in_pages() {
+    let mut relay = Relay::new();
+    let mut alpha = channel_with_pushes_off(&mut relay, "alpha");
+    let mut beta = relay.channel("beta");
+    let answer = "r".repeat(500 * 1024);
+    for n in 0..3 {
+        let asked = alpha.ok(
+            "relay_ask",
+            json!({"to": "beta", "question": format!("q{n}")}),
+        );
+        beta.push();
+        beta.ok(
+            "relay_reply",
+            json!({"ask_id": asked["ask_id"], "text": answer}),
+        );
+    }
+    let mut received = 0;
+    for page in 0..3 {
+        let taken = alpha.ok("relay_inbox", json!({}));
+        received += taken["messages"].as_array().unwrap().len();
+        assert_eq!(taken["more"], page < 2, "page {page}");
+    }
+    assert_eq!(received, 3);
+    assert!(inbox(&mut alpha).is_empty());
+}
+
+/// A channel that reconnects (here: its MCP server restarts in the same Claude Code session)
+/// finds the messages that were waiting for its session.
+#[test]
+fn an_inbox_waits_for_its_session_to_come_back() {
+    let mut relay = Relay::new();
+    let mut alpha = relay.channel("alpha");
+    let off = [
+        ("RELAY_CHANNELS", "off"),
+        ("CLAUDE_CODE_SESSION_ID", "sess-b"),
+    ];
+    let mut beta = relay.spawn_channel("beta", &off);
+    beta.initialize();
+    relay.registered(&mut beta);
+    let asked = alpha.ok(
+        "relay_ask",
+        json!({"to": "beta", "question": "still there?"}),
+    );
+    beta.kill();
+    // The ask fails for alpha (its target left) but the question is not thrown away.
+    assert_eq!(alpha.push()["meta"]["code"], "peer_gone");
+    let mut again = relay.spawn_channel("beta", &off);
+    again.initialize();
+    relay.registered(&mut again);
+    let messages = inbox(&mut again);
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0]["ask_id"], asked["ask_id"]);
+}

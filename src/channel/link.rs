@@ -167,6 +167,8 @@ async fn supervise(inner: Arc<Inner>, events: mpsc::Sender<Event>) {
                 }
                 inner.current.send_replace(None);
                 tracing::warn!("hub_connection_lost");
+                // A hub that accepts and drops at once must not make this a busy loop.
+                tokio::time::sleep(BACKOFF_MIN).await;
             }
             Err(e) => {
                 tracing::warn!(code = %e.code, detail = %e.message, retry_ms = backoff.as_millis() as u64, "hub_connect_failed");

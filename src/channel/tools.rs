@@ -1,4 +1,4 @@
-//! The MCP server: the five relay tools, the server instructions, and the `claude/channel`
+//! The MCP server: the six relay tools, the server instructions, and the `claude/channel`
 //! capability.
 //!
 //! Tool arguments are parsed here rather than by rmcp's macros so that every bad argument comes
@@ -271,14 +271,23 @@ impl RelayServer {
     }
 
     async fn inbox(&self, InboxArgs {}: InboxArgs) -> Result<Value, RelayError> {
-        let (mut events, mut dropped) = self.local.take();
-        match self.link.client().await {
+        // Messages from the hub first; the channel's own are taken only once that has worked
+        // or cannot, so an error never swallows them.
+        let from_hub = match self.link.client().await {
             Ok(client) => {
-                let contents: InboxContents = client
-                    .request(Op::InboxTake(InboxTake { session_id: None }))
-                    .await?;
+                client
+                    .request::<InboxContents>(Op::InboxTake(InboxTake { session_id: None }))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let (mut events, mut dropped) = self.local.take();
+        let mut more = false;
+        match from_hub {
+            Ok(contents) => {
                 events.extend(contents.messages.into_iter().filter_map(Event::from_hub));
                 dropped += contents.dropped;
+                more = contents.more;
             }
             Err(e) if events.is_empty() => return Err(e),
             Err(e) => tracing::warn!(code = %e.code, "inbox_hub_unreachable"),
@@ -292,7 +301,7 @@ impl RelayServer {
                 message
             })
             .collect();
-        Ok(json!({ "ok": true, "messages": messages, "dropped": dropped }))
+        Ok(json!({ "ok": true, "messages": messages, "dropped": dropped, "more": more }))
     }
 
     async fn rename(&self, args: RenameArgs) -> Result<Value, RelayError> {

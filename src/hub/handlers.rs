@@ -14,6 +14,10 @@ use crate::{
     },
 };
 
+/// The longest `cwd`, `git_branch` or `session_id` a hello may carry, so that a peer list
+/// always fits in a line.
+const MAX_HELLO_FIELD_BYTES: usize = 4096;
+
 /// What the hub knows about the client at the other end of one connection.
 pub struct Session {
     pub conn: ConnId,
@@ -65,7 +69,8 @@ pub fn handle_line(hub: &Hub, session: &mut Session, line: &str) -> FromHub {
             hub.request_shutdown();
             answer(Ok(ShuttingDown {}))
         }
-        Op::InboxTake(take) if take.session_id.is_some() => {
+        // A hook, which never registers, names its session; a peer takes only its own inbox.
+        Op::InboxTake(take) if !session.registered && take.session_id.is_some() => {
             answer(hub.take_inbox(session.conn, take.session_id.as_deref()))
         }
         _ if !session.registered => Err(not_registered()),
@@ -120,6 +125,21 @@ fn handle_hello(hub: &Hub, session: &mut Session, hello: Hello) -> Result<Value,
         ));
     }
     validate_name(&hello.name)?;
+    for (field, value) in [
+        ("cwd", hello.cwd.as_str()),
+        ("git_branch", hello.git_branch.as_str()),
+        (
+            "session_id",
+            hello.session_id.as_deref().unwrap_or_default(),
+        ),
+    ] {
+        if value.len() > MAX_HELLO_FIELD_BYTES {
+            return Err(RelayError::bad_args(format!(
+                "hello's {field} is {} bytes, over the limit of {MAX_HELLO_FIELD_BYTES}",
+                value.len()
+            )));
+        }
+    }
     let welcome = hub.register(session.conn, hello, session.pid, session.outbox.clone())?;
     session.registered = true;
     answer(Ok(welcome))

@@ -15,14 +15,27 @@ pub const INBOX_MAX_MESSAGES: usize = 500;
 /// The most bytes of message text an inbox keeps.
 pub const INBOX_MAX_BYTES: usize = 8 * 1024 * 1024;
 
+/// How many bytes of encoded messages one take hands over at most, so that the answer stays
+/// within the line limit a client reads (one message always fits: its text was within it).
+pub const TAKE_MAX_ENCODED_BYTES: usize = 768 * 1024;
+
 #[derive(Debug, Default)]
 pub struct Inbox {
-    messages: VecDeque<(FromHub, usize)>,
+    /// Each message with its text size and its encoded size.
+    messages: VecDeque<(FromHub, usize, usize)>,
     bytes: usize,
     dropped: u64,
 }
 
 impl Inbox {
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
     /// Whether a message of `bytes` bytes of text fits.
     pub fn has_room(&self, bytes: usize) -> bool {
         self.messages.len() < INBOX_MAX_MESSAGES && self.bytes + bytes <= INBOX_MAX_BYTES
@@ -35,20 +48,36 @@ impl Inbox {
             self.dropped += 1;
             return false;
         }
+        let encoded = serde_json::to_vec(&message).map_or(bytes, |line| line.len());
         self.bytes += bytes;
-        self.messages.push_back((message, bytes));
+        self.messages.push_back((message, bytes, encoded));
         true
     }
 
-    /// Takes every message, oldest first, and the count of those dropped since the last take.
+    /// Takes the oldest messages, as many as fit in [`TAKE_MAX_ENCODED_BYTES`] (at least one), and
+    /// the count of those dropped since the last take. The rest stay for the next take.
     pub fn take(&mut self) -> (Vec<FromHub>, u64) {
-        self.bytes = 0;
-        let messages = self
-            .messages
-            .drain(..)
-            .map(|(message, _)| message)
-            .collect();
-        (messages, std::mem::take(&mut self.dropped))
+        let mut taken = Vec::new();
+        let mut encoded_total = 0;
+        while let Some((_, _, encoded)) = self.messages.front() {
+            if !taken.is_empty() && encoded_total + encoded > TAKE_MAX_ENCODED_BYTES {
+                break;
+            }
+            let (message, bytes, encoded) = self.messages.pop_front().expect("front exists");
+            encoded_total += encoded;
+            self.bytes -= bytes;
+            taken.push(message);
+        }
+        (taken, std::mem::take(&mut self.dropped))
+    }
+
+    /// Adds the messages of `older`, an inbox this one replaces, in front of its own.
+    pub fn adopt(&mut self, older: Inbox) {
+        let mut merged = older.messages;
+        merged.extend(self.messages.drain(..));
+        self.messages = merged;
+        self.bytes += older.bytes;
+        self.dropped += older.dropped;
     }
 }
 
@@ -93,5 +122,33 @@ mod tests {
         assert!(inbox.keep(message(1), INBOX_MAX_BYTES));
         assert!(!inbox.has_room(1));
         assert_eq!(inbox.take().1, 0, "the drop count was reported once");
+    }
+
+    #[test]
+    fn a_take_hands_over_at_most_a_page_and_keeps_the_rest() {
+        let mut inbox = Inbox::default();
+        let big = |n: usize| {
+            FromHub::Reply(crate::protocol::Delivery {
+                message_id: format!("m{n}"),
+                ask_id: format!("a{n}"),
+                from: "beta".into(),
+                thread_id: format!("a{n}"),
+                broadcast_id: None,
+                text: "x".repeat(500 * 1024),
+            })
+        };
+        for n in 0..3 {
+            assert!(inbox.keep(big(n), 500 * 1024));
+        }
+        let (first, _) = inbox.take();
+        assert_eq!(first, [big(0)]);
+        assert_eq!(inbox.len(), 2);
+        assert_eq!(inbox.take().0, [big(1)]);
+        assert_eq!(inbox.take().0, [big(2)]);
+        assert!(inbox.is_empty());
+        assert!(
+            inbox.has_room(INBOX_MAX_BYTES),
+            "sizes are given back as messages leave"
+        );
     }
 }

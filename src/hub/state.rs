@@ -7,6 +7,7 @@
 //! look-up and the send without its asks being failed.
 
 use std::{
+    collections::HashMap,
     sync::{
         Arc, Mutex, MutexGuard,
         atomic::{AtomicU64, Ordering},
@@ -56,6 +57,49 @@ struct Shared {
 struct State {
     peers: Registry,
     asks: AskTable,
+    /// Inboxes of peers that disconnected, by Claude Code session id, so that a channel that
+    /// reconnects (or its prompt hook) still gets them.
+    orphans: HashMap<String, (Inbox, Instant)>,
+}
+
+/// How long the inbox of a disconnected session is kept for it.
+const ORPHAN_GRACE: Duration = Duration::from_secs(600);
+
+impl State {
+    fn keep_orphaned_inbox(&mut self, inbox: Inbox, session_id: Option<&str>, name: &str) {
+        let now = Instant::now();
+        self.orphans.retain(|id, (inbox, since)| {
+            let keep = now.duration_since(*since) < ORPHAN_GRACE;
+            if !keep {
+                tracing::warn!(session_id = %id, lost = inbox.len(), "orphaned_inbox_expired");
+            }
+            keep
+        });
+        if inbox.is_empty() {
+            return;
+        }
+        match session_id {
+            Some(id) => {
+                tracing::info!(session = %name, count = inbox.len(), "inbox_kept_for_reconnect");
+                self.orphans.insert(id.to_owned(), (inbox, now));
+            }
+            None => tracing::warn!(session = %name, lost = inbox.len(), "inbox_lost_no_session_id"),
+        }
+    }
+}
+
+/// One page of `inbox`, with whether more is waiting.
+fn take_page(inbox: &mut Inbox, owner: &str) -> InboxContents {
+    let (messages, dropped) = inbox.take();
+    let more = !inbox.is_empty();
+    if !messages.is_empty() || dropped > 0 {
+        tracing::info!(session = %owner, count = messages.len(), dropped, more, "inbox_taken");
+    }
+    InboxContents {
+        messages,
+        dropped,
+        more,
+    }
 }
 
 impl Default for Hub {
@@ -145,7 +189,16 @@ impl Hub {
             outbox,
             inbox: Inbox::default(),
         };
-        let name = self.state().peers.register(conn, peer)?;
+        let mut state = self.state();
+        let mut peer = peer;
+        if let Some(id) = &peer.session_id
+            && let Some((inbox, _)) = state.orphans.remove(id)
+        {
+            tracing::info!(count = inbox.len(), "inbox_handed_back");
+            peer.inbox = inbox;
+        }
+        let name = state.peers.register(conn, peer)?;
+        drop(state);
         tracing::info!(session = %name, pid, pushes = hello_pushes.as_str(), "peer_registered");
         Ok(Welcome {
             name,
@@ -347,20 +400,25 @@ impl Hub {
     ) -> Result<InboxContents, RelayError> {
         let mut state = self.state();
         let owner = match session_id {
-            Some(id) => state.peers.by_session_id(id).ok_or_else(|| {
-                RelayError::new(
-                    ErrorCode::PeerNotFound,
-                    format!("no live session registered with Claude Code session id {id:?}"),
-                )
-            })?,
+            Some(id) => match state.peers.by_session_id(id) {
+                Some(owner) => owner,
+                // Its channel is reconnecting: the inbox waits under its session id.
+                None => {
+                    let (inbox, _) = state.orphans.get_mut(id).ok_or_else(|| {
+                        RelayError::new(
+                            ErrorCode::PeerNotFound,
+                            format!(
+                                "no live session registered with Claude Code session id {id:?}"
+                            ),
+                        )
+                    })?;
+                    return Ok(take_page(inbox, id));
+                }
+            },
             None => conn,
         };
         let peer = state.peers.get_mut(owner).ok_or_else(not_registered)?;
-        let (messages, dropped) = peer.inbox.take();
-        if !messages.is_empty() || dropped > 0 {
-            tracing::info!(session = %peer.name, count = messages.len(), dropped, "inbox_taken");
-        }
-        Ok(InboxContents { messages, dropped })
+        Ok(take_page(&mut peer.inbox, &peer.name))
     }
 
     pub fn rename(&self, conn: ConnId, new_name: &str) -> Result<Renamed, RelayError> {
@@ -380,6 +438,7 @@ impl Hub {
         let Some(peer) = state.peers.remove(conn) else {
             return;
         };
+        state.keep_orphaned_inbox(peer.inbox, peer.session_id.as_deref(), &peer.name);
         let forgotten = state.asks.remove_caller(conn).len();
         tracing::info!(session = %peer.name, forgotten_asks = forgotten, "peer_left");
         let gone = state.asks.remove_target(conn);
