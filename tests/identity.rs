@@ -93,7 +93,16 @@ fn a_rename_is_not_undone_by_an_older_session_file() {
     let mut api = relay.spawn_channel("", &[]);
     api.initialize();
     relay.registered(&mut api);
-    fs::write(session_file(&relay), r#"{"pid": 1, "name": "from-file"}"#).unwrap();
+    // Written when the session started, a while before the rename below.
+    let file = session_file(&relay);
+    fs::write(&file, r#"{"pid": 1, "name": "from-file"}"#).unwrap();
+    let started = std::time::SystemTime::now() - std::time::Duration::from_secs(2);
+    fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(started)
+        .unwrap();
     api.ok("relay_rename", json!({"new_name": "early"}));
     wait_for("the follower to see the file", || {
         relay.log_lines().iter().any(|l| {

@@ -18,6 +18,10 @@ use crate::channel::{identity::chosen_name, link::Link};
 /// How often the session file is checked: a stat per second costs nothing measurable.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
+/// File times come from the kernel's coarse clock, which can lag the precise one by a few
+/// milliseconds; a file must be older than a rename by this much to count as older.
+const MTIME_SLACK: Duration = Duration::from_millis(100);
+
 /// Polls `session_file` for the life of the channel.
 pub async fn follow_renames(link: Link, session_file: PathBuf) {
     let mut last_modified = modified(&session_file);
@@ -37,7 +41,10 @@ pub async fn follow_renames(link: Link, session_file: PathBuf) {
         }
         last_name = name.clone();
         let Some(name) = name else { continue };
-        let older_than_last_rename = matches!((now_modified, link.last_rename()), (Some(file), Some(rename)) if file <= rename);
+        let older_than_last_rename = matches!(
+            (now_modified, link.last_rename()),
+            (Some(file), Some(rename)) if file + MTIME_SLACK <= rename
+        );
         if name == link.name() {
             continue;
         }
