@@ -739,7 +739,7 @@ fn start_once(world: &World, name: &str) -> (Duration, Duration) {
     channel.finish_initialize(init);
     let list = channel.send_request("tools/list", json!({}));
     let (listed, tools) = channel.response(list);
-    assert_eq!(tools["result"]["tools"].as_array().map(Vec::len), Some(5));
+    assert_eq!(tools["result"]["tools"].as_array().map(Vec::len), Some(6));
     let peers = channel.send_call("relay_peers", json!({}));
     let (registered, _) = channel.response(peers);
     (listed - began, registered - began)
