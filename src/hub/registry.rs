@@ -62,17 +62,18 @@ impl Peer {
         self.delivery() == DeliveryMode::Live || self.inbox.has_room(bytes)
     }
 
-    /// Pushes `message` or keeps it in the inbox. Returns false when it had to be dropped (the
-    /// inbox was full); the drop is counted and logged.
-    pub fn deliver(&mut self, message: &FromHub, bytes: usize) -> bool {
-        if self.delivery() == DeliveryMode::Live {
+    /// Pushes `message` or keeps it in the inbox, and says which. A message that finds the
+    /// inbox full (only a failure notice can: asks and replies are checked for room first) is
+    /// dropped, counted and logged.
+    pub fn deliver(&mut self, message: &FromHub, bytes: usize) -> DeliveryMode {
+        let delivery = self.delivery();
+        if delivery == DeliveryMode::Live {
             self.outbox.send(message);
-            return true;
+            return delivery;
         }
-        let kept = self.inbox.keep(message.clone(), bytes);
-        if !kept {
+        if !self.inbox.keep(message.clone(), bytes) {
             tracing::warn!(session = %self.name, "inbox_full_message_dropped");
-            return false;
+            return delivery;
         }
         // The connection keeps its own book of pending asks; tell it this one is settled.
         if let FromHub::Reply(Delivery { ask_id, .. })
@@ -82,7 +83,7 @@ impl Peer {
                 ask_id: ask_id.clone(),
             });
         }
-        true
+        delivery
     }
 }
 

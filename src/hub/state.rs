@@ -175,7 +175,18 @@ impl Hub {
         outbox: Outbox,
     ) -> Result<Welcome, RelayError> {
         let now = OffsetDateTime::now_utc();
-        let hello_pushes = hello.pushes;
+        let pushes = hello.pushes;
+        let mut state = self.state();
+        // A session that reconnects gets back the inbox it left behind.
+        let inbox = hello
+            .session_id
+            .as_ref()
+            .and_then(|id| state.orphans.remove(id))
+            .map(|(inbox, _)| inbox)
+            .unwrap_or_default();
+        if !inbox.is_empty() {
+            tracing::info!(count = inbox.len(), "inbox_handed_back");
+        }
         let peer = Peer {
             name: hello.name,
             kind: hello.kind,
@@ -187,19 +198,11 @@ impl Hub {
             last_seen: now,
             session_id: hello.session_id,
             outbox,
-            inbox: Inbox::default(),
+            inbox,
         };
-        let mut state = self.state();
-        let mut peer = peer;
-        if let Some(id) = &peer.session_id
-            && let Some((inbox, _)) = state.orphans.remove(id)
-        {
-            tracing::info!(count = inbox.len(), "inbox_handed_back");
-            peer.inbox = inbox;
-        }
         let name = state.peers.register(conn, peer)?;
         drop(state);
-        tracing::info!(session = %name, pid, pushes = hello_pushes.as_str(), "peer_registered");
+        tracing::info!(session = %name, pid, pushes = pushes.as_str(), "peer_registered");
         Ok(Welcome {
             name,
             hub_pid: std::process::id(),
@@ -288,20 +291,18 @@ impl Hub {
             .clone();
         let broadcast_id = self.new_id("bc");
         let deadline = Instant::now() + Duration::from_secs(request.timeout_secs);
+        let mut targets: Vec<(ConnId, String)> = Vec::new();
         let mut skipped = Vec::new();
-        let targets: Vec<(ConnId, String)> = state
-            .peers
-            .iter()
-            .filter(|(target, _)| !(request.exclude_self && *target == conn))
-            .filter(|(_, peer)| {
-                let room = peer.has_room_for(request.question.len());
-                if !room {
-                    skipped.push(peer.name.clone());
-                }
-                room
-            })
-            .map(|(target, peer)| (target, peer.name.clone()))
-            .collect();
+        for (target, peer) in state.peers.iter() {
+            if request.exclude_self && target == conn {
+                continue;
+            }
+            if peer.has_room_for(request.question.len()) {
+                targets.push((target, peer.name.clone()));
+            } else {
+                skipped.push(peer.name.clone());
+            }
+        }
         let mut asks = Vec::with_capacity(targets.len());
         for (target, target_name) in targets {
             let ask_id = self.new_id("ask");
@@ -343,13 +344,12 @@ impl Hub {
             broadcast_id: ask.broadcast_id.clone(),
             text: question,
         });
-        let mut delivery = DeliveryMode::Live;
         // If a live target's queue overflows its connection closes, and its disconnect fails
         // this ask with `peer_gone`: the caller is told either way.
-        if let Some(peer) = state.peers.get_mut(ask.target) {
-            delivery = peer.delivery();
-            peer.deliver(&event, bytes);
-        }
+        let delivery = match state.peers.get_mut(ask.target) {
+            Some(peer) => peer.deliver(&event, bytes),
+            None => DeliveryMode::Live,
+        };
         tracing::info!(
             ask_id = %ask.ask_id, from = %ask.caller_name, to = %ask.target_name, bytes,
             timeout_secs = ask.timeout_secs, delivery = ?delivery, "ask_sent"
