@@ -192,8 +192,10 @@ impl HubClient {
     }
 }
 
-fn lock(book: &Mutex<Book>) -> std::sync::MutexGuard<'_, Book> {
-    book.lock().unwrap_or_else(|e| e.into_inner())
+/// Locks `mutex`, also after a panic elsewhere poisoned it: every critical section that uses this
+/// leaves its data consistent (plain inserts, removals and takes), so it stays usable.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn connection_lost() -> RelayError {

@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::client::Event;
+use crate::client::{Event, lock};
 
 /// The most messages kept; more are counted as dropped and reported with the next take.
 pub const LOCAL_INBOX_MAX: usize = 500;
@@ -22,7 +22,7 @@ struct Kept {
 
 impl LocalInbox {
     pub fn keep(&self, event: Event) {
-        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut kept = lock(&self.0);
         if kept.events.len() < LOCAL_INBOX_MAX {
             kept.events.push(event);
         } else {
@@ -33,7 +33,7 @@ impl LocalInbox {
 
     /// Every kept message, oldest first, and how many were dropped since the last take.
     pub fn take(&self) -> (Vec<Event>, u64) {
-        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut kept = lock(&self.0);
         (
             std::mem::take(&mut kept.events),
             std::mem::take(&mut kept.dropped),

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::{
     channel::identity,
-    client::{Event, HubClient},
+    client::{Event, HubClient, lock},
     errors::RelayError,
     logging::SessionLabel,
     paths::DataDir,
@@ -125,10 +125,6 @@ impl Link {
         tracing::info!("renamed");
         Ok(renamed)
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 async fn supervise(inner: Arc<Inner>, events: mpsc::Sender<Event>) {
