@@ -76,10 +76,7 @@ fn a_rename_in_the_session_file_is_followed() {
     // A rename to a name another session holds is refused, logged, and the old name stays.
     fs::write(&file, r#"{"pid": 1, "name": "watcher"}"#).unwrap();
     wait_for("the refused rename to be logged", || {
-        relay
-            .log_lines()
-            .iter()
-            .any(|l| l["event"] == "session_rename_not_followed" && l["wanted"] == "watcher")
+        relay.logged("session_rename_not_followed", |l| l["wanted"] == "watcher")
     });
     assert_eq!(api.ok("relay_peers", json!({}))["me"], "backend-api");
     assert_eq!(names(&mut watcher), ["backend-api"]);
@@ -105,10 +102,8 @@ fn a_rename_is_not_undone_by_an_older_session_file() {
         .unwrap();
     api.ok("relay_rename", json!({"new_name": "early"}));
     wait_for("the follower to see the file", || {
-        relay.log_lines().iter().any(|l| {
-            l["event"] == "session_file_older_than_rename"
-                || l["event"] == "followed_session_rename"
-        })
+        relay.logged("session_file_older_than_rename", |_| true)
+            || relay.logged("followed_session_rename", |_| true)
     });
     assert_eq!(api.ok("relay_peers", json!({}))["me"], "early");
 }

@@ -106,10 +106,7 @@ fn replies_and_failures_for_an_asker_with_pushes_off_wait_in_its_inbox() {
         json!({"ask_id": answered["ask_id"], "text": "reply one"}),
     );
     common::wait_for("the timeout to reach alpha's inbox", || {
-        relay
-            .log_lines()
-            .iter()
-            .any(|l| l["event"] == "ask_timed_out")
+        relay.logged("ask_timed_out", |_| true)
     });
     assert!(alpha.push_within(Duration::from_millis(200)).is_none());
     let messages = inbox(&mut alpha);
@@ -258,10 +255,7 @@ fn a_queued_answer_settles_the_ask_for_the_asker() {
     common::kill(hub, "KILL");
     relay.wait_hub_gone(hub, Duration::from_secs(5));
     common::wait_for("alpha to notice", || {
-        relay
-            .log_lines()
-            .iter()
-            .any(|l| l["event"] == "ask_failed_hub_unreachable" && l["session"] == "alpha")
+        relay.logged("ask_failed_hub_unreachable", |l| l["session"] == "alpha")
     });
     let messages = inbox(&mut alpha);
     let failed: Vec<&str> = messages

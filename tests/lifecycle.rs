@@ -130,10 +130,7 @@ fn a_stale_socket_file_is_replaced() {
     let mut alpha = relay.channel("alpha");
     assert_eq!(alpha.ok("relay_peers", json!({}))["me"], "alpha");
     assert!(relay.hub_pid().is_some());
-    let stale_removed = relay
-        .log_lines()
-        .iter()
-        .any(|line| line["event"] == "removed_stale_socket" && line["component"] == "hub");
+    let stale_removed = relay.logged("removed_stale_socket", |line| line["component"] == "hub");
     assert!(
         stale_removed,
         "the hub logs that it removed the stale socket"
@@ -152,12 +149,7 @@ fn the_hub_exits_when_idle_and_removes_its_socket() {
         !relay.socket().exists(),
         "the socket is removed on the way out"
     );
-    assert!(
-        relay
-            .log_lines()
-            .iter()
-            .any(|line| line["event"] == "hub_idle_exit")
-    );
+    assert!(relay.logged("hub_idle_exit", |_| true));
 }
 
 #[test]

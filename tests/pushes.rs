@@ -61,10 +61,7 @@ fn relay_peers_shows_whose_pushes_are_on_off_or_unknown() {
     assert_eq!(channels_of(&seen_by_on, "observer"), "unknown");
 
     // The result is logged, with what decided it.
-    let logged = relay.log_lines().into_iter().any(|l| {
-        l["event"] == "channel_started"
-            && l["pushes"] == "off"
-            && l["pushes_source"] == "parent command line"
-    });
-    assert!(logged);
+    assert!(relay.logged("channel_started", |l| {
+        l["pushes"] == "off" && l["pushes_source"] == "parent command line"
+    }));
 }

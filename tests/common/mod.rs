@@ -188,6 +188,13 @@ impl Relay {
         }
     }
 
+    /// Whether some log line has `event` and satisfies `also`.
+    pub fn logged(&self, event: &str, also: impl Fn(&Value) -> bool) -> bool {
+        self.log_lines()
+            .iter()
+            .any(|line| line["event"] == event && also(line))
+    }
+
     /// Every line of today's log file, parsed.
     pub fn log_lines(&self) -> Vec<Value> {
         let mut lines = Vec::new();
