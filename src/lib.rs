@@ -20,6 +20,7 @@
 
 pub mod ask;
 pub mod channel;
+pub mod cli;
 pub mod client;
 pub mod control;
 pub mod errors;

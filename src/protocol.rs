@@ -124,6 +124,15 @@ pub enum PeerKind {
     Cli,
 }
 
+impl PeerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerKind::Channel => "channel",
+            PeerKind::Cli => "cli",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AskRequest {
     pub to: String,

@@ -73,6 +73,8 @@ pub fn handle_line(hub: &Hub, session: &mut Session, line: &str) -> FromHub {
         Op::InboxTake(take) if !session.registered && take.session_id.is_some() => {
             answer(hub.take_inbox(session.conn, take.session_id.as_deref()))
         }
+        // `relay peers` lists everyone without joining.
+        Op::Peers if !session.registered => answer(Ok(hub.all_peers())),
         _ if !session.registered => Err(not_registered()),
         Op::InboxTake(_) => answer(hub.take_inbox(session.conn, None)),
         Op::Peers => answer(hub.peers(session.conn)),

@@ -31,8 +31,8 @@ use crate::{
     },
     protocol::{
         AskFailure, AskRequest, Asked, BroadcastAsk, BroadcastRequest, Broadcasted, Delivery,
-        DeliveryMode, FromHub, Hello, HubStatus, InboxContents, PROTOCOL_VERSION, PeerList,
-        Renamed, Replied, ReplyRequest, VERSION, Welcome,
+        DeliveryMode, FromHub, Hello, HubStatus, InboxContents, PROTOCOL_VERSION, PeerKind,
+        PeerList, Renamed, Replied, ReplyRequest, VERSION, Welcome,
     },
 };
 
@@ -231,6 +231,17 @@ impl Hub {
         Ok(PeerList { peers })
     }
 
+    /// Every peer, for a client that has not said hello (`relay peers`).
+    pub fn all_peers(&self) -> PeerList {
+        let peers = self
+            .state()
+            .peers
+            .iter()
+            .map(|(_, peer)| peer.info())
+            .collect();
+        PeerList { peers }
+    }
+
     pub fn ask(&self, conn: ConnId, request: AskRequest) -> Result<Asked, RelayError> {
         let mut state = self.state();
         let caller = state
@@ -251,6 +262,12 @@ impl Hub {
         if target == conn {
             return Err(RelayError::bad_args(format!(
                 "{caller:?} is this session itself; ask another session (see relay_peers)"
+            )));
+        }
+        if target_peer.kind == PeerKind::Cli {
+            return Err(RelayError::bad_args(format!(
+                "{:?} is a relay command line, which cannot answer questions; ask a Claude Code session (see relay_peers)",
+                request.to
             )));
         }
         if !target_peer.has_room_for(request.question.len()) {
@@ -294,7 +311,8 @@ impl Hub {
         let mut targets: Vec<(ConnId, String)> = Vec::new();
         let mut skipped = Vec::new();
         for (target, peer) in state.peers.iter() {
-            if request.exclude_self && target == conn {
+            // A command line cannot answer, so it is never asked.
+            if (request.exclude_self && target == conn) || peer.kind == PeerKind::Cli {
                 continue;
             }
             if peer.has_room_for(request.question.len()) {

@@ -20,6 +20,10 @@ use serde_json::{Value, json};
 
 pub const CHANNEL_EXE: &str = env!("CARGO_BIN_EXE_relay-channel");
 pub const HUB_EXE: &str = env!("CARGO_BIN_EXE_relay-hub");
+pub const RELAY_EXE: &str = env!("CARGO_BIN_EXE_relay");
+
+/// The longest a `relay` command line run may take in a test.
+pub const RELAY_RUN_LIMIT: Duration = Duration::from_secs(60);
 
 /// How long a test waits for anything that should happen at once.
 pub const PROMPTLY: Duration = Duration::from_secs(10);
@@ -117,6 +121,18 @@ impl Relay {
             command.env(key, value);
         }
         Channel::spawn_command(command, name)
+    }
+
+    /// Runs `relay ARGS` in this world (data directory from `CLAUDE_PLUGIN_DATA`) to its end.
+    pub fn relay(&self, args: &[&str]) -> RelayRun {
+        self.spawn_relay(args).finish()
+    }
+
+    /// Starts `relay ARGS` in this world without waiting for it.
+    pub fn spawn_relay(&self, args: &[&str]) -> RelayProcess {
+        let mut command = self.command(RELAY_EXE, self.dir.path());
+        command.args(args);
+        RelayProcess::spawn(command)
     }
 
     /// Runs `relay-hub` the way a channel does and waits until it accepts connections.
@@ -439,6 +455,99 @@ impl Channel {
 impl Drop for Channel {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A running `relay` command line. Killed by pid if dropped before it ends.
+pub struct RelayProcess {
+    child: Child,
+    stdout: thread::JoinHandle<String>,
+    stderr: thread::JoinHandle<String>,
+}
+
+impl RelayProcess {
+    pub fn spawn(mut command: Command) -> RelayProcess {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn relay");
+        let stdout = read_all(child.stdout.take().unwrap());
+        let stderr = read_all(child.stderr.take().unwrap());
+        RelayProcess {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the end (at most [`RELAY_RUN_LIMIT`]) and collects the output.
+    pub fn finish(mut self) -> RelayRun {
+        let deadline = Instant::now() + RELAY_RUN_LIMIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "relay did not finish within {RELAY_RUN_LIMIT:?}"
+            );
+            thread::sleep(Duration::from_millis(10));
+        };
+        let stdout = std::mem::replace(&mut self.stdout, thread::spawn(String::new));
+        let stderr = std::mem::replace(&mut self.stderr, thread::spawn(String::new));
+        RelayRun {
+            code: status.code().unwrap_or(-1),
+            stdout: stdout.join().unwrap(),
+            stderr: stderr.join().unwrap(),
+        }
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_all(mut from: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut text = String::new();
+        let _ = from.read_to_string(&mut text);
+        text
+    })
+}
+
+/// What one run of `relay` printed, and its exit status.
+#[derive(Debug)]
+pub struct RelayRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl RelayRun {
+    /// Stdout as one JSON document.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {self:?}"))
+    }
+
+    /// Stdout as JSON lines.
+    pub fn json_lines(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("{line:?} is not JSON ({e}): {self:?}"))
+            })
+            .collect()
     }
 }
 

@@ -1,0 +1,164 @@
+//! `relay`, the command line: the hub's state, its peers, asks and broadcasts from a shell, the
+//! daily logs, health checks and a demo.
+//!
+//! Each subcommand has its own module with its arguments and a `run` that returns an [`Outcome`];
+//! [`main`] parses the command line, runs the subcommand and turns the outcome into the exit
+//! status documented in [`exit`]. Where a subcommand takes part in messaging it joins the hub as a
+//! peer of kind `cli` ([`session`]).
+
+pub mod ask;
+pub mod broadcast;
+pub mod demo;
+pub mod doctor;
+pub mod exit;
+pub mod hub;
+pub mod logs;
+pub mod output;
+pub mod peers;
+pub mod session;
+pub mod status;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{
+    errors::{ErrorCode, RelayError},
+    paths::DataDir,
+};
+
+/// The parsed command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "relay",
+    version,
+    about = "Talk to the Claude Code sessions on this machine, and look after their hub.",
+    after_help = "Exit codes are listed in the README (section \"The relay command line\")."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// The data directory of the hub to use [default: $CLAUDE_PLUGIN_DATA, else ~/.claude-relay].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Print machine-readable JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl Global {
+    /// The data directory: `--data-dir`, else the one the channel uses.
+    pub fn data(&self) -> Result<DataDir, CliError> {
+        match &self.data_dir {
+            Some(dir) => Ok(DataDir::new(dir)),
+            None => DataDir::from_env().map_err(|e| CliError::failure(e.to_string())),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The running hub: pid, version, protocol, uptime, socket, peers and pending asks.
+    Status,
+    /// The sessions connected to the hub.
+    Peers,
+    /// Ask one session a question and print its reply.
+    Ask(ask::AskArgs),
+    /// Ask every session the same question and print the replies as they arrive.
+    Broadcast(broadcast::BroadcastArgs),
+    /// Read the daily JSON logs of the hub and the channels.
+    Logs(logs::LogsArgs),
+    /// Stop or restart the hub.
+    Hub {
+        #[command(subcommand)]
+        action: hub::HubAction,
+    },
+    /// Check the installation and print what to fix.
+    Doctor(doctor::DoctorArgs),
+    /// Start a private hub and two sessions in a temp directory and show them talking.
+    Demo(demo::DemoArgs),
+}
+
+/// How a subcommand ended, when it did not fail.
+pub type Outcome = Result<ExitCode, CliError>;
+
+/// Why a subcommand failed: a relay error code when there is one (each has its own exit code),
+/// and one sentence for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError {
+    pub code: Option<ErrorCode>,
+    pub message: String,
+}
+
+impl CliError {
+    /// A failure without a relay error code; exits with [`exit::FAILURE`].
+    pub fn failure(message: impl Into<String>) -> Self {
+        CliError {
+            code: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        self.code.map_or(exit::FAILURE, exit::for_error)
+    }
+}
+
+impl From<RelayError> for CliError {
+    fn from(e: RelayError) -> Self {
+        CliError {
+            code: Some(e.code),
+            message: e.message,
+        }
+    }
+}
+
+/// Runs the command line and returns the process's exit status.
+pub fn main(cli: Cli) -> ExitCode {
+    let outcome = match cli.command {
+        Command::Logs(args) => logs::run(&args, &cli.global),
+        command => match current_thread_runtime() {
+            Ok(runtime) => {
+                let outcome = runtime.block_on(run_async(command, &cli.global));
+                // A stdin reader may still sit in a blocking read; do not wait for it.
+                runtime.shutdown_background();
+                outcome
+            }
+            Err(e) => Err(e),
+        },
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            output::report_error(&e, cli.global.json);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn run_async(command: Command, global: &Global) -> Outcome {
+    match command {
+        Command::Status => status::run(global).await,
+        Command::Peers => peers::run(global).await,
+        Command::Ask(args) => ask::run(&args, global).await,
+        Command::Broadcast(args) => broadcast::run(&args, global).await,
+        Command::Hub { action } => hub::run(action, global).await,
+        Command::Doctor(args) => doctor::run(&args, global).await,
+        Command::Demo(args) => demo::run(&args, global).await,
+        Command::Logs(args) => logs::run(&args, global),
+    }
+}
+
+fn current_thread_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))
+}

@@ -1,0 +1,89 @@
+//! How `relay` prints: aligned tables and durations for people, JSON for scripts, errors on
+//! stderr (and as JSON on stdout under `--json`).
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::cli::CliError;
+
+/// Prints `value` as one line of JSON on stdout.
+pub fn print_json<T: Serialize>(value: &T) {
+    println!(
+        "{}",
+        serde_json::to_string(value).expect("output values always serialize")
+    );
+}
+
+/// Says why a command failed: a line on stderr, and under `--json` an `error` object on stdout
+/// so that a script reading stdout sees it too.
+pub fn report_error(e: &CliError, json: bool) {
+    if json {
+        print_json(&json!({
+            "error": { "code": e.code.map(|code| code.as_str()), "message": e.message }
+        }));
+    }
+    match e.code {
+        Some(code) => eprintln!("relay: {code}: {}", e.message),
+        None => eprintln!("relay: {}", e.message),
+    }
+}
+
+/// Lays `rows` out in columns under `headers`, two spaces apart, without trailing blanks.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let header: Vec<String> = headers.iter().map(|h| (*h).to_owned()).collect();
+    let mut text = String::new();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (cell, width) in row.iter().zip(&widths) {
+            line.push_str(cell);
+            line.push_str(&" ".repeat(width - cell.chars().count() + 2));
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+/// A duration for people: `42s`, `3m 12s`, `2h 5m`, `3d 4h`.
+pub fn human_duration(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m {}s", secs / 60, secs % 60),
+        3600..86400 => format!("{}h {}m", secs / 3600, secs % 3600 / 60),
+        _ => format!("{}d {}h", secs / 86400, secs % 86400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_columns() {
+        let rows = vec![
+            vec!["backend-api".to_owned(), "channel".to_owned()],
+            vec!["me".to_owned(), "cli".to_owned()],
+        ];
+        assert_eq!(
+            table(&["NAME", "KIND"], &rows),
+            "NAME         KIND\nbackend-api  channel\nme           cli\n"
+        );
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(Duration::from_secs(42)), "42s");
+        assert_eq!(human_duration(Duration::from_secs(192)), "3m 12s");
+        assert_eq!(human_duration(Duration::from_secs(7500)), "2h 5m");
+        assert_eq!(human_duration(Duration::from_secs(273_600)), "3d 4h");
+    }
+}

@@ -1,0 +1,78 @@
+//! `relay peers`: who is connected to the hub. Lists without joining, so the command line does
+//! not show up in its own list.
+
+use std::process::ExitCode;
+
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use tokio::sync::mpsc;
+
+use crate::{
+    cli::{Global, Outcome, exit, output, status::not_running},
+    client::HubClient,
+    protocol::{Op, PeerInfo, PeerList},
+};
+
+pub async fn run(global: &Global) -> Outcome {
+    let data = global.data()?;
+    let (events, _unused) = mpsc::channel(1);
+    let client = HubClient::connect_running(&data, events)
+        .await
+        .ok_or_else(|| not_running(&data))?;
+    let list: PeerList = client.request(Op::Peers).await?;
+    if global.json {
+        output::print_json(&list);
+    } else if list.peers.is_empty() {
+        println!("no sessions are connected");
+    } else {
+        print!("{}", table(&list.peers, OffsetDateTime::now_utc()));
+    }
+    Ok(ExitCode::from(exit::SUCCESS))
+}
+
+fn table(peers: &[PeerInfo], now: OffsetDateTime) -> String {
+    let rows: Vec<Vec<String>> = peers
+        .iter()
+        .map(|peer| {
+            vec![
+                peer.name.clone(),
+                peer.kind.as_str().to_owned(),
+                peer.cwd.clone(),
+                or_dash(&peer.git_branch),
+                peer.pid.to_string(),
+                peer.channels.as_str().to_owned(),
+                ago(&peer.last_seen, now),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "NAME",
+            "KIND",
+            "CWD",
+            "BRANCH",
+            "PID",
+            "CHANNELS",
+            "LAST SEEN",
+        ],
+        &rows,
+    )
+}
+
+fn or_dash(text: &str) -> String {
+    if text.is_empty() {
+        "-".to_owned()
+    } else {
+        text.to_owned()
+    }
+}
+
+/// `12s ago` for an RFC 3339 time, or the time itself if it cannot be read.
+fn ago(at: &str, now: OffsetDateTime) -> String {
+    match OffsetDateTime::parse(at, &Rfc3339)
+        .ok()
+        .and_then(|at| std::time::Duration::try_from(now - at).ok())
+    {
+        Some(elapsed) => format!("{} ago", output::human_duration(elapsed)),
+        None => at.to_owned(),
+    }
+}

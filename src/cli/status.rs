@@ -1,0 +1,81 @@
+//! `relay status`: whether a hub runs for the data directory, and its state.
+
+use std::{process::ExitCode, time::Duration};
+
+use serde_json::json;
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+use crate::{
+    cli::{CliError, Global, Outcome, exit, output},
+    control,
+    paths::DataDir,
+    protocol::HubStatus,
+};
+
+pub async fn run(global: &Global) -> Outcome {
+    let data = global.data()?;
+    let status = control::status(&data).await?;
+    let Some(status) = status else {
+        // Not an error to report as one: a script reads `running`, a person reads the line.
+        eprintln!("relay: {}", not_running(&data).message);
+        if global.json {
+            output::print_json(&json!({
+                "running": false,
+                "socket": data.socket(),
+                "data_dir": data.root(),
+            }));
+        }
+        return Ok(ExitCode::from(exit::FAILURE));
+    };
+    let uptime = uptime(&status.started_at);
+    if global.json {
+        output::print_json(&json!({
+            "running": true,
+            "hub_pid": status.hub_pid,
+            "hub_version": status.hub_version,
+            "protocol": status.protocol,
+            "started_at": status.started_at,
+            "uptime_secs": uptime.map(|uptime| uptime.as_secs()),
+            "socket": data.socket(),
+            "data_dir": data.root(),
+            "peers": status.peers,
+            "pending_asks": status.pending_asks,
+        }));
+    } else {
+        print!("{}", describe(&status, uptime, &data));
+    }
+    Ok(ExitCode::from(exit::SUCCESS))
+}
+
+/// The error for `status` and `peers` when no hub runs: exit 1, not a relay error code, since
+/// nothing failed.
+pub fn not_running(data: &DataDir) -> CliError {
+    CliError::failure(format!(
+        "no hub is running for {} (nothing answers on {}); the first Claude Code session that uses the relay starts it",
+        data.root().display(),
+        data.socket().display()
+    ))
+}
+
+/// How long ago `started_at` (RFC 3339) was; `None` if it cannot be read.
+pub fn uptime(started_at: &str) -> Option<Duration> {
+    let started = OffsetDateTime::parse(started_at, &Rfc3339).ok()?;
+    (OffsetDateTime::now_utc() - started).try_into().ok()
+}
+
+fn describe(status: &HubStatus, uptime: Option<Duration>, data: &DataDir) -> String {
+    let uptime = uptime.map_or_else(|| "unknown".to_owned(), output::human_duration);
+    let rows = [
+        ("hub", format!("running, pid {}", status.hub_pid)),
+        ("version", status.hub_version.clone()),
+        ("protocol", status.protocol.to_string()),
+        ("uptime", format!("{uptime} (since {})", status.started_at)),
+        ("socket", data.socket().display().to_string()),
+        ("data dir", data.root().display().to_string()),
+        ("peers", status.peers.to_string()),
+        ("pending asks", status.pending_asks.to_string()),
+    ];
+    rows.iter()
+        .map(|(key, value)| format!("{key:<13} {value}\n"))
+        .collect()
+}
