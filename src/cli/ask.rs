@@ -1,12 +1,136 @@
-//! `relay ask`: ask one session a question and print its reply.
+//! `relay ask`: ask one session a question, wait for its reply and print it on stdout.
+//!
+//! Progress goes to stderr (on a terminal only); the reply text alone goes to stdout, so that
+//! `answer=$(relay ask backend-api "…")` captures just the answer. A failure exits with the
+//! status of its error code (see [`crate::cli::exit`]).
+
+use std::{io::Read, process::ExitCode, time::Duration};
 
 use clap::Args;
+use serde_json::json;
+use tokio::time::Instant;
 
-use crate::cli::{CliError, Global, Outcome};
+use crate::{
+    channel::DEFAULT_ASK_TIMEOUT_SECS,
+    cli::{
+        CliError, Global, Outcome, exit, output,
+        session::{self, DEFAULT_NAME, Waited},
+    },
+    client::Event,
+    errors::{ErrorCode, RelayError},
+    protocol::{AskRequest, Asked, DeliveryMode, Op, validate_text, validate_timeout},
+};
+
+/// How long past the ask's own deadline the command line waits for the hub's `timeout`
+/// failure before giving up on its own.
+pub const DEADLINE_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Args)]
-pub struct AskArgs {}
+pub struct AskArgs {
+    /// The session to ask, by its name in `relay peers`.
+    pub peer: String,
+    /// The question; `-` reads it from stdin.
+    pub question: String,
+    /// How long to wait for the reply, in seconds (1 to 3600).
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_ASK_TIMEOUT_SECS)]
+    pub timeout: u64,
+    /// The name to ask as; the hub adds -2, -3, ... when it is taken.
+    #[arg(long = "as", value_name = "NAME", default_value = DEFAULT_NAME)]
+    pub name: String,
+}
 
-pub async fn run(_args: &AskArgs, _global: &Global) -> Outcome {
-    Err(CliError::failure("relay ask is being built"))
+pub async fn run(args: &AskArgs, global: &Global) -> Outcome {
+    let question = question_text(&args.question)?;
+    validate_text("question", &question)?;
+    validate_timeout(args.timeout)?;
+    let data = global.data()?;
+    let mut session = session::join(&data, &args.name).await?;
+    let request = AskRequest {
+        to: args.peer.clone(),
+        question,
+        thread_id: None,
+        timeout_secs: args.timeout,
+    };
+    let asked: Asked = session.client.request(Op::Ask(request)).await?;
+    let waiter = &mut session.waiter;
+    if waiter.is_live() {
+        eprintln!(
+            "relay: asked {} as {} (ask {}){}",
+            args.peer,
+            session.welcome.name,
+            asked.ask_id,
+            queued_note(asked.delivery, &args.peer)
+        );
+    }
+    let until = Instant::now() + Duration::from_secs(args.timeout) + DEADLINE_GRACE;
+    let progress = || format!("waiting for {} to reply…", args.peer);
+    loop {
+        match waiter.next(until, progress).await {
+            Waited::Event(Event::Reply(reply)) if reply.ask_id == asked.ask_id => {
+                if global.json {
+                    output::print_json(&json!({
+                        "ask_id": reply.ask_id,
+                        "thread_id": reply.thread_id,
+                        "from": reply.from,
+                        "text": reply.text,
+                        "delivery": asked.delivery,
+                        "elapsed_ms": waiter.elapsed().as_millis() as u64,
+                    }));
+                } else {
+                    println!("{}", reply.text.trim_end_matches('\n'));
+                }
+                return Ok(ExitCode::from(exit::SUCCESS));
+            }
+            Waited::Event(Event::AskFailed(failure)) if failure.ask_id == asked.ask_id => {
+                return Err(RelayError::new(failure.code, failure.message).into());
+            }
+            // Questions and stray events for this command line: nobody here answers them.
+            Waited::Event(_) => {}
+            Waited::Interrupted => {
+                eprintln!(
+                    "relay: interrupted; ask {} to {} is abandoned and a later reply will be refused",
+                    asked.ask_id, args.peer
+                );
+                return Ok(ExitCode::from(exit::INTERRUPTED));
+            }
+            Waited::Deadline | Waited::Closed => {
+                return Err(RelayError::new(
+                    ErrorCode::HubUnreachable,
+                    format!(
+                        "the hub neither delivered a reply nor failed ask {} within {} s of its deadline",
+                        asked.ask_id,
+                        DEADLINE_GRACE.as_secs()
+                    ),
+                )
+                .into());
+            }
+        }
+    }
+}
+
+/// The question from the command line, or from stdin for `-`. Never empty.
+pub fn question_text(arg: &str) -> Result<String, CliError> {
+    let text = if arg == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| CliError::failure(format!("cannot read the question from stdin: {e}")))?;
+        text
+    } else {
+        arg.to_owned()
+    };
+    if text.trim().is_empty() {
+        return Err(RelayError::bad_args("the question is empty; nothing was sent").into());
+    }
+    Ok(text)
+}
+
+/// Says so when the question waits in the peer's inbox rather than reaching it now.
+pub fn queued_note(delivery: DeliveryMode, peer: &str) -> String {
+    match delivery {
+        DeliveryMode::Live => String::new(),
+        DeliveryMode::Queued => format!(
+            "; {peer} was started without the channels flag, so it sees the question at its next prompt"
+        ),
+    }
 }

@@ -1,8 +1,16 @@
 //! The command line as a peer: joins the running hub as kind `cli`, so that sessions see in
 //! `relay_peers` that a person or a script is asking. It never starts a hub: with no hub there
-//! is no session to talk to.
+//! is no session to talk to. While it waits for answers it shows the elapsed time on a terminal
+//! and stops on SIGINT or SIGTERM.
 
-use tokio::sync::mpsc;
+use std::{
+    future::Future,
+    io::{IsTerminal, Write},
+    pin::Pin,
+    time::Duration,
+};
+
+use tokio::{sync::mpsc, time::Instant};
 
 use crate::{
     cli::CliError,
@@ -10,6 +18,7 @@ use crate::{
     errors::{ErrorCode, RelayError},
     paths::DataDir,
     protocol::{Hello, Op, PROTOCOL_VERSION, PeerKind, Pushes, VERSION, Welcome},
+    signals::termination,
 };
 
 /// The name the command line asks for when `--as` does not give one.
@@ -22,7 +31,73 @@ const EVENT_QUEUE: usize = 256;
 pub struct CliSession {
     pub client: HubClient,
     pub welcome: Welcome,
-    pub events: mpsc::Receiver<Event>,
+    pub waiter: Waiter,
+}
+
+/// What waiting for the next event ended with.
+#[derive(Debug)]
+pub enum Waited {
+    Event(Event),
+    /// SIGINT or SIGTERM arrived.
+    Interrupted,
+    /// The deadline passed first.
+    Deadline,
+    /// The connection closed (after its pending asks were failed as events).
+    Closed,
+}
+
+/// Waits for the hub's events, showing progress on a terminal.
+pub struct Waiter {
+    events: mpsc::Receiver<Event>,
+    /// Installed once, so that a signal between two waits is not missed.
+    interrupted: Pin<Box<dyn Future<Output = ()>>>,
+    started: Instant,
+    /// Whether stderr is a terminal, where a progress line is drawn and redrawn.
+    live: bool,
+}
+
+impl Waiter {
+    fn new(events: mpsc::Receiver<Event>) -> Self {
+        Waiter {
+            events,
+            interrupted: Box::pin(termination()),
+            started: Instant::now(),
+            live: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// Time since the command line joined.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The next event, at most until `until`. On a terminal, `progress` (followed by the elapsed
+    /// time) is redrawn every second and erased before returning. Not to be called again after
+    /// [`Waited::Interrupted`].
+    pub async fn next(&mut self, until: Instant, progress: impl Fn() -> String) -> Waited {
+        let mut ticks = tokio::time::interval(Duration::from_secs(1));
+        let waited = loop {
+            tokio::select! {
+                event = self.events.recv() => break event.map_or(Waited::Closed, Waited::Event),
+                () = &mut self.interrupted => break Waited::Interrupted,
+                () = tokio::time::sleep_until(until) => break Waited::Deadline,
+                _ = ticks.tick(), if self.live => {
+                    let secs = self.started.elapsed().as_secs();
+                    eprint!("\r\x1b[2K{} {secs}s (Ctrl-C to stop)", progress());
+                    let _ = std::io::stderr().flush();
+                }
+            }
+        };
+        if self.live {
+            eprint!("\r\x1b[2K");
+        }
+        waited
+    }
+
+    /// Whether progress lines go to a terminal (so a person, not a script, is reading stderr).
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
 }
 
 /// Joins the hub of `data` as `name`. Replies reach the command line over its connection, so it
@@ -48,7 +123,7 @@ pub async fn join(data: &DataDir, name: &str) -> Result<CliSession, CliError> {
     Ok(CliSession {
         client,
         welcome,
-        events,
+        waiter: Waiter::new(events),
     })
 }
 
