@@ -2,13 +2,18 @@
 
 use std::fs;
 
-use claude_relay::errors::ErrorCode;
+use claude_relay::{cli::exit, errors::ErrorCode};
 
 #[test]
-fn the_readme_lists_every_error_code_with_its_meaning() {
+fn the_readme_lists_every_error_code_with_its_meaning_and_exit_status() {
     let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     for code in ErrorCode::ALL {
-        let row = format!("| `{}` | {} |", code.as_str(), code.meaning());
+        let row = format!(
+            "| `{}` | {} | {} |",
+            code.as_str(),
+            code.meaning(),
+            exit::for_error(code)
+        );
         assert!(readme.contains(&row), "README lacks the row: {row}");
     }
 }
