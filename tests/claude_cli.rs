@@ -291,6 +291,66 @@ fn ask_and_reply_between_two_sessions() {
     assert!(block.content.contains("ANSWER-1: 42"), "{block:?}");
 }
 
+/// Test 3b: `relay ask` from a shell reaches a real session as a channel block from a `cli`
+/// peer, the session's model replies, and the command line prints the reply.
+#[test]
+fn relay_command_line_asks_a_real_session() {
+    let Some(h) = harness("relay_command_line_asks_a_real_session") else {
+        return;
+    };
+    let ss = h.start_ready(&["beta"], READY);
+    h.mock.script(&ss[0].id, replier("ANSWER-CLI: 7"));
+    let home = h.root().join("home-shell");
+    fs::create_dir_all(&home).expect("shell HOME");
+    let mut asking = std::process::Command::new(env!("CARGO_BIN_EXE_relay"))
+        .args([
+            "ask",
+            "beta",
+            "QUESTION-CLI: what is 3+4?",
+            "--as",
+            "ops",
+            "--json",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("CLAUDE_PLUGIN_DATA", h.plugin_data_dir())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run relay ask");
+    let got = expect(&h, &ss, &ss[0], "ask pushed from the command line", |r| {
+        channels_of(r, "ask")
+            .iter()
+            .any(|c| c.attr("from") == Some("ops") && c.content.contains("QUESTION-CLI"))
+    });
+    let block = channels_of(&got, "ask").remove(0);
+    assert_eq!(block.attr("source"), Some(SOURCE), "{block:?}");
+    let deadline = std::time::Instant::now() + STEP;
+    let status = loop {
+        if let Some(status) = asking.try_wait().expect("relay ask status") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = asking.kill();
+            let _ = asking.wait();
+            h.fail(&ss, "relay ask did not print the reply in time");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = asking.wait_with_output().expect("relay ask output");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        status.success(),
+        "relay ask failed: {status}: {stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let reply: Value = serde_json::from_str(&stdout).expect("relay ask --json output");
+    assert_eq!(reply["from"], "beta", "{reply}");
+    assert_eq!(reply["text"], "ANSWER-CLI: 7", "{reply}");
+}
+
 /// Test 4: A broadcast from alpha reaches beta and gamma; both replies reach alpha.
 #[test]
 fn broadcast_reaches_all_and_replies_return() {

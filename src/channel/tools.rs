@@ -57,7 +57,9 @@ tool defaults: do not invent timeouts or thread ids.";
 
 const PEERS_DESCRIPTION: &str = "List the other Claude Code sessions on this machine that can be asked \
 (name, working directory, git branch, pid, when they connected and were last seen), and this session's \
-own name (`me`).";
+own name (`me`). A peer of kind \"cli\" is a person or a script using the relay command line: it can \
+ask this session, and its questions are answered with relay_reply like any other, but it cannot be \
+asked.";
 
 const ASK_DESCRIPTION: &str = "Ask another session a question. Returns at once with an ask_id; the \
 answer arrives later as a <channel kind=\"reply\"> block with the same ask_id, or a <channel \
