@@ -14,7 +14,7 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
-echo "==> Building and installing relay-channel and relay-hub"
+echo "==> Building and installing relay, relay-channel and relay-hub"
 cargo install --path . --locked --force --quiet
 bin_dir="${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}/bin"
 echo "    installed in $bin_dir"
@@ -90,5 +90,6 @@ To make it the default, add an alias to your shell's rc file:
     alias claude='claude --dangerously-load-development-channels plugin:relay@claude-relay'
 
 Then, in one session: "ask <other session> what they are working on". /relay:relay-peers lists
-the sessions. More in docs/install.md.
+the sessions. From a shell: `relay demo` shows two sessions talking, `relay doctor` checks this
+installation, `relay --help` lists the rest. More in docs/install.md.
 MSG
