@@ -312,3 +312,21 @@ fn hub_restart_starts_a_new_hub_the_sessions_rejoin() {
     let peers = alpha.ok("relay_peers", json!({}));
     assert_eq!(peers["me"], "alpha", "{peers}");
 }
+
+#[test]
+fn an_interrupted_ask_exits_130_and_its_late_reply_is_refused() {
+    let mut relay = Relay::new();
+    let mut alpha = relay.channel("alpha");
+    let asking = relay.spawn_relay(&["ask", "alpha", "long one?"]);
+    let question = alpha.push();
+    common::kill(asking.pid(), "TERM");
+    let run = asking.finish();
+    assert_eq!(run.code, 130, "{run:?}");
+    assert!(run.stderr.contains("interrupted"), "{run:?}");
+    wait_for("the hub to see the command line leave", || {
+        relay.relay(&["status", "--json"]).json()["peers"] == 1
+    });
+    let ask_id = question["meta"]["ask_id"].as_str().unwrap();
+    let (code, _) = alpha.err("relay_reply", json!({"ask_id": ask_id, "text": "late"}));
+    assert_eq!(code, "unknown_ask");
+}

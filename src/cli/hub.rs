@@ -27,7 +27,7 @@ pub async fn run(action: HubAction, global: &Global) -> Outcome {
     let stopped = control::stop(&data).await?;
     match &stopped {
         Some(old) => eprintln!(
-            "relay: stopped the hub (pid {}, {} peers, {} pending asks)",
+            "relay: stopped the hub (pid {}; peers: {}, pending asks: {})",
             old.hub_pid, old.peers, old.pending_asks
         ),
         None => eprintln!("relay: no hub was running for {}", data.root().display()),
