@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Channel, Relay};
+use common::{Channel, Relay, wait_for};
 use serde_json::{Value, json};
 
 /// A channel that says its pushes are off, as one under `claude` without the channels flag.
@@ -321,4 +321,36 @@ fn an_inbox_waits_for_its_session_to_come_back() {
     let messages = inbox(&mut again);
     assert_eq!(messages.len(), 1, "{messages:?}");
     assert_eq!(messages[0]["ask_id"], asked["ask_id"]);
+}
+
+#[test]
+fn a_queued_question_that_can_no_longer_be_answered_is_withdrawn() {
+    let mut relay = Relay::new();
+    let mut alpha = relay.channel("alpha");
+    let mut beta = channel_with_pushes_off(&mut relay, "beta");
+
+    let asked = alpha.ok(
+        "relay_ask",
+        json!({"to": "beta", "question": "quick?", "timeout_secs": 1}),
+    );
+    assert_eq!(asked["delivery"], "queued");
+    let failure = alpha.push();
+    assert_eq!(failure["meta"]["code"], "timeout");
+    assert!(
+        inbox(&mut beta).is_empty(),
+        "the timed-out question is gone"
+    );
+
+    let mut gamma = relay.channel("gamma");
+    let asked = gamma.ok("relay_ask", json!({"to": "beta", "question": "bye?"}));
+    gamma.kill();
+    wait_for(
+        "the question of the asker that left to be withdrawn",
+        || {
+            relay.logged("queued_question_withdrawn", |line| {
+                line["ask_id"] == asked["ask_id"]
+            })
+        },
+    );
+    assert!(inbox(&mut beta).is_empty(), "the orphaned question is gone");
 }

@@ -71,6 +71,20 @@ impl Inbox {
         (taken, std::mem::take(&mut self.dropped))
     }
 
+    /// Removes the question of ask `ask_id` if it still waits here: it can no longer be answered
+    /// (it timed out, or its asker left), so showing it would only invite a refused reply.
+    /// Returns whether it was here.
+    pub fn withdraw_question(&mut self, ask_id: &str) -> bool {
+        let position = self.messages.iter().position(|(message, _, _)| {
+            matches!(message, FromHub::Ask(question) if question.ask_id == ask_id)
+        });
+        let Some((_, bytes, _)) = position.and_then(|at| self.messages.remove(at)) else {
+            return false;
+        };
+        self.bytes -= bytes;
+        true
+    }
+
     /// Adds the messages of `older`, an inbox this one replaces, in front of its own.
     pub fn adopt(&mut self, older: Inbox) {
         let mut merged = older.messages;
@@ -122,6 +136,18 @@ mod tests {
         assert!(inbox.keep(message(1), INBOX_MAX_BYTES));
         assert!(!inbox.has_room(1));
         assert_eq!(inbox.take().1, 0, "the drop count was reported once");
+    }
+
+    #[test]
+    fn a_question_that_can_no_longer_be_answered_is_withdrawn() {
+        let mut inbox = Inbox::default();
+        assert!(inbox.keep(message(1), 1));
+        assert!(inbox.keep(message(2), 1));
+        assert!(inbox.withdraw_question("a1"));
+        assert!(!inbox.withdraw_question("a1"), "only once");
+        assert!(!inbox.withdraw_question("a9"));
+        assert_eq!(inbox.take().0, [message(2)]);
+        assert!(inbox.has_room(INBOX_MAX_BYTES), "its size was given back");
     }
 
     #[test]

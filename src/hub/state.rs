@@ -457,8 +457,11 @@ impl Hub {
             return;
         };
         state.keep_orphaned_inbox(peer.inbox, peer.session_id.as_deref(), &peer.name);
-        let forgotten = state.asks.remove_caller(conn).len();
-        tracing::info!(session = %peer.name, forgotten_asks = forgotten, "peer_left");
+        let forgotten = state.asks.remove_caller(conn);
+        tracing::info!(session = %peer.name, forgotten_asks = forgotten.len(), "peer_left");
+        for ask in &forgotten {
+            withdraw_queued_question(&mut state, ask);
+        }
         let gone = state.asks.remove_target(conn);
         if *self.shared.shutdown.borrow() {
             // The peer did not go anywhere, the hub did: every caller's own channel reports its
@@ -484,6 +487,7 @@ impl Hub {
                 ask.target_name, ask.ask_id, ask.timeout_secs
             );
             tracing::info!(ask_id = %ask.ask_id, to = %ask.target_name, "ask_timed_out");
+            withdraw_queued_question(&mut state, &ask);
             fail(self, &mut state, ask, ErrorCode::Timeout, message);
         }
         state.asks.next_deadline()
@@ -509,6 +513,16 @@ fn fail(hub: &Hub, state: &mut State, ask: PendingAsk, code: ErrorCode, message:
     });
     if let Some(peer) = state.peers.get_mut(ask.caller) {
         peer.deliver(&event, bytes);
+    }
+}
+
+/// Takes the question of `ask`, which can no longer be answered, out of its target's inbox if it
+/// still waits there unseen.
+fn withdraw_queued_question(state: &mut State, ask: &PendingAsk) {
+    if let Some(target) = state.peers.get_mut(ask.target)
+        && target.inbox.withdraw_question(&ask.ask_id)
+    {
+        tracing::info!(ask_id = %ask.ask_id, session = %target.name, "queued_question_withdrawn");
     }
 }
 
