@@ -45,7 +45,7 @@ impl Printer {
     }
 }
 
-/// `2026-12-01 13:55:57.123  INFO   hub[4242]         backend-api   ask_sent  ask_id=ask-x-1 ...`:
+/// `2026-12-01 13:55:57.123  INFO   hub[4242]         -             ask_sent  ask_id=ask-x-1 bytes=12`:
 /// UTC time to the millisecond, level, process, session (`-` when unknown), event, other fields.
 pub fn human(event: &LogEvent, colour: bool) -> String {
     let time = event
@@ -73,9 +73,11 @@ pub fn human(event: &LogEvent, colour: bool) -> String {
         format!("{time}  {level}  ")
     };
     line.push_str(&format!("{process:<16}  {session:<12}  {name}"));
+    let mut separator = "  ";
     for (key, value) in &event.fields {
         if !COLUMNS.contains(&key.as_str()) {
-            line.push_str(&format!("  {key}={}", field_value(value)));
+            line.push_str(&format!("{separator}{key}={}", field_value(value)));
+            separator = " ";
         }
     }
     line
@@ -121,14 +123,14 @@ mod tests {
         );
         assert_eq!(
             human(&sent, false),
-            "2026-12-01 13:55:57.123  INFO   hub[4242]         -             ask_sent  ask_id=ask-x-1  bytes=12  from=web  to=backend-api"
+            "2026-12-01 13:55:57.123  INFO   hub[4242]         -             ask_sent  ask_id=ask-x-1 bytes=12 from=web to=backend-api"
         );
         let failed = event(
             r#"{"component":"channel","detail":"no session \"x\"","event":"tool_failed","level":"warn","pid":77,"session":"backend-api","timestamp":"2026-12-01T13:55:58Z","tool":"relay_ask"}"#,
         );
         assert_eq!(
             human(&failed, false),
-            r#"2026-12-01 13:55:58.000  WARN   channel[77]       backend-api   tool_failed  detail="no session \"x\""  tool=relay_ask"#
+            r#"2026-12-01 13:55:58.000  WARN   channel[77]       backend-api   tool_failed  detail="no session \"x\"" tool=relay_ask"#
         );
     }
 
