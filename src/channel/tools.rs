@@ -378,12 +378,26 @@ impl ServerHandler for RelayServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let args = request.arguments.unwrap_or_default();
+        // relay_reply names its ask, relay_ask learns its id from the hub: either way the line
+        // carries it, so `relay logs --ask` shows the calls that began and answered the ask.
+        let named_ask = args
+            .get("ask_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let outcome = self.call(&request.name, args).await;
+        let ask_id = outcome
+            .as_ref()
+            .ok()
+            .and_then(|result| result.get("ask_id"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or(named_ask);
         match &outcome {
-            Ok(_) => tracing::debug!(tool = %request.name, "tool_ok"),
-            Err(e) => {
-                tracing::info!(tool = %request.name, code = %e.code, detail = %e.message, "tool_failed")
-            }
+            Ok(_) => tracing::debug!(tool = %request.name, ask_id = ask_id.as_deref(), "tool_ok"),
+            Err(e) => tracing::info!(
+                tool = %request.name, ask_id = ask_id.as_deref(), code = %e.code,
+                detail = %e.message, "tool_failed"
+            ),
         }
         Ok(tool_result(outcome).into())
     }

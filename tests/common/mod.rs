@@ -615,3 +615,90 @@ impl RawPeer {
         self.reader.read_to_end(&mut rest).is_ok()
     }
 }
+
+impl Relay {
+    /// Starts `relay ARGS` with its stdout read line by line as it is printed, for commands that
+    /// keep running (`relay logs -f`).
+    pub fn stream_relay(&self, args: &[&str]) -> RelayStream {
+        let mut command = self.command(RELAY_EXE, self.dir.path());
+        command.args(args);
+        RelayStream::spawn(command)
+    }
+}
+
+/// A running `relay` whose stdout lines can be awaited one by one. Killed by pid if dropped.
+pub struct RelayStream {
+    child: Child,
+    lines: Receiver<String>,
+    stderr: Option<thread::JoinHandle<String>>,
+}
+
+impl RelayStream {
+    pub fn spawn(mut command: Command) -> RelayStream {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn relay");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Some(read_all(child.stderr.take().unwrap()));
+        RelayStream {
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The next line on stdout, waiting at most [`PROMPTLY`].
+    pub fn next_line(&mut self) -> String {
+        match self.lines.recv_timeout(PROMPTLY) {
+            Ok(line) => line,
+            Err(RecvTimeoutError::Timeout) => panic!("relay printed no line within {PROMPTLY:?}"),
+            Err(RecvTimeoutError::Disconnected) => panic!("relay closed stdout"),
+        }
+    }
+
+    /// Waits for the end (at most [`PROMPTLY`]) and returns the status, the stdout lines not
+    /// yet taken and stderr.
+    pub fn finish(mut self) -> RelayRun {
+        let deadline = Instant::now() + PROMPTLY;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "relay did not exit within {PROMPTLY:?}"
+            );
+            thread::sleep(Duration::from_millis(10));
+        };
+        let stdout: Vec<String> = self.lines.iter().collect();
+        let stderr = self.stderr.take().unwrap().join().unwrap();
+        RelayRun {
+            code: status.code().unwrap_or(-1),
+            stdout: stdout.iter().map(|line| format!("{line}\n")).collect(),
+            stderr,
+        }
+    }
+}
+
+impl Drop for RelayStream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

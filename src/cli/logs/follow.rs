@@ -1,0 +1,95 @@
+//! `relay logs -f`: keeps printing what the hub and the channels append, across the midnight
+//! change of file, until SIGINT or SIGTERM.
+
+use std::{
+    path::Path,
+    sync::mpsc::{self, Receiver, RecvTimeoutError},
+    thread,
+    time::Duration,
+};
+
+use tokio::signal::unix::{SignalKind, signal};
+
+use time::Date;
+
+use crate::cli::{
+    CliError,
+    logs::{
+        Halt,
+        files::{self, DayReader, Lines},
+    },
+};
+
+/// How often the files are checked for new lines. A log line is a few hundred bytes a few times
+/// per message, so polling costs nothing, and needs no file-watching crate.
+const POLL: Duration = Duration::from_millis(200);
+
+/// A receiver that gets one message on SIGINT or SIGTERM. The handlers are installed before this
+/// returns, so a signal sent once following has begun ends it cleanly instead of killing the
+/// process; a thread with its own small runtime waits for them, since `relay logs` runs outside
+/// any runtime.
+pub fn on_termination() -> Result<Receiver<()>, CliError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failure(format!("cannot start the signal watcher: {e}")))?;
+    let cannot_watch = |e| CliError::failure(format!("cannot watch for SIGINT and SIGTERM: {e}"));
+    let (mut term, mut int) = {
+        let _entered = runtime.enter();
+        (
+            signal(SignalKind::terminate()).map_err(cannot_watch)?,
+            signal(SignalKind::interrupt()).map_err(cannot_watch)?,
+        )
+    };
+    let (signalled, stop) = mpsc::channel();
+    thread::spawn(move || {
+        runtime.block_on(async {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        });
+        let _ = signalled.send(());
+    });
+    Ok(stop)
+}
+
+/// Follows the log from `current` (the file of the latest day read so far, if any) until `stop`
+/// says so. When a later day's file appears, the current one is read to its end first, so no
+/// line written just before midnight is lost.
+pub fn follow(
+    logs: &Path,
+    mut current: Option<DayReader>,
+    wants_day: impl Fn(Date) -> bool,
+    stop: &Receiver<()>,
+    show: &mut impl FnMut(Lines) -> Result<(), Halt>,
+) -> Result<(), Halt> {
+    let cannot_read =
+        |e| CliError::failure(format!("cannot read the logs in {}: {e}", logs.display()));
+    loop {
+        match stop.recv_timeout(POLL) {
+            Ok(()) => return Ok(()),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(CliError::failure("the watcher for SIGINT and SIGTERM stopped").into());
+            }
+        }
+        // Look for a later day before draining: then every line appended to the current file
+        // before the later one appeared is read before the switch.
+        let after = current.as_ref().map(DayReader::date);
+        let next = files::list_days(logs)
+            .map_err(cannot_read)?
+            .into_iter()
+            .find(|day| after.is_none_or(|after| day.date > after) && wants_day(day.date));
+        if let Some(reader) = &mut current {
+            show(reader.read_appended()?)?;
+        }
+        let Some(next) = next else { continue };
+        if let Some(reader) = current.take() {
+            show(reader.finish().into_iter().collect())?;
+        }
+        let mut reader = DayReader::open(&next)?;
+        show(reader.read_appended()?)?;
+        current = Some(reader);
+    }
+}
