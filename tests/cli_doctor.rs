@@ -369,3 +369,31 @@ fn a_hub_of_another_protocol_fails_with_the_restart_fix() {
     );
     assert_eq!(check(&report, "stale-socket")["status"], "pass", "{report}");
 }
+
+#[test]
+fn a_relay_channel_of_another_version_on_path_is_a_warning() {
+    let relay = Relay::new();
+    record_plugin_installed(&relay);
+    let old = relay.dir.path().join("oldbin");
+    fs::create_dir_all(&old).unwrap();
+    let channel = old.join("relay-channel");
+    fs::write(&channel, "#!/bin/sh\necho 'relay-channel 0.0.1'\n").unwrap();
+    fs::set_permissions(&channel, fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", old.display(), healthy_path(&relay));
+
+    let (_, report) = doctor_json(&relay, &path);
+    let launcher = check(&report, "launcher");
+    assert_eq!(launcher["status"], "warn", "{report}");
+    let detail = launcher["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("runs {} (from PATH)", channel.display()))
+            && detail.contains(&format!("version 0.0.1, but this relay is {VERSION}")),
+        "{detail}"
+    );
+    assert!(launcher["fix"].as_str().unwrap().contains("./install.sh"));
+    assert_eq!(
+        check(&report, "relay-channel")["status"],
+        "pass",
+        "{report}"
+    );
+}
