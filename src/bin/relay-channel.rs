@@ -1,16 +1,26 @@
 //! `relay-channel`: the MCP stdio server Claude Code starts once per session.
-//! `relay-channel hook` is the plugin's prompt hook (see `channel::hook`).
+//! `relay-channel hook` is the plugin's prompt hook (see `channel::hook`); `relay-channel
+//! --version` prints `relay-channel VERSION` (for `relay doctor` and people).
 
 use std::process::ExitCode;
 
-use claude_relay::channel::{self, ChannelConfig, hook};
+use claude_relay::{
+    channel::{self, ChannelConfig, hook},
+    protocol::VERSION,
+};
 
 fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
         None => {}
         Some("hook") => return hook::run(),
+        Some("--version") => {
+            println!("relay-channel {VERSION}");
+            return ExitCode::SUCCESS;
+        }
         Some(other) => {
-            eprintln!("relay-channel: unknown argument {other:?}; usage: relay-channel [hook]");
+            eprintln!(
+                "relay-channel: unknown argument {other:?}; usage: relay-channel [hook | --version]"
+            );
             return ExitCode::from(2);
         }
     }

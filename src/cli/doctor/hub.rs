@@ -1,0 +1,174 @@
+//! The running hub: does it answer, and does it speak this relay's protocol and version? And a
+//! socket file that nothing serves any more.
+//!
+//! The hub is asked `status`, which every protocol keeps and which needs no hello, and its answer
+//! is read field by field: a hub of another version may answer in another shape, and the doctor
+//! must still say which version it is.
+
+use std::{io::ErrorKind, time::Duration};
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::{
+    cli::doctor::Check,
+    client::{HubClient, REQUEST_TIMEOUT},
+    paths::DataDir,
+    protocol::{Op, PROTOCOL_VERSION, VERSION},
+};
+
+const HUB: &str = "hub";
+const STALE_SOCKET: &str = "stale-socket";
+
+/// How long connecting to the socket may take.
+const CONNECT_LIMIT: Duration = Duration::from_secs(5);
+
+/// What the socket said.
+enum Answer {
+    /// No socket file.
+    NoSocket,
+    /// A socket file, but connecting to it failed.
+    Unreachable(std::io::Error),
+    /// A hub accepted the connection but its answer to `status` is not usable.
+    Broken(String),
+    Status(Value),
+}
+
+pub async fn check(data: &DataDir) -> Vec<Check> {
+    let answer = ask(data).await;
+    vec![hub(data, &answer), stale_socket(data, &answer)]
+}
+
+async fn ask(data: &DataDir) -> Answer {
+    let (events, _unused) = mpsc::channel(1);
+    let connected =
+        tokio::time::timeout(CONNECT_LIMIT, HubClient::connect_running(data, events)).await;
+    let Ok(Some(client)) = connected else {
+        return why_unreachable(data).await;
+    };
+    // The request is bounded by the client's own timeout; this bound is for the send too.
+    match tokio::time::timeout(
+        REQUEST_TIMEOUT + Duration::from_secs(1),
+        client.request::<Value>(Op::Status),
+    )
+    .await
+    {
+        Ok(Ok(status)) => Answer::Status(status),
+        Ok(Err(e)) => Answer::Broken(format!("{}: {}", e.code, e.message)),
+        Err(_) => Answer::Broken(format!(
+            "no answer to `status` within {} s",
+            REQUEST_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+/// Connects once more, to learn why the client could not: no file, nobody listening, or
+/// something else (a permission, a file that is no socket).
+async fn why_unreachable(data: &DataDir) -> Answer {
+    let socket = data.socket();
+    match tokio::time::timeout(CONNECT_LIMIT, tokio::net::UnixStream::connect(&socket)).await {
+        Ok(Err(e)) if e.kind() == ErrorKind::NotFound => Answer::NoSocket,
+        Ok(Err(e)) => Answer::Unreachable(e),
+        Ok(Ok(_)) => Answer::Broken(
+            "refused the first connection and accepted the second: a hub may have started meanwhile; run `relay doctor` again".into(),
+        ),
+        Err(_) => Answer::Broken(format!(
+            "connecting to {} took over {} s",
+            socket.display(),
+            CONNECT_LIMIT.as_secs()
+        )),
+    }
+}
+
+fn hub(data: &DataDir, answer: &Answer) -> Check {
+    let kill_fix = || {
+        format!(
+            "stop it with `kill $(cat {})`; the next session starts a new hub",
+            data.lock().display()
+        )
+    };
+    let status = match answer {
+        Answer::NoSocket | Answer::Unreachable(_) => {
+            return Check::pass(
+                HUB,
+                "no hub running; the first session that uses the relay starts it",
+            );
+        }
+        Answer::Broken(why) => {
+            return Check::fail(
+                HUB,
+                format!(
+                    "a hub accepts connections on {} but {why}",
+                    data.socket().display()
+                ),
+                kill_fix(),
+            );
+        }
+        Answer::Status(status) => status,
+    };
+    let pid = status["hub_pid"].as_u64();
+    let version = status["hub_version"].as_str();
+    let protocol = status["protocol"].as_u64();
+    let (Some(pid), Some(version), Some(protocol)) = (pid, version, protocol) else {
+        return Check::fail(
+            HUB,
+            format!("the hub's answer to `status` lacks its pid, version or protocol: {status}"),
+            kill_fix(),
+        );
+    };
+    let running = format!("the hub (pid {pid}) runs claude-relay {version}, protocol {protocol}");
+    if protocol != u64::from(PROTOCOL_VERSION) {
+        return Check::fail(
+            HUB,
+            format!(
+                "{running}, but this relay speaks protocol {PROTOCOL_VERSION}: its sessions and new ones cannot talk"
+            ),
+            format!(
+                "`relay hub restart` (or `kill {pid}`); sessions reconnect to the new hub by themselves"
+            ),
+        );
+    }
+    if version != VERSION {
+        return Check::warn(
+            HUB,
+            format!("{running}; this relay is {VERSION}"),
+            Some(
+                "`relay hub restart` when no ask is pending, or let it exit by itself 5 minutes after its last session"
+                    .to_owned(),
+            ),
+        );
+    }
+    let peers = status["peers"].as_u64().unwrap_or(0);
+    Check::pass(HUB, format!("{running}, {peers} peer(s)"))
+}
+
+fn stale_socket(data: &DataDir, answer: &Answer) -> Check {
+    let socket = data.socket();
+    match answer {
+        Answer::NoSocket => Check::pass(STALE_SOCKET, "no socket left behind"),
+        Answer::Status(_) | Answer::Broken(_) => Check::pass(
+            STALE_SOCKET,
+            format!("a hub accepts connections on {}", socket.display()),
+        ),
+        Answer::Unreachable(e) if e.kind() == ErrorKind::ConnectionRefused => Check::fail(
+            STALE_SOCKET,
+            format!(
+                "{} exists but nothing accepts connections on it: a hub ended without removing it",
+                socket.display()
+            ),
+            format!(
+                "`rm {}`; otherwise the next hub removes it when it starts (a session starts one when it needs it)",
+                socket.display()
+            ),
+        ),
+        Answer::Unreachable(e) => Check::fail(
+            STALE_SOCKET,
+            format!("cannot connect to {}: {e}", socket.display()),
+            format!(
+                "make {} and its socket yours (see the data-dir and socket checks), or `rm {}`",
+                data.root().display(),
+                socket.display()
+            ),
+        ),
+    }
+}
