@@ -6,6 +6,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
+/// The name Claude Code gives the data directory of the plugin `relay` from the marketplace
+/// `claude-relay` (under `~/.claude/plugins/data/`).
+pub const PLUGIN_DATA_NAME: &str = "relay-claude-relay";
+
 /// The data directory and the files in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataDir {
@@ -32,6 +36,27 @@ impl DataDir {
                 )
             })?;
         Ok(DataDir::new(Path::new(&home).join(".claude-relay")))
+    }
+
+    /// For the command line, run from a shell where Claude Code set nothing: `$CLAUDE_PLUGIN_DATA`
+    /// when set, else the installed plugin's data directory when it exists (the hub of the
+    /// sessions lives there), else `~/.claude-relay` as for a channel.
+    pub fn for_command_line() -> io::Result<Self> {
+        if std::env::var_os("CLAUDE_PLUGIN_DATA").is_some_and(|d| !d.is_empty()) {
+            return DataDir::from_env();
+        }
+        let config = match std::env::var_os("CLAUDE_CONFIG_DIR").filter(|d| !d.is_empty()) {
+            Some(dir) => PathBuf::from(dir),
+            None => match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+                Some(home) => Path::new(&home).join(".claude"),
+                None => return DataDir::from_env(),
+            },
+        };
+        let plugin = config.join("plugins").join("data").join(PLUGIN_DATA_NAME);
+        if plugin.is_dir() {
+            return Ok(DataDir::new(plugin));
+        }
+        DataDir::from_env()
     }
 
     /// Creates the directory (and its logs directory) if needed, private to this user (0700).

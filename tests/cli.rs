@@ -330,3 +330,23 @@ fn an_interrupted_ask_exits_130_and_its_late_reply_is_refused() {
     let (code, _) = alpha.err("relay_reply", json!({"ask_id": ask_id, "text": "late"}));
     assert_eq!(code, "unknown_ask");
 }
+
+#[test]
+fn from_a_shell_the_plugin_data_directory_is_the_default() {
+    let relay = Relay::new();
+    let status_data_dir = |relay: &Relay| {
+        let mut command = relay.command(common::RELAY_EXE, relay.dir.path());
+        command
+            .env_remove("CLAUDE_PLUGIN_DATA")
+            .args(["status", "--json"]);
+        common::RelayProcess::spawn(command).finish().json()["data_dir"].clone()
+    };
+    assert_eq!(
+        status_data_dir(&relay),
+        relay.home.join(".claude-relay").to_str().unwrap(),
+        "without the plugin, as a channel outside Claude Code"
+    );
+    let plugin = relay.home.join(".claude/plugins/data/relay-claude-relay");
+    std::fs::create_dir_all(&plugin).unwrap();
+    assert_eq!(status_data_dir(&relay), plugin.to_str().unwrap());
+}

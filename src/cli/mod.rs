@@ -45,7 +45,8 @@ pub struct Cli {
 /// Options every subcommand takes.
 #[derive(Debug, Clone, Args)]
 pub struct Global {
-    /// The data directory of the hub to use [default: $CLAUDE_PLUGIN_DATA, else ~/.claude-relay].
+    /// The data directory of the hub to use [default: $CLAUDE_PLUGIN_DATA, else the plugin's
+    /// ~/.claude/plugins/data/relay-claude-relay when it exists, else ~/.claude-relay].
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Print machine-readable JSON on stdout instead of text.
@@ -54,11 +55,11 @@ pub struct Global {
 }
 
 impl Global {
-    /// The data directory: `--data-dir`, else the one the channel uses.
+    /// The data directory: `--data-dir`, else the one the sessions' channels use.
     pub fn data(&self) -> Result<DataDir, CliError> {
         match &self.data_dir {
             Some(dir) => Ok(DataDir::new(dir)),
-            None => DataDir::from_env().map_err(|e| CliError::failure(e.to_string())),
+            None => DataDir::for_command_line().map_err(|e| CliError::failure(e.to_string())),
         }
     }
 }
