@@ -1,12 +1,83 @@
-//! `relay demo`: two sessions talking in a temp directory.
+//! `relay demo`: see the relay work without Claude Code. Two real `relay-channel` processes,
+//! `backend-api` and `frontend`, run in a temp directory with their own hub; the demo plays
+//! Claude Code for both ([`session`]), runs a short conversation ([`script`]) and shows what each
+//! session calls and what lands in its transcript ([`render`], [`narrate`]). Then it stops
+//! everything it started and removes the directory ([`world`]): after the script, after a failed
+//! step, and on SIGINT or SIGTERM.
+
+mod narrate;
+mod render;
+mod script;
+mod session;
+mod world;
+
+use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::cli::{CliError, Global, Outcome};
+use crate::{
+    cli::{CliError, Global, Outcome, exit, output},
+    signals,
+};
 
 #[derive(Debug, Clone, Args)]
+#[command(
+    long_about = "Start a private hub and two sessions (backend-api and frontend) in a temp directory and show \
+                  them talking: peers, ask, reply, broadcast and rename, with each channel push rendered as \
+                  Claude Code shows it in the transcript. Everything it starts is stopped and the directory \
+                  removed at the end, also on failure or Ctrl-C.\n\n\
+                  The demo never uses your hub or data directory: --data-dir and CLAUDE_PLUGIN_DATA are \
+                  ignored. With --json it prints one JSON object per line (types started, step, call, push, \
+                  done). Exit status: 0 when every step worked and everything was cleaned up, 1 when a step \
+                  or the clean-up failed, 130 when interrupted."
+)]
 pub struct DemoArgs {}
 
-pub async fn run(_args: &DemoArgs, _global: &Global) -> Outcome {
-    Err(CliError::failure("relay demo is being built"))
+/// How the script ended, when it did not run to its end.
+enum Ending {
+    Failed(script::StepFailed),
+    Interrupted,
+}
+
+pub async fn run(_args: &DemoArgs, global: &Global) -> Outcome {
+    let out = narrate::Narrator::new(global.json);
+    let mut world = world::World::create().map_err(CliError::failure)?;
+    // The signal handlers are installed before the script starts any process (`biased` polls
+    // them first), so an interruption at any point still reaches the clean-up below.
+    let ending = tokio::select! {
+        biased;
+        () = signals::termination() => Err(Ending::Interrupted),
+        played = script::play(&mut world, &out) => played.map_err(Ending::Failed),
+    };
+    let problems = world.clean_up().await;
+    for problem in &problems {
+        eprintln!("relay: demo clean-up: {problem}");
+    }
+    match ending {
+        Ok(()) if problems.is_empty() => {
+            out.done(world.temp_path());
+            Ok(ExitCode::from(exit::SUCCESS))
+        }
+        Ok(()) => Err(CliError::failure(format!(
+            "every demo step worked, but cleaning up did not: {}",
+            problems.join("; ")
+        ))),
+        Err(Ending::Failed(failed)) => Err(CliError::failure(format!(
+            "{failed}{}",
+            if problems.is_empty() {
+                "; everything the demo started is stopped and its temp directory removed"
+            } else {
+                "; cleaning up had problems too (above)"
+            }
+        ))),
+        Err(Ending::Interrupted) => {
+            let message = if problems.is_empty() {
+                "demo interrupted; everything it started is stopped and its temp directory removed"
+            } else {
+                "demo interrupted; cleaning up had problems (above)"
+            };
+            output::report_error(&CliError::failure(message), global.json);
+            Ok(ExitCode::from(exit::INTERRUPTED))
+        }
+    }
 }
