@@ -11,7 +11,7 @@ mod script;
 mod session;
 mod world;
 
-use std::process::ExitCode;
+use std::{pin::pin, process::ExitCode};
 
 use clap::Args;
 
@@ -43,13 +43,31 @@ pub async fn run(_args: &DemoArgs, global: &Global) -> Outcome {
     let out = narrate::Narrator::new(global.json);
     let mut world = world::World::create().map_err(CliError::failure)?;
     // The signal handlers are installed before the script starts any process (`biased` polls
-    // them first), so an interruption at any point still reaches the clean-up below.
-    let ending = tokio::select! {
+    // them first), so an interruption at any point still reaches the clean-up below. One
+    // future serves both phases: a signal that arrives while no listener exists would be lost.
+    let mut termination = pin!(signals::termination());
+    let mut ending = tokio::select! {
         biased;
-        () = signals::termination() => Err(Ending::Interrupted),
+        () = &mut termination => Err(Ending::Interrupted),
         played = script::play(&mut world, &out) => played.map_err(Ending::Failed),
     };
-    let problems = world.clean_up().await;
+    // A signal during the clean-up does not cut it short (it is bounded); it only changes
+    // how the demo ends.
+    let problems = if matches!(ending, Err(Ending::Interrupted)) {
+        world.clean_up().await
+    } else {
+        let mut clean_up = pin!(world.clean_up());
+        tokio::select! {
+            biased;
+            problems = &mut clean_up => problems,
+            () = &mut termination => {
+                if ending.is_ok() {
+                    ending = Err(Ending::Interrupted);
+                }
+                clean_up.await
+            }
+        }
+    };
     for problem in &problems {
         eprintln!("relay: demo clean-up: {problem}");
     }

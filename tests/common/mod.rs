@@ -615,3 +615,104 @@ impl RawPeer {
         self.reader.read_to_end(&mut rest).is_ok()
     }
 }
+
+/// Whether `pid` has exited: no `/proc` entry, or only a zombie waiting for its parent.
+pub fn process_gone(pid: u32) -> bool {
+    is_zombie(pid)
+}
+
+/// A running `relay` whose stdout is read line by line as it comes, so that a test can act at a
+/// known point of its output. Killed by pid if dropped before it ends.
+pub struct RelayStream {
+    child: Child,
+    lines: Receiver<String>,
+    stderr: thread::JoinHandle<String>,
+}
+
+impl Relay {
+    /// Starts `relay ARGS` in this world, its stdout streamed line by line.
+    pub fn stream_relay(&self, args: &[&str]) -> RelayStream {
+        let mut command = self.command(RELAY_EXE, self.dir.path());
+        command.args(args);
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn relay");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = read_all(child.stderr.take().unwrap());
+        RelayStream {
+            child,
+            lines,
+            stderr,
+        }
+    }
+}
+
+impl RelayStream {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Reads JSON lines until one satisfies `condition` and returns it, failing the test after
+    /// [`PROMPTLY`] or when stdout ends first.
+    pub fn json_line_where(&mut self, what: &str, condition: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + PROMPTLY;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match self.lines.recv_timeout(left) {
+                Ok(line) => line,
+                Err(RecvTimeoutError::Timeout) => panic!("no {what} line within {PROMPTLY:?}"),
+                Err(RecvTimeoutError::Disconnected) => panic!("stdout ended before a {what} line"),
+            };
+            let value: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("{line:?} is not JSON ({e})"));
+            if condition(&value) {
+                return value;
+            }
+        }
+    }
+
+    /// Waits for the end (at most [`RELAY_RUN_LIMIT`]) and collects the rest of the output.
+    pub fn finish(mut self) -> RelayRun {
+        let deadline = Instant::now() + RELAY_RUN_LIMIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "relay did not finish within {RELAY_RUN_LIMIT:?}"
+            );
+            thread::sleep(Duration::from_millis(10));
+        };
+        let mut stdout = String::new();
+        while let Ok(line) = self.lines.recv_timeout(PROMPTLY) {
+            stdout.push_str(&line);
+            stdout.push('\n');
+        }
+        let stderr = std::mem::replace(&mut self.stderr, thread::spawn(String::new));
+        RelayRun {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr: stderr.join().unwrap(),
+        }
+    }
+}
+
+impl Drop for RelayStream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
