@@ -220,3 +220,61 @@ fn sigterm_mid_demo_still_cleans_up_and_exits_130() {
     }
     panic!("the demo finished before backend-api could be frozen, five times in a row");
 }
+
+/// A copy of `relay` in a directory of its own, next to `channel_script` as its `relay-channel`
+/// (if any), run with TMPDIR in the test's world so that the demo's temp dir can be checked.
+fn run_copied_relay(channel_script: Option<&str>) -> RelayRun {
+    use std::os::unix::fs::PermissionsExt;
+
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let relay = Relay::new().with_env("TMPDIR", tmp.path().to_str().unwrap());
+    let bin = relay.dir.path().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let exe = bin.join("relay");
+    fs::copy(common::RELAY_EXE, &exe).unwrap();
+    if let Some(script) = channel_script {
+        let channel = bin.join("relay-channel");
+        fs::write(&channel, script).unwrap();
+        fs::set_permissions(&channel, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut command = relay.command(exe.to_str().unwrap(), relay.dir.path());
+    command.arg("demo");
+    let run = common::RelayProcess::spawn(command).finish();
+    let leftovers: Vec<PathBuf> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+    run
+}
+
+#[test]
+fn a_missing_channel_binary_is_named() {
+    let run = run_copied_relay(None);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("relay-channel is not next to relay"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn a_failed_step_is_named_exits_1_and_removes_the_temp_dir() {
+    // A "channel" that exits at once: the handshake of the first session fails.
+    let run = run_copied_relay(Some("#!/bin/sh\nexit 3\n"));
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("demo step \"start\" failed"), "{run:?}");
+    assert!(run.stderr.contains("backend-api"), "{run:?}");
+    assert!(run.stderr.contains("temp directory removed"), "{run:?}");
+}
+
+#[test]
+fn help_says_the_users_hub_is_never_used() {
+    let run = Relay::new().relay(&["demo", "--help"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("--data-dir and CLAUDE_PLUGIN_DATA are ignored"),
+        "{run:?}"
+    );
+}

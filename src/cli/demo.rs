@@ -20,16 +20,24 @@ use crate::{
     signals,
 };
 
+/// The demo takes no arguments of its own; `--json` chooses the output.
 #[derive(Debug, Clone, Args)]
 #[command(
-    long_about = "Start a private hub and two sessions (backend-api and frontend) in a temp directory and show \
-                  them talking: peers, ask, reply, broadcast and rename, with each channel push rendered as \
-                  Claude Code shows it in the transcript. Everything it starts is stopped and the directory \
-                  removed at the end, also on failure or Ctrl-C.\n\n\
-                  The demo never uses your hub or data directory: --data-dir and CLAUDE_PLUGIN_DATA are \
-                  ignored. With --json it prints one JSON object per line (types started, step, call, push, \
-                  done). Exit status: 0 when every step worked and everything was cleaned up, 1 when a step \
-                  or the clean-up failed, 130 when interrupted."
+    after_help = "The demo never uses your hub or data directory: --data-dir and \
+                        CLAUDE_PLUGIN_DATA are ignored. Everything it starts is stopped and its temp \
+                        directory removed at the end, also when a step fails or on Ctrl-C.",
+    after_long_help = "The demo never uses your hub or data directory: --data-dir and \
+                        CLAUDE_PLUGIN_DATA are ignored.\n\n\
+                        Two relay-channel processes, backend-api and frontend, run in a temp directory \
+                        with their own hub. The demo drives both as Claude Code would: peers, ask, \
+                        reply, broadcast and rename, and shows each channel push as Claude Code puts \
+                        it into the transcript. Everything it starts is stopped and the directory \
+                        removed at the end, also when a step fails or on Ctrl-C.\n\n\
+                        With --json it prints one JSON object per line, of type started, step, call, \
+                        push or done.\n\n\
+                        Exit status: 0 when every step worked and everything was cleaned up; 1 when a \
+                        step or the clean-up failed (the message names the step); 130 when interrupted \
+                        by SIGINT or SIGTERM."
 )]
 pub struct DemoArgs {}
 
