@@ -174,7 +174,13 @@ impl Play<'_> {
         };
         for name in [BACKEND, FRONTEND] {
             let session = self.world.spawn_session(name).map_err(failed)?;
-            session.initialize(STEP_LIMIT).await.map_err(failed)?;
+            let initialized = session.initialize(STEP_LIMIT).await.map_err(failed)?;
+            if !initialized["capabilities"]["experimental"]["claude/channel"].is_object() {
+                return Err(failed(format!(
+                    "{name} does not declare the claude/channel capability, so Claude Code would \
+                     never show its pushes: {initialized}"
+                )));
+            }
             self.registered(name).await.map_err(failed)?;
         }
         let status = control::status(&self.world.data)
