@@ -616,9 +616,14 @@ impl RawPeer {
     }
 }
 
+/// Whether `pid` has exited: no `/proc` entry, or only a zombie waiting for its parent.
+pub fn process_gone(pid: u32) -> bool {
+    is_zombie(pid)
+}
+
 impl Relay {
     /// Starts `relay ARGS` with its stdout read line by line as it is printed, for commands that
-    /// keep running (`relay logs -f`).
+    /// keep running (`relay logs -f`) or must be acted on at a known point (`relay demo`).
     pub fn stream_relay(&self, args: &[&str]) -> RelayStream {
         let mut command = self.command(RELAY_EXE, self.dir.path());
         command.args(args);
@@ -672,25 +677,49 @@ impl RelayStream {
         }
     }
 
-    /// Waits for the end (at most [`PROMPTLY`]) and returns the status, the stdout lines not
-    /// yet taken and stderr.
-    pub fn finish(mut self) -> RelayRun {
+    /// Reads JSON lines until one satisfies `condition` and returns it, failing the test after
+    /// [`PROMPTLY`] or when stdout ends first.
+    pub fn json_line_where(&mut self, what: &str, condition: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + PROMPTLY;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match self.lines.recv_timeout(left) {
+                Ok(line) => line,
+                Err(RecvTimeoutError::Timeout) => panic!("no {what} line within {PROMPTLY:?}"),
+                Err(RecvTimeoutError::Disconnected) => panic!("stdout ended before a {what} line"),
+            };
+            let value: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("{line:?} is not JSON ({e})"));
+            if condition(&value) {
+                return value;
+            }
+        }
+    }
+
+    /// Waits for the end (at most [`RELAY_RUN_LIMIT`]) and returns the status, the stdout lines
+    /// not yet taken and stderr.
+    pub fn finish(mut self) -> RelayRun {
+        let deadline = Instant::now() + RELAY_RUN_LIMIT;
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 break status;
             }
             assert!(
                 Instant::now() < deadline,
-                "relay did not exit within {PROMPTLY:?}"
+                "relay did not finish within {RELAY_RUN_LIMIT:?}"
             );
             thread::sleep(Duration::from_millis(10));
         };
-        let stdout: Vec<String> = self.lines.iter().collect();
+        // Bounded per line: a process it started could still hold its stdout open.
+        let mut stdout = String::new();
+        while let Ok(line) = self.lines.recv_timeout(PROMPTLY) {
+            stdout.push_str(&line);
+            stdout.push('\n');
+        }
         let stderr = self.stderr.take().unwrap().join().unwrap();
         RelayRun {
             code: status.code().unwrap_or(-1),
-            stdout: stdout.iter().map(|line| format!("{line}\n")).collect(),
+            stdout,
             stderr,
         }
     }
