@@ -23,6 +23,14 @@ case ":$PATH:" in
     *) echo "    note: $bin_dir is not on your PATH; add it so the plugin can find relay-channel" ;;
 esac
 
+echo "==> Checking the installed binaries: relay demo (two sessions through a private hub)"
+if "$bin_dir/relay" demo >/dev/null; then
+    echo "    ok: they asked, replied, broadcast and renamed; run \`relay demo\` to watch"
+else
+    echo "install.sh: \`$bin_dir/relay demo\` failed (its message is above); \`relay doctor\` says more" >&2
+    exit 1
+fi
+
 # One `key=value` line of `relay-hub --status` output.
 status_field() { printf '%s\n' "$1" | sed -n "s/^$2=//p"; }
 
