@@ -105,7 +105,7 @@ fn ask_prints_the_reply_and_shows_the_command_line_as_a_cli_peer() {
     let mut relay = Relay::new();
     let mut alpha = relay.channel("alpha");
 
-    let asking = relay.spawn_relay(&["ask", "alpha", "Is the build green?", "--as", "ops"]);
+    let asking = relay.stream_relay(&["ask", "alpha", "Is the build green?", "--as", "ops"]);
     let question = alpha.push();
     assert_eq!(question["content"], "Is the build green?");
     assert_eq!(question["meta"]["from"], "ops");
@@ -130,7 +130,7 @@ fn ask_prints_the_reply_and_shows_the_command_line_as_a_cli_peer() {
         "stdout is the reply alone"
     );
 
-    let asking = relay.spawn_relay(&["ask", "alpha", "Which branch?", "--json"]);
+    let asking = relay.stream_relay(&["ask", "alpha", "Which branch?", "--json"]);
     let question = alpha.push();
     assert_eq!(question["meta"]["from"], "cli", "the default name");
     let ask_id = question["meta"]["ask_id"].as_str().unwrap().to_owned();
@@ -175,14 +175,14 @@ fn ask_failures_exit_with_their_own_codes() {
     let bad_name = relay.relay(&["ask", "alpha", "q", "--as", "two words"]);
     assert_eq!(bad_name.code, BAD_ARGS, "{bad_name:?}");
 
-    let timed_out = relay.spawn_relay(&["ask", "alpha", "slow?", "--timeout", "1"]);
+    let timed_out = relay.stream_relay(&["ask", "alpha", "slow?", "--timeout", "1"]);
     alpha.push();
     let run = timed_out.finish();
     assert_eq!(run.code, TIMEOUT, "{run:?}");
     assert!(run.stderr.contains("timeout"), "{run:?}");
 
     // A command line cannot be asked: it could never answer.
-    let waiting = relay.spawn_relay(&["ask", "alpha", "wait", "--as", "waiter"]);
+    let waiting = relay.stream_relay(&["ask", "alpha", "wait", "--as", "waiter"]);
     alpha.push();
     let run = relay.relay(&["ask", "waiter", "hello?"]);
     assert_eq!(run.code, BAD_ARGS, "{run:?}");
@@ -201,7 +201,7 @@ fn broadcast_streams_replies_then_summarises_who_did_not_answer() {
     let mut alpha = relay.channel("alpha");
     let mut beta = relay.channel("beta");
 
-    let asking = relay.spawn_relay(&["broadcast", "What are you on?", "--wait", "2", "--json"]);
+    let asking = relay.stream_relay(&["broadcast", "What are you on?", "--wait", "2", "--json"]);
     let question = alpha.push();
     let ask_id = question["meta"]["ask_id"].as_str().unwrap();
     alpha.ok(
@@ -227,7 +227,7 @@ fn broadcast_streams_replies_then_summarises_who_did_not_answer() {
     assert_eq!(summary["unanswered"][0]["code"], "timeout");
     assert_eq!(summary["skipped"], json!([]));
 
-    let asking = relay.spawn_relay(&["broadcast", "Still there?"]);
+    let asking = relay.stream_relay(&["broadcast", "Still there?"]);
     for (channel, text) in [(&mut alpha, "yes from alpha"), (&mut beta, "yes from beta")] {
         let question = channel.push();
         let ask_id = question["meta"]["ask_id"].as_str().unwrap().to_owned();
@@ -260,7 +260,7 @@ fn hub_stop_fails_pending_asks_and_sessions_come_back() {
     let mut relay = Relay::new();
     let mut alpha = relay.channel("alpha");
     let old_hub = relay.hub_pid().unwrap();
-    let asking = relay.spawn_relay(&["ask", "alpha", "are you there?"]);
+    let asking = relay.stream_relay(&["ask", "alpha", "are you there?"]);
     alpha.push();
 
     let stop = relay.relay(&["hub", "stop", "--json"]);
@@ -317,7 +317,7 @@ fn hub_restart_starts_a_new_hub_the_sessions_rejoin() {
 fn an_interrupted_ask_exits_130_and_its_late_reply_is_refused() {
     let mut relay = Relay::new();
     let mut alpha = relay.channel("alpha");
-    let asking = relay.spawn_relay(&["ask", "alpha", "long one?"]);
+    let asking = relay.stream_relay(&["ask", "alpha", "long one?"]);
     let question = alpha.push();
     common::kill(asking.pid(), "TERM");
     let run = asking.finish();
@@ -339,7 +339,7 @@ fn from_a_shell_the_plugin_data_directory_is_the_default() {
         command
             .env_remove("CLAUDE_PLUGIN_DATA")
             .args(["status", "--json"]);
-        common::RelayProcess::spawn(command).finish().json()["data_dir"].clone()
+        common::RelayStream::spawn(command).finish().json()["data_dir"].clone()
     };
     assert_eq!(
         status_data_dir(&relay),

@@ -239,7 +239,7 @@ fn run_copied_relay(channel_script: Option<&str>) -> RelayRun {
     }
     let mut command = relay.command(exe.to_str().unwrap(), relay.dir.path());
     command.arg("demo");
-    let run = common::RelayProcess::spawn(command).finish();
+    let run = common::RelayStream::spawn(command).finish();
     let leftovers: Vec<PathBuf> = fs::read_dir(tmp.path())
         .unwrap()
         .map(|entry| entry.unwrap().path())

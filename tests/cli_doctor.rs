@@ -12,7 +12,7 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
-use common::{Relay, RelayProcess, RelayRun};
+use common::{Relay, RelayRun, RelayStream};
 use serde_json::{Value, json};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -40,7 +40,7 @@ fn bin_dir() -> PathBuf {
 fn doctor(relay: &Relay, path: &str, args: &[&str]) -> RelayRun {
     let mut command = relay.command(common::RELAY_EXE, relay.dir.path());
     command.env("PATH", path).arg("doctor").args(args);
-    RelayProcess::spawn(command).finish()
+    RelayStream::spawn(command).finish()
 }
 
 /// `relay doctor --json`, checked for its shape; returns the document.

@@ -13,11 +13,14 @@ fn hello_registers_once_and_other_requests_need_it() {
     let mut relay = Relay::new();
     relay.start_hub();
     let mut peer = RawPeer::connect(&relay);
-    peer.send(&json!({"id": 7, "op": "peers"}));
+    peer.send(&json!({"id": 7, "op": "rename", "new_name": "x"}));
     let answer = peer.read().unwrap();
     assert_eq!(answer["type"], "err");
     assert_eq!(answer["id"], 7);
     assert_eq!(answer["code"], "not_registered");
+    // `relay peers` lists without joining.
+    peer.send(&json!({"id": 6, "op": "peers"}));
+    assert_eq!(peer.read().unwrap()["result"], json!({"peers": []}));
 
     let welcome = peer.hello("raw");
     assert_eq!(welcome["type"], "ok");
@@ -28,7 +31,11 @@ fn hello_registers_once_and_other_requests_need_it() {
     let again = peer.hello("raw");
     assert_eq!(again["code"], "already_registered");
     peer.send(&json!({"id": 8, "op": "peers"}));
-    assert_eq!(peer.read().unwrap()["result"], json!({"peers": []}));
+    assert_eq!(
+        peer.read().unwrap()["result"],
+        json!({"peers": []}),
+        "a registered peer is not shown itself"
+    );
 }
 
 #[test]

@@ -71,6 +71,15 @@ pub fn notification_for(event: &Event) -> ServerNotification {
     ))
 }
 
+/// `[A-Za-z_][A-Za-z0-9_]*`: the only meta keys Claude Code keeps (it drops others silently).
+pub fn is_meta_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,14 +87,6 @@ mod tests {
         errors::ErrorCode,
         protocol::{AskFailure, Delivery},
     };
-
-    fn is_identifier(key: &str) -> bool {
-        let mut chars = key.chars();
-        chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-    }
 
     #[test]
     fn meta_keys_are_identifiers_and_never_source() {
@@ -113,7 +114,7 @@ mod tests {
         ] {
             let (_, meta) = push_for(&event);
             for key in meta.keys() {
-                assert!(is_identifier(key), "{key}");
+                assert!(is_meta_key(key), "{key}");
                 assert_ne!(*key, "source");
             }
         }

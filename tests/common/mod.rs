@@ -125,14 +125,7 @@ impl Relay {
 
     /// Runs `relay ARGS` in this world (data directory from `CLAUDE_PLUGIN_DATA`) to its end.
     pub fn relay(&self, args: &[&str]) -> RelayRun {
-        self.spawn_relay(args).finish()
-    }
-
-    /// Starts `relay ARGS` in this world without waiting for it.
-    pub fn spawn_relay(&self, args: &[&str]) -> RelayProcess {
-        let mut command = self.command(RELAY_EXE, self.dir.path());
-        command.args(args);
-        RelayProcess::spawn(command)
+        self.stream_relay(args).finish()
     }
 
     /// Runs `relay-hub` the way a channel does and waits until it accepts connections.
@@ -455,64 +448,6 @@ impl Channel {
 impl Drop for Channel {
     fn drop(&mut self) {
         self.kill();
-    }
-}
-
-/// A running `relay` command line. Killed by pid if dropped before it ends.
-pub struct RelayProcess {
-    child: Child,
-    stdout: thread::JoinHandle<String>,
-    stderr: thread::JoinHandle<String>,
-}
-
-impl RelayProcess {
-    pub fn spawn(mut command: Command) -> RelayProcess {
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn relay");
-        let stdout = read_all(child.stdout.take().unwrap());
-        let stderr = read_all(child.stderr.take().unwrap());
-        RelayProcess {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Waits for the end (at most [`RELAY_RUN_LIMIT`]) and collects the output.
-    pub fn finish(mut self) -> RelayRun {
-        let deadline = Instant::now() + RELAY_RUN_LIMIT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "relay did not finish within {RELAY_RUN_LIMIT:?}"
-            );
-            thread::sleep(Duration::from_millis(10));
-        };
-        let stdout = std::mem::replace(&mut self.stdout, thread::spawn(String::new));
-        let stderr = std::mem::replace(&mut self.stderr, thread::spawn(String::new));
-        RelayRun {
-            code: status.code().unwrap_or(-1),
-            stdout: stdout.join().unwrap(),
-            stderr: stderr.join().unwrap(),
-        }
-    }
-}
-
-impl Drop for RelayProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -9,6 +9,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::channel::notify::is_meta_key;
+
 /// The `source` Claude Code gives the pushes of the `relay` server of the `relay` plugin
 /// (`.claude-plugin/plugin.json`).
 pub const SOURCE: &str = "plugin:relay:relay";
@@ -58,7 +60,7 @@ impl Push {
 /// The transcript text for a push with `meta` (in arrival order) and `content`.
 pub fn render(meta: &[(&str, &str)], content: &str) -> String {
     let mut text = format!("<channel source=\"{}\"", escape_attribute(SOURCE));
-    for (key, value) in meta.iter().filter(|(key, _)| is_identifier(key)) {
+    for (key, value) in meta.iter().filter(|(key, _)| is_meta_key(key)) {
         text.push_str(&format!(" {key}=\"{}\"", escape_attribute(value)));
     }
     text.push_str(">\n");
@@ -73,15 +75,6 @@ fn escape_attribute(value: &str) -> String {
         .replace('"', "&quot;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-}
-
-/// `[A-Za-z_][A-Za-z0-9_]*`: the only meta keys Claude Code keeps.
-fn is_identifier(key: &str) -> bool {
-    let mut chars = key.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[cfg(test)]
