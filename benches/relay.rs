@@ -45,6 +45,10 @@ const RT_BATCH: usize = 100;
 const START_WARMUP: usize = 3;
 const START_ITERS: usize = 100;
 
+/// Runs of each `relay` command-line measurement (whole processes).
+const CLI_WARMUP: usize = 3;
+const CLI_ITERS: usize = 50;
+
 /// Broadcast fan-out sizes as (recipients, warm-up rounds, measured rounds).
 const FANOUTS: [(usize, usize, usize); 2] = [(20, 10, 200), (200, 5, 50)];
 
@@ -103,6 +107,9 @@ fn main() {
 
     println!("measuring {START_ITERS} channel starts ...");
     let starts = Starts::measure(&world);
+
+    println!("measuring {CLI_ITERS} runs of each relay command ...");
+    let command_line = CommandLine::measure(&world, &mut beta);
     drop((alpha, beta, world));
 
     let fanouts: Vec<Fanout> = FANOUTS
@@ -117,6 +124,7 @@ fn main() {
         floors,
         round_trips,
         starts,
+        command_line,
         fanouts,
         idle_warn,
         idle_info,
@@ -494,6 +502,19 @@ impl World {
         command
     }
 
+    /// A `relay` command line (next to the channel binary) in this world.
+    fn relay_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(Path::new(CHANNEL_EXE).with_file_name("relay"));
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("CLAUDE_PLUGIN_DATA", &self.data)
+            .stderr(Stdio::inherit());
+        command
+    }
+
     /// Starts a channel process; no handshake yet.
     fn spawn_channel(&self, name: &str, log_level: &str) -> Channel {
         Channel {
@@ -743,6 +764,87 @@ fn start_once(world: &World, name: &str) -> (Duration, Duration) {
     let peers = channel.send_call("relay_peers", json!({}));
     let (registered, _) = channel.response(peers);
     (listed - began, registered - began)
+}
+
+/// The `relay` command line as a shell user or a script waits for it: whole processes, start-up
+/// included, read against what spawning any process costs.
+struct CommandLine {
+    /// Spawn to exit of `/bin/true`.
+    process_floor: Samples,
+    /// `relay status --json` against the running hub.
+    status: Samples,
+    /// `relay ask beta …`, beta replying as soon as the question is pushed.
+    ask: Samples,
+}
+
+impl CommandLine {
+    fn measure(world: &World, beta: &mut Channel) -> CommandLine {
+        let process_floor = Samples::collect(CLI_WARMUP, CLI_ITERS, || {
+            let began = Instant::now();
+            finish(Command::new("true"), "true");
+            began.elapsed()
+        });
+        let status = Samples::collect(CLI_WARMUP, CLI_ITERS, || {
+            let began = Instant::now();
+            finish(world.relay_command(&["status", "--json"]), "relay status");
+            began.elapsed()
+        });
+        let ask = Samples::collect(CLI_WARMUP, CLI_ITERS, || {
+            let began = Instant::now();
+            let mut command = world.relay_command(&["ask", "beta", "ping?"]);
+            let child = command
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("spawn relay ask");
+            let guard = KillOnDrop(child);
+            let (_, question) = beta.push("ask");
+            beta.call(
+                "relay_reply",
+                json!({"ask_id": question["meta"]["ask_id"], "text": "pong"}),
+            );
+            wait_success(guard, "relay ask");
+            began.elapsed()
+        });
+        CommandLine {
+            process_floor,
+            status,
+            ask,
+        }
+    }
+}
+
+/// A child killed by pid if the bench gives up on it.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `command` to its end, which must be a success within [`WAIT`].
+fn finish(mut command: Command, what: &str) {
+    let child = command
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+    wait_success(KillOnDrop(child), what);
+}
+
+fn wait_success(mut child: KillOnDrop, what: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = child.0.try_wait().expect("child status") {
+            assert!(status.success(), "{what} exited with {status}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not end within {WAIT:?}"
+        );
+        thread::sleep(Duration::from_micros(200));
+    }
 }
 
 /// One broadcast size: latencies, and the memory of the hub and of the recipients.
@@ -1069,6 +1171,18 @@ fn latency_rows(results: &Results) -> Vec<Row> {
             "channel start → relay_peers answered",
             &results.starts.registered,
         ),
+        row(
+            "floor: spawn and wait for /bin/true",
+            &results.command_line.process_floor,
+        ),
+        row(
+            "`relay status --json`, spawn to exit",
+            &results.command_line.status,
+        ),
+        row(
+            "`relay ask` → reply printed, spawn to exit",
+            &results.command_line.ask,
+        ),
     ]);
     rows
 }
@@ -1153,6 +1267,7 @@ struct Results {
     floors: Floors,
     round_trips: RoundTrips,
     starts: Starts,
+    command_line: CommandLine,
     fanouts: Vec<Fanout>,
     idle_warn: Mem,
     idle_info: Mem,
