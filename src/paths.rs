@@ -17,8 +17,13 @@ pub struct DataDir {
 }
 
 impl DataDir {
+    /// The data directory at `root`, made absolute: the hub makes its data directory its working
+    /// directory, where a relative path would name another place.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        DataDir { root: root.into() }
+        let root = root.into();
+        DataDir {
+            root: std::path::absolute(&root).unwrap_or(root),
+        }
     }
 
     /// `$CLAUDE_PLUGIN_DATA` when set (Claude Code sets it for plugin servers), else

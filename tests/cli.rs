@@ -350,3 +350,19 @@ fn from_a_shell_the_plugin_data_directory_is_the_default() {
     std::fs::create_dir_all(&plugin).unwrap();
     assert_eq!(status_data_dir(&relay), plugin.to_str().unwrap());
 }
+
+#[test]
+fn a_relative_data_dir_names_the_same_hub_from_anywhere() {
+    let mut relay = Relay::new();
+    let mut command = relay.command(common::RELAY_EXE, relay.dir.path());
+    command.args(["hub", "restart", "--data-dir", "data", "--json"]);
+    let run = common::RelayStream::spawn(command).finish();
+    assert_eq!(run.code, 0, "{run:?}");
+    relay.note_hub();
+    assert_eq!(
+        relay.hub_pid(),
+        Some(run.json()["running"]["hub_pid"].as_u64().unwrap() as u32),
+        "the hub serves <cwd>/data, where the command line looks"
+    );
+    assert!(relay.socket().exists());
+}

@@ -453,16 +453,22 @@ impl Hub {
     /// asks it made are forgotten.
     pub fn disconnect(&self, conn: ConnId) {
         let mut state = self.state();
-        let Some(peer) = state.peers.remove(conn) else {
+        let Some(mut peer) = state.peers.remove(conn) else {
             return;
         };
+        let gone = state.asks.remove_target(conn);
+        // These asks fail now, so their questions must not wait in the inbox for a reconnect.
+        for ask in &gone {
+            if peer.inbox.withdraw_question(&ask.ask_id) {
+                tracing::info!(ask_id = %ask.ask_id, session = %peer.name, "queued_question_withdrawn");
+            }
+        }
         state.keep_orphaned_inbox(peer.inbox, peer.session_id.as_deref(), &peer.name);
         let forgotten = state.asks.remove_caller(conn);
         tracing::info!(session = %peer.name, forgotten_asks = forgotten.len(), "peer_left");
         for ask in &forgotten {
             withdraw_queued_question(&mut state, ask);
         }
-        let gone = state.asks.remove_target(conn);
         if *self.shared.shutdown.borrow() {
             // The peer did not go anywhere, the hub did: every caller's own channel reports its
             // pending asks as `hub_unreachable` when its connection closes.
