@@ -278,3 +278,28 @@ fn help_says_the_users_hub_is_never_used() {
         "{run:?}"
     );
 }
+
+#[test]
+fn a_reader_that_leaves_early_does_not_stop_the_clean_up() {
+    let relay = Relay::new();
+    let mut command = relay.command(common::RELAY_EXE, relay.dir.path());
+    let mut child = command
+        .args(["demo", "--json"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn relay demo");
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    // The reader is dropped here, as `relay demo --json | head -1` does.
+    let started = started(&serde_json::from_str(&first).unwrap());
+    wait_for("relay demo to end", || child.try_wait().unwrap().is_some());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "a reader that left is no failure");
+    left_nothing_behind(&started);
+}

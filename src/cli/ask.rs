@@ -77,7 +77,7 @@ pub async fn run(args: &AskArgs, global: &Global) -> Outcome {
                         "elapsed_ms": waiter.elapsed().as_millis() as u64,
                     }));
                 } else {
-                    println!("{}", reply.text.trim_end_matches('\n'));
+                    outln!("{}", reply.text.trim_end_matches('\n'));
                 }
                 return Ok(ExitCode::from(exit::SUCCESS));
             }

@@ -96,8 +96,8 @@ pub async fn run(args: &BroadcastArgs, global: &Global) -> Outcome {
                         "elapsed_ms": elapsed.as_millis() as u64,
                     }));
                 } else {
-                    println!("── {name} (after {})", output::human_duration(elapsed));
-                    println!("{}\n", reply.text.trim_end_matches('\n'));
+                    outln!("── {name} (after {})", output::human_duration(elapsed));
+                    outln!("{}\n", reply.text.trim_end_matches('\n'));
                 }
                 answered.push(name);
             }
@@ -173,12 +173,12 @@ fn print_summary(
         }));
         return;
     }
-    println!("{} of {} answered.", answered.len(), sent.asks.len());
+    outln!("{} of {} answered.", answered.len(), sent.asks.len());
     for (name, why) in unanswered {
-        println!("no answer from {name} ({}): {}", why.code, why.message);
+        outln!("no answer from {name} ({}): {}", why.code, why.message);
     }
     if !sent.skipped.is_empty() {
-        println!(
+        outln!(
             "not asked, their inbox is full: {}",
             sent.skipped.join(", ")
         );

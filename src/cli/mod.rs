@@ -6,6 +6,20 @@
 //! status documented in [`exit`]. Where a subcommand takes part in messaging it joins the hub as a
 //! peer of kind `cli` ([`session`]).
 
+/// `print!` for the command line's stdout, through [`output::write_stdout`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// `println!` for the command line's stdout, through [`output::write_stdout`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 pub mod ask;
 pub mod broadcast;
 pub mod demo;
@@ -123,38 +137,35 @@ impl From<RelayError> for CliError {
 
 /// Runs the command line and returns the process's exit status.
 pub fn main(cli: Cli) -> ExitCode {
+    let global = &cli.global;
     let outcome = match cli.command {
-        Command::Logs(args) => logs::run(&args, &cli.global),
-        command => match current_thread_runtime() {
-            Ok(runtime) => {
-                let outcome = runtime.block_on(run_async(command, &cli.global));
-                // A stdin reader may still sit in a blocking read; do not wait for it.
-                runtime.shutdown_background();
-                outcome
-            }
-            Err(e) => Err(e),
-        },
+        Command::Status => block_on(status::run(global)),
+        Command::Peers => block_on(peers::run(global)),
+        Command::Ask(args) => block_on(ask::run(&args, global)),
+        Command::Broadcast(args) => block_on(broadcast::run(&args, global)),
+        Command::Hub { action } => block_on(hub::run(action, global)),
+        Command::Doctor(args) => block_on(doctor::run(&args, global)),
+        Command::Demo(args) => block_on(demo::run(&args, global)),
+        // Synchronous: it reads files, and watches for signals on a thread of its own.
+        Command::Logs(args) => logs::run(&args, global),
     };
     match outcome {
+        Ok(_) if output::stdout_failed() => ExitCode::from(exit::FAILURE),
         Ok(code) => code,
         Err(e) => {
-            output::report_error(&e, cli.global.json);
+            output::report_error(&e, global.json);
             ExitCode::from(e.exit_code())
         }
     }
 }
 
-async fn run_async(command: Command, global: &Global) -> Outcome {
-    match command {
-        Command::Status => status::run(global).await,
-        Command::Peers => peers::run(global).await,
-        Command::Ask(args) => ask::run(&args, global).await,
-        Command::Broadcast(args) => broadcast::run(&args, global).await,
-        Command::Hub { action } => hub::run(action, global).await,
-        Command::Doctor(args) => doctor::run(&args, global).await,
-        Command::Demo(args) => demo::run(&args, global).await,
-        Command::Logs(args) => logs::run(&args, global),
-    }
+/// Runs one subcommand on a current-thread runtime of its own.
+fn block_on(command: impl Future<Output = Outcome>) -> Outcome {
+    let runtime = current_thread_runtime()?;
+    let outcome = runtime.block_on(command);
+    // Nothing the command left on the runtime (a blocking task, a child's reaper) may delay the exit.
+    runtime.shutdown_background();
+    outcome
 }
 
 fn current_thread_runtime() -> Result<tokio::runtime::Runtime, CliError> {

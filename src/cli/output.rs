@@ -1,19 +1,45 @@
 //! How `relay` prints: aligned tables and durations for people, JSON for scripts, errors on
 //! stderr (and as JSON on stdout under `--json`).
 
-use std::time::Duration;
+use std::{
+    fmt,
+    io::{ErrorKind, Write},
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
 
 use serde::Serialize;
 use serde_json::json;
 
 use crate::cli::CliError;
 
+/// Set once a write to stdout failed for another reason than its reader leaving.
+static STDOUT_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Writes to stdout without ever panicking (as `print!` does on a closed pipe), so that a command
+/// still cleans up and exits normally. A reader that left (`relay demo | head -1`) is no error:
+/// there is no one left to tell. Any other failure is said once on stderr, and [`stdout_failed`]
+/// makes the command exit 1 at its end.
+pub fn write_stdout(text: fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout.write_fmt(text).and_then(|()| stdout.flush());
+    if let Err(e) = written
+        && e.kind() != ErrorKind::BrokenPipe
+        && !STDOUT_FAILED.swap(true, Ordering::Relaxed)
+    {
+        eprintln!("relay: cannot write to stdout: {e}");
+    }
+}
+
+/// Whether some output was lost for another reason than a reader that left.
+pub fn stdout_failed() -> bool {
+    STDOUT_FAILED.load(Ordering::Relaxed)
+}
+
 /// Prints `value` as one line of JSON on stdout.
 pub fn print_json<T: Serialize>(value: &T) {
-    println!(
-        "{}",
-        serde_json::to_string(value).expect("output values always serialize")
-    );
+    let line = serde_json::to_string(value).expect("output values always serialize");
+    out!("{line}\n");
 }
 
 /// Says why a command failed: a line on stderr, and under `--json` an `error` object on stdout

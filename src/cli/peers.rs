@@ -22,9 +22,9 @@ pub async fn run(global: &Global) -> Outcome {
     if global.json {
         output::print_json(&list);
     } else if list.peers.is_empty() {
-        println!("no sessions are connected");
+        outln!("no sessions are connected");
     } else {
-        print!("{}", table(&list.peers, OffsetDateTime::now_utc()));
+        out!("{}", table(&list.peers, OffsetDateTime::now_utc()));
     }
     Ok(ExitCode::from(exit::SUCCESS))
 }

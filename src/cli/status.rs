@@ -42,7 +42,7 @@ pub async fn run(global: &Global) -> Outcome {
             "pending_asks": status.pending_asks,
         }));
     } else {
-        print!("{}", describe(&status, uptime, &data));
+        out!("{}", describe(&status, uptime, &data));
     }
     Ok(ExitCode::from(exit::SUCCESS))
 }

@@ -46,16 +46,16 @@ impl Narrator {
             }));
             return;
         }
-        println!(
+        outln!(
             "relay demo: two sessions talking through a private hub, as their Claude Code would see it."
         );
-        println!(
+        outln!(
             "  temp dir      {} (removed at the end)",
             started.temp_dir.display()
         );
-        println!("  hub           pid {}", started.hub_pid);
+        outln!("  hub           pid {}", started.hub_pid);
         for (name, pid) in started.sessions {
-            println!("  {name:<13} relay-channel, pid {pid}");
+            outln!("  {name:<13} relay-channel, pid {pid}");
         }
     }
 
@@ -64,7 +64,7 @@ impl Narrator {
         if self.json {
             output::print_json(&json!({"type": "step", "step": step, "title": title}));
         } else {
-            println!("\n{number}. {title}");
+            outln!("\n{number}. {title}");
         }
     }
 
@@ -97,8 +97,8 @@ impl Narrator {
             .iter()
             .map(|(key, value)| format!("{key}: {value}"))
             .collect();
-        println!("{session} ▸ {tool}({})", shown.join(", "));
-        println!("    ↳ {}", summarise(tool, reply));
+        outln!("{session} ▸ {tool}({})", shown.join(", "));
+        outln!("    ↳ {}", summarise(tool, reply));
     }
 
     /// `session` received `push`.
@@ -113,8 +113,8 @@ impl Narrator {
                 "rendered": push.rendered,
             }));
         } else {
-            println!("{session} sees in its transcript:");
-            println!("{}", push.rendered);
+            outln!("{session} sees in its transcript:");
+            outln!("{}", push.rendered);
         }
     }
 
@@ -123,7 +123,7 @@ impl Narrator {
         if self.json {
             output::print_json(&json!({"type": "done"}));
         } else {
-            println!(
+            outln!(
                 "\nDone: both sessions closed, the hub stopped, {} removed.",
                 temp_dir.display()
             );

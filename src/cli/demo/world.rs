@@ -15,6 +15,10 @@ use crate::{cli::demo::session::Session, control, paths::DataDir};
 /// How long a session gets to exit after its stdin closes, before it is killed.
 const CLOSE_LIMIT: Duration = Duration::from_secs(3);
 
+/// How long the demo's hub stays after its last session left; the clean-up stops it at once, this
+/// is the safety net.
+const DEMO_HUB_IDLE_SECS: &str = "5";
+
 /// How long the hub gets to exit once it has stopped serving its socket.
 const HUB_EXIT_LIMIT: Duration = Duration::from_secs(5);
 
@@ -78,7 +82,9 @@ impl World {
             .env("HOME", &self.home)
             .env("CLAUDE_PLUGIN_DATA", self.data.root())
             .env("RELAY_SESSION_NAME", name)
-            .env("RELAY_CHANNELS", "on");
+            .env("RELAY_CHANNELS", "on")
+            // Should the demo die before its clean-up, its hub leaves by itself soon after.
+            .env("RELAY_HUB_IDLE_SECS", DEMO_HUB_IDLE_SECS);
         let session = Session::spawn(command, name, &self.channel_exe)?;
         self.sessions.push(session);
         Ok(self.sessions.last_mut().expect("just pushed"))

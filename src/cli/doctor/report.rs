@@ -23,7 +23,7 @@ pub fn print(checks: &[Check], json: bool) {
         let ok = checks.iter().all(|c| c.status != Status::Fail);
         output::print_json(&Report { ok, checks });
     } else {
-        print!("{}", text(checks, use_colour()));
+        out!("{}", text(checks, use_colour()));
     }
 }
 
