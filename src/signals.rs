@@ -1,18 +1,45 @@
-//! Termination signals, shared by the hub and the channel.
+//! Termination signals, shared by the hub, the channel and the command line.
 
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
-/// Resolves on SIGTERM or SIGINT (what Claude Code sends its MCP servers on exit). Never
-/// resolves if the handlers cannot be installed; stdin EOF still ends a channel then.
-pub async fn termination() {
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT (what Claude Code sends its MCP servers on exit), caught from the moment
+/// this is made: until then they have their default effect, and one that arrives between two
+/// waits is kept for the next.
+pub struct Termination {
+    term: Option<Signal>,
+    int: Option<Signal>,
+}
+
+impl Termination {
+    /// Installs the handlers. Must run inside a tokio runtime.
+    pub fn catch() -> Termination {
+        Termination {
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
+        }
     }
+
+    /// Resolves on the next SIGTERM or SIGINT; never, for a signal whose handler could not be
+    /// installed (stdin EOF still ends a channel then).
+    pub async fn recv(&mut self) {
+        let Termination { term, int } = self;
+        tokio::select! {
+            () = next(term) => {}
+            () = next(int) => {}
+        }
+    }
+}
+
+async fn next(signal: &mut Option<Signal>) {
+    if let Some(signal) = signal
+        && signal.recv().await.is_some()
+    {
+        return;
+    }
+    std::future::pending().await
+}
+
+/// Resolves on the first SIGTERM or SIGINT from now on.
+pub async fn termination() {
+    Termination::catch().recv().await
 }

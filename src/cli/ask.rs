@@ -19,6 +19,7 @@ use crate::{
     client::Event,
     errors::{ErrorCode, RelayError},
     protocol::{AskRequest, Asked, DeliveryMode, Op, validate_text, validate_timeout},
+    signals::Termination,
 };
 
 /// How long past the ask's own deadline the command line waits for the hub's `timeout`
@@ -40,11 +41,12 @@ pub struct AskArgs {
 }
 
 pub async fn run(args: &AskArgs, global: &Global) -> Outcome {
+    let stop = Termination::catch();
     let question = question_text(&args.question)?;
     validate_text("question", &question)?;
     validate_timeout(args.timeout)?;
     let data = global.data()?;
-    let mut session = session::join(&data, &args.name).await?;
+    let mut session = session::join(&data, &args.name, stop).await?;
     let request = AskRequest {
         to: args.peer.clone(),
         question,

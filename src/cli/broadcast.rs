@@ -20,6 +20,7 @@ use crate::{
     client::Event,
     errors::{ErrorCode, RelayError},
     protocol::{BroadcastRequest, Broadcasted, Op, validate_text, validate_timeout},
+    signals::Termination,
 };
 
 /// How long a broadcast waits for replies when `--wait` does not say.
@@ -44,11 +45,12 @@ struct NoAnswer {
 }
 
 pub async fn run(args: &BroadcastArgs, global: &Global) -> Outcome {
+    let stop = Termination::catch();
     let question = question_text(&args.question)?;
     validate_text("question", &question)?;
     validate_timeout(args.wait)?;
     let data = global.data()?;
-    let mut session = session::join(&data, &args.name).await?;
+    let mut session = session::join(&data, &args.name, stop).await?;
     let request = BroadcastRequest {
         question,
         exclude_self: true,

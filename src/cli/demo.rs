@@ -48,15 +48,14 @@ enum Ending {
 }
 
 pub async fn run(_args: &DemoArgs, global: &Global) -> Outcome {
+    // Caught before anything is started, so that an interruption at any point still reaches the
+    // clean-up below; a signal between the two phases is kept for the second.
+    let mut stop = signals::Termination::catch();
     let out = narrate::Narrator::new(global.json);
     let mut world = world::World::create().map_err(CliError::failure)?;
-    // The signal handlers are installed before the script starts any process (`biased` polls
-    // them first), so an interruption at any point still reaches the clean-up below. One
-    // future serves both phases: a signal that arrives while no listener exists would be lost.
-    let mut termination = pin!(signals::termination());
     let mut ending = tokio::select! {
         biased;
-        () = &mut termination => Err(Ending::Interrupted),
+        () = stop.recv() => Err(Ending::Interrupted),
         played = script::play(&mut world, &out) => played.map_err(Ending::Failed),
     };
     // A signal during the clean-up does not cut it short (it is bounded); it only changes
@@ -68,7 +67,7 @@ pub async fn run(_args: &DemoArgs, global: &Global) -> Outcome {
         tokio::select! {
             biased;
             problems = &mut clean_up => problems,
-            () = &mut termination => {
+            () = stop.recv() => {
                 if ending.is_ok() {
                     ending = Err(Ending::Interrupted);
                 }

@@ -4,9 +4,7 @@
 //! and stops on SIGINT or SIGTERM.
 
 use std::{
-    future::Future,
     io::{IsTerminal, Write},
-    pin::Pin,
     time::Duration,
 };
 
@@ -18,7 +16,7 @@ use crate::{
     errors::{ErrorCode, RelayError},
     paths::DataDir,
     protocol::{Hello, Op, PROTOCOL_VERSION, PeerKind, Pushes, VERSION, Welcome},
-    signals::termination,
+    signals::Termination,
 };
 
 /// The name the command line asks for when `--as` does not give one.
@@ -49,18 +47,17 @@ pub enum Waited {
 /// Waits for the hub's events, showing progress on a terminal.
 pub struct Waiter {
     events: mpsc::Receiver<Event>,
-    /// Installed once, so that a signal between two waits is not missed.
-    interrupted: Pin<Box<dyn Future<Output = ()>>>,
+    stop: Termination,
     started: Instant,
     /// Whether stderr is a terminal, where a progress line is drawn and redrawn.
     live: bool,
 }
 
 impl Waiter {
-    fn new(events: mpsc::Receiver<Event>) -> Self {
+    fn new(events: mpsc::Receiver<Event>, stop: Termination) -> Self {
         Waiter {
             events,
-            interrupted: Box::pin(termination()),
+            stop,
             started: Instant::now(),
             live: std::io::stderr().is_terminal(),
         }
@@ -72,14 +69,13 @@ impl Waiter {
     }
 
     /// The next event, at most until `until`. On a terminal, `progress` (followed by the elapsed
-    /// time) is redrawn every second and erased before returning. Not to be called again after
-    /// [`Waited::Interrupted`].
+    /// time) is redrawn every second and erased before returning.
     pub async fn next(&mut self, until: Instant, progress: impl Fn() -> String) -> Waited {
         let mut ticks = tokio::time::interval(Duration::from_secs(1));
         let waited = loop {
             tokio::select! {
                 event = self.events.recv() => break event.map_or(Waited::Closed, Waited::Event),
-                () = &mut self.interrupted => break Waited::Interrupted,
+                () = self.stop.recv() => break Waited::Interrupted,
                 () = tokio::time::sleep_until(until) => break Waited::Deadline,
                 _ = ticks.tick(), if self.live => {
                     let secs = self.started.elapsed().as_secs();
@@ -101,8 +97,9 @@ impl Waiter {
 }
 
 /// Joins the hub of `data` as `name`. Replies reach the command line over its connection, so it
-/// says its pushes are on.
-pub async fn join(data: &DataDir, name: &str) -> Result<CliSession, CliError> {
+/// says its pushes are on. `stop` was caught when the command started, so that a signal from then
+/// on ends the wait.
+pub async fn join(data: &DataDir, name: &str, stop: Termination) -> Result<CliSession, CliError> {
     let (sender, events) = mpsc::channel(EVENT_QUEUE);
     let client = HubClient::connect_running(data, sender)
         .await
@@ -123,7 +120,7 @@ pub async fn join(data: &DataDir, name: &str) -> Result<CliSession, CliError> {
     Ok(CliSession {
         client,
         welcome,
-        waiter: Waiter::new(events),
+        waiter: Waiter::new(events, stop),
     })
 }
 
