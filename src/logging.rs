@@ -156,6 +156,11 @@ impl FieldCollector<'_> {
     fn put(&mut self, field: &Field, value: Value) {
         let key = match field.name() {
             "message" => "event",
+            // The line's own keys say who wrote it; a field of the same name must not replace them.
+            reserved @ ("timestamp" | "level" | "component" | "pid") => {
+                self.0.insert(format!("field_{reserved}"), value);
+                return;
+            }
             name => name,
         };
         self.0.insert(key.to_owned(), value);

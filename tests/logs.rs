@@ -59,6 +59,16 @@ fn hub_and_channels_write_one_json_object_per_line_to_the_daily_file() {
         .map(|l| l["session"].as_str().unwrap())
         .collect();
     assert_eq!(sessions, ["beta", "alpha"]);
+    // Every line's pid is its writer's; a peer's own pid is a field of its own.
+    let hub_pid = relay.hub_pid().unwrap();
+    for line in lines.iter().filter(|l| l["component"] == "hub") {
+        assert_eq!(line["pid"], hub_pid, "{line}");
+    }
+    let registered = lines
+        .iter()
+        .find(|l| l["event"] == "peer_registered" && l["session"] == "alpha")
+        .expect("alpha registered");
+    assert_eq!(registered["peer_pid"], alpha.pid());
     // Peer text is not logged.
     let all = fs::read_to_string(relay.logs().join(format!("relay-{}.log", today_utc()))).unwrap();
     assert!(!all.contains("\"q\""), "question text leaked into the log");

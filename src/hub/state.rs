@@ -202,7 +202,7 @@ impl Hub {
         };
         let name = state.peers.register(conn, peer)?;
         drop(state);
-        tracing::info!(session = %name, pid, pushes = pushes.as_str(), "peer_registered");
+        tracing::info!(session = %name, peer_pid = pid, pushes = pushes.as_str(), "peer_registered");
         Ok(Welcome {
             name,
             hub_pid: std::process::id(),
