@@ -7,6 +7,7 @@ use common::{PROMPTLY, RawPeer, Relay, wait_for};
 use serde_json::json;
 
 /// The exit statuses the README documents.
+const USAGE: i32 = 2;
 const NOT_ALL_ANSWERED: i32 = 3;
 const PEER_NOT_FOUND: i32 = 10;
 const PEER_GONE: i32 = 11;
@@ -154,7 +155,15 @@ fn ask_failures_exit_with_their_own_codes() {
     assert!(no_hub.stderr.contains("no hub is running"), "{no_hub:?}");
 
     for (args, what) in [
-        (vec!["ask", "alpha", "q", "--timeout", "0"], "timeout_secs"),
+        (vec!["ask", "alpha", "q", "--timeout", "0"], "--timeout"),
+        (vec!["broadcast", "q", "--wait", "3601"], "--wait"),
+        (vec!["ask", "alpha", "q", "--as", "two words"], "--as"),
+    ] {
+        let run = relay.relay(&args);
+        assert_eq!(run.code, USAGE, "{args:?}: {run:?}");
+        assert!(run.stderr.contains(what), "{run:?}");
+    }
+    for (args, what) in [
         (vec!["ask", "alpha", "-"], "empty"),
         (vec!["ask", "alpha", "  "], "empty"),
     ] {
@@ -171,9 +180,6 @@ fn ask_failures_exit_with_their_own_codes() {
     assert_eq!(unknown.code, PEER_NOT_FOUND, "{unknown:?}");
     assert_eq!(unknown.json()["error"]["code"], "peer_not_found");
     assert!(unknown.stderr.contains("peer_not_found"), "{unknown:?}");
-
-    let bad_name = relay.relay(&["ask", "alpha", "q", "--as", "two words"]);
-    assert_eq!(bad_name.code, BAD_ARGS, "{bad_name:?}");
 
     let timed_out = relay.stream_relay(&["ask", "alpha", "slow?", "--timeout", "1"]);
     alpha.push();

@@ -18,7 +18,7 @@ use crate::{
     },
     client::Event,
     errors::{ErrorCode, RelayError},
-    protocol::{AskRequest, Asked, DeliveryMode, Op, validate_text, validate_timeout},
+    protocol::{AskRequest, Asked, DeliveryMode, Op, validate_text},
     signals::Termination,
 };
 
@@ -33,10 +33,10 @@ pub struct AskArgs {
     /// The question; `-` reads it from stdin.
     pub question: String,
     /// How long to wait for the reply, in seconds (1 to 3600).
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_ASK_TIMEOUT_SECS)]
+    #[arg(long, value_name = "SECS", value_parser = session::seconds, default_value_t = DEFAULT_ASK_TIMEOUT_SECS)]
     pub timeout: u64,
     /// The name to ask as; the hub adds -2, -3, ... when it is taken.
-    #[arg(long = "as", value_name = "NAME", default_value = DEFAULT_NAME)]
+    #[arg(long = "as", value_name = "NAME", value_parser = session::name, default_value = DEFAULT_NAME)]
     pub name: String,
 }
 
@@ -44,7 +44,6 @@ pub async fn run(args: &AskArgs, global: &Global) -> Outcome {
     let stop = Termination::catch();
     let question = question_text(&args.question)?;
     validate_text("question", &question)?;
-    validate_timeout(args.timeout)?;
     let data = global.data()?;
     let mut session = session::join(&data, &args.name, stop).await?;
     let request = AskRequest {

@@ -19,7 +19,7 @@ use crate::{
     },
     client::Event,
     errors::{ErrorCode, RelayError},
-    protocol::{BroadcastRequest, Broadcasted, Op, validate_text, validate_timeout},
+    protocol::{BroadcastRequest, Broadcasted, Op, validate_text},
     signals::Termination,
 };
 
@@ -31,10 +31,10 @@ pub struct BroadcastArgs {
     /// The question; `-` reads it from stdin.
     pub question: String,
     /// How long to wait for replies, in seconds (1 to 3600).
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_WAIT_SECS)]
+    #[arg(long, value_name = "SECS", value_parser = session::seconds, default_value_t = DEFAULT_WAIT_SECS)]
     pub wait: u64,
     /// The name to ask as; the hub adds -2, -3, ... when it is taken.
-    #[arg(long = "as", value_name = "NAME", default_value = DEFAULT_NAME)]
+    #[arg(long = "as", value_name = "NAME", value_parser = session::name, default_value = DEFAULT_NAME)]
     pub name: String,
 }
 
@@ -48,7 +48,6 @@ pub async fn run(args: &BroadcastArgs, global: &Global) -> Outcome {
     let stop = Termination::catch();
     let question = question_text(&args.question)?;
     validate_text("question", &question)?;
-    validate_timeout(args.wait)?;
     let data = global.data()?;
     let mut session = session::join(&data, &args.name, stop).await?;
     let request = BroadcastRequest {

@@ -15,7 +15,10 @@ use crate::{
     client::{Event, HubClient},
     errors::{ErrorCode, RelayError},
     paths::DataDir,
-    protocol::{Hello, Op, PROTOCOL_VERSION, PeerKind, Pushes, VERSION, Welcome},
+    protocol::{
+        Hello, MAX_TIMEOUT_SECS, MIN_TIMEOUT_SECS, Op, PROTOCOL_VERSION, PeerKind, Pushes, VERSION,
+        Welcome, validate_name, validate_timeout,
+    },
     signals::Termination,
 };
 
@@ -121,6 +124,23 @@ pub async fn join(data: &DataDir, name: &str, stop: Termination) -> Result<CliSe
         client,
         welcome,
         waiter: Waiter::new(events, stop),
+    })
+}
+
+/// Parses `--as NAME`: a session name, checked before anything is sent.
+pub fn name(raw: &str) -> Result<String, String> {
+    validate_name(raw)
+        .map(|()| raw.to_owned())
+        .map_err(|e| e.message)
+}
+
+/// Parses `--timeout SECS` and `--wait SECS`: the bounds of an ask's timeout.
+pub fn seconds(raw: &str) -> Result<u64, String> {
+    let secs = raw
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a whole number of seconds"))?;
+    validate_timeout(secs).map(|()| secs).map_err(|_| {
+        format!("must be {MIN_TIMEOUT_SECS} to {MAX_TIMEOUT_SECS} seconds, not {secs}")
     })
 }
 
