@@ -200,17 +200,16 @@ fn a_data_dir_open_to_others_fails_with_the_chmod_fix() {
 }
 
 #[test]
-fn a_socket_nothing_serves_fails_as_stale() {
+fn a_socket_nothing_serves_is_a_warning_about_a_dead_hub() {
     let relay = Relay::new();
     fs::create_dir_all(&relay.data).unwrap();
     fs::set_permissions(&relay.data, fs::Permissions::from_mode(0o700)).unwrap();
     drop(UnixListener::bind(relay.socket()).unwrap());
     assert!(relay.socket().exists(), "the socket file stays behind");
 
-    let (code, report) = doctor_json(&relay, &healthy_path(&relay));
-    assert_eq!(code, 1);
+    let (_, report) = doctor_json(&relay, &healthy_path(&relay));
     let stale = check(&report, "stale-socket");
-    assert_eq!(stale["status"], "fail", "{report}");
+    assert_eq!(stale["status"], "warn", "{report}");
     assert!(
         stale["fix"]
             .as_str()

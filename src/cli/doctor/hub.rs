@@ -150,16 +150,18 @@ fn stale_socket(data: &DataDir, answer: &Answer) -> Check {
             STALE_SOCKET,
             format!("a hub accepts connections on {}", socket.display()),
         ),
-        Answer::Unreachable(e) if e.kind() == ErrorKind::ConnectionRefused => Check::fail(
+        // Harmless in itself (the next hub removes it), but a hub died without cleaning up.
+        Answer::Unreachable(e) if e.kind() == ErrorKind::ConnectionRefused => Check::warn(
             STALE_SOCKET,
             format!(
                 "{} exists but nothing accepts connections on it: a hub ended without removing it",
                 socket.display()
             ),
-            format!(
-                "`rm {}`; otherwise the next hub removes it when it starts (a session starts one when it needs it)",
-                socket.display()
-            ),
+            Some(format!(
+                "nothing to do: the next hub removes it when it starts (or `rm {}`); if the hub crashed, {} says why",
+                socket.display(),
+                data.hub_stderr().display()
+            )),
         ),
         Answer::Unreachable(e) => Check::fail(
             STALE_SOCKET,
