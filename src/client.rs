@@ -7,6 +7,7 @@
 
 use std::{
     collections::HashMap,
+    io::ErrorKind,
     path::{Path, PathBuf},
     process::Stdio,
     sync::{
@@ -127,10 +128,24 @@ impl HubClient {
     }
 
     /// Connects to the hub of `data` if one is running, without starting one or saying hello
-    /// (enough for `status` and `shutdown`). `None` when no hub answers.
-    pub async fn connect_running(data: &DataDir, events: mpsc::Sender<Event>) -> Option<HubClient> {
-        let stream = connect(&data.socket()).await.ok()?;
-        Some(HubClient::start(stream, events))
+    /// (enough for `status` and `shutdown`). `None` when no hub runs (no socket, or nobody
+    /// listening on it); any other failure (a permission, a file that is no socket) is an error,
+    /// so that it is not mistaken for "no hub".
+    pub async fn connect_running(
+        data: &DataDir,
+        events: mpsc::Sender<Event>,
+    ) -> Result<Option<HubClient>, RelayError> {
+        let socket = data.socket();
+        match connect(&socket).await {
+            Ok(stream) => Ok(Some(HubClient::start(stream, events))),
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
+                Ok(None)
+            }
+            Err(e) => Err(RelayError::hub_unreachable(format!(
+                "cannot connect to {}: {e}",
+                socket.display()
+            ))),
+        }
     }
 
     fn start(stream: Stream, events: mpsc::Sender<Event>) -> HubClient {

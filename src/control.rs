@@ -18,7 +18,7 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The status of the hub of `data`, or `None` when no hub is running.
 pub async fn status(data: &DataDir) -> Result<Option<HubStatus>, RelayError> {
     let (events, _unused) = mpsc::channel(1);
-    let Some(client) = HubClient::connect_running(data, events).await else {
+    let Some(client) = HubClient::connect_running(data, events).await? else {
         return Ok(None);
     };
     client.request(Op::Status).await.map(Some)
@@ -28,7 +28,7 @@ pub async fn status(data: &DataDir) -> Result<Option<HubStatus>, RelayError> {
 /// `None` when no hub was running.
 pub async fn stop(data: &DataDir) -> Result<Option<HubStatus>, RelayError> {
     let (events, _unused) = mpsc::channel(1);
-    let Some(client) = HubClient::connect_running(data, events).await else {
+    let Some(client) = HubClient::connect_running(data, events).await? else {
         return Ok(None);
     };
     let status: HubStatus = client.request(Op::Status).await?;

@@ -323,12 +323,14 @@ fn hub_restart_starts_a_new_hub_the_sessions_rejoin() {
 fn an_interrupted_ask_exits_130_and_its_late_reply_is_refused() {
     let mut relay = Relay::new();
     let mut alpha = relay.channel("alpha");
-    let asking = relay.stream_relay(&["ask", "alpha", "long one?"]);
+    let asking = relay.stream_relay(&["ask", "alpha", "long one?", "--json"]);
     let question = alpha.push();
     common::kill(asking.pid(), "TERM");
     let run = asking.finish();
     assert_eq!(run.code, 130, "{run:?}");
     assert!(run.stderr.contains("interrupted"), "{run:?}");
+    let error = &run.json()["error"];
+    assert!(error["message"].as_str().unwrap().contains("abandoned"), "{run:?}");
     wait_for("the hub to see the command line leave", || {
         relay.relay(&["status", "--json"]).json()["peers"] == 1
     });

@@ -94,7 +94,7 @@ async fn take_inbox(
     session_id: String,
 ) -> Result<Option<InboxContents>, RelayError> {
     let (events, _unused) = mpsc::channel(1);
-    let Some(client) = HubClient::connect_running(data, events).await else {
+    let Some(client) = HubClient::connect_running(data, events).await? else {
         return Ok(None);
     };
     let take = Op::InboxTake(InboxTake {

@@ -88,13 +88,12 @@ pub async fn run(args: &AskArgs, global: &Global) -> Outcome {
             // Questions and stray events for this command line: nobody here answers them.
             Waited::Event(_) => {}
             Waited::Interrupted => {
-                eprintln!(
-                    "relay: interrupted; ask {} to {} is abandoned and a later reply will be refused",
+                return Err(CliError::interrupted(format!(
+                    "interrupted; ask {} to {} is abandoned and a later reply will be refused",
                     asked.ask_id, args.peer
-                );
-                return Ok(ExitCode::from(exit::INTERRUPTED));
+                )));
             }
-            Waited::Deadline | Waited::Closed => {
+            Waited::Deadline => {
                 return Err(RelayError::new(
                     ErrorCode::HubUnreachable,
                     format!(
@@ -103,6 +102,13 @@ pub async fn run(args: &AskArgs, global: &Global) -> Outcome {
                         DEADLINE_GRACE.as_secs()
                     ),
                 )
+                .into());
+            }
+            Waited::Closed => {
+                return Err(RelayError::hub_unreachable(format!(
+                    "the connection to the hub closed before ask {} was answered",
+                    asked.ask_id
+                ))
                 .into());
             }
         }

@@ -16,7 +16,7 @@ use std::{pin::pin, process::ExitCode};
 use clap::Args;
 
 use crate::{
-    cli::{CliError, Global, Outcome, exit, output},
+    cli::{CliError, Global, Outcome, exit},
     signals,
 };
 
@@ -95,14 +95,10 @@ pub async fn run(_args: &DemoArgs, global: &Global) -> Outcome {
                 "; cleaning up had problems too (above)"
             }
         ))),
-        Err(Ending::Interrupted) => {
-            let message = if problems.is_empty() {
-                "demo interrupted; everything it started is stopped and its temp directory removed"
-            } else {
-                "demo interrupted; cleaning up had problems (above)"
-            };
-            output::report_error(&CliError::failure(message), global.json);
-            Ok(ExitCode::from(exit::INTERRUPTED))
-        }
+        Err(Ending::Interrupted) => Err(CliError::interrupted(if problems.is_empty() {
+            "demo interrupted; everything it started is stopped and its temp directory removed"
+        } else {
+            "demo interrupted; cleaning up had problems (above)"
+        })),
     }
 }

@@ -32,15 +32,16 @@ pub async fn run(action: HubAction, global: &Global) -> Outcome {
         ),
         None => eprintln!("relay: no hub was running for {}", data.root().display()),
     }
-    let started = match action {
-        HubAction::Stop => None,
+    let running = match action {
+        // Live sessions start a new hub by themselves as soon as theirs is gone.
+        HubAction::Stop => control::status(&data).await?,
         HubAction::Restart => Some(start(&data).await?),
     };
-    if let Some(new) = &started {
-        eprintln!("relay: a hub runs again (pid {})", new.hub_pid);
+    if let Some(new) = &running {
+        eprintln!("relay: a hub runs now (pid {})", new.hub_pid);
     }
     if global.json {
-        output::print_json(&json!({ "stopped": stopped, "running": started }));
+        output::print_json(&json!({ "stopped": stopped, "running": running }));
     }
     Ok(ExitCode::from(exit::SUCCESS))
 }

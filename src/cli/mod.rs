@@ -110,6 +110,8 @@ pub type Outcome = Result<ExitCode, CliError>;
 pub struct CliError {
     pub code: Option<ErrorCode>,
     pub message: String,
+    /// Ended by SIGINT or SIGTERM: exits with [`exit::INTERRUPTED`].
+    pub interrupted: bool,
 }
 
 impl CliError {
@@ -118,11 +120,24 @@ impl CliError {
         CliError {
             code: None,
             message: message.into(),
+            interrupted: false,
+        }
+    }
+
+    /// The command was interrupted before it was done; exits with [`exit::INTERRUPTED`].
+    pub fn interrupted(message: impl Into<String>) -> Self {
+        CliError {
+            interrupted: true,
+            ..CliError::failure(message)
         }
     }
 
     pub fn exit_code(&self) -> u8 {
-        self.code.map_or(exit::FAILURE, exit::for_error)
+        match self.code {
+            _ if self.interrupted => exit::INTERRUPTED,
+            Some(code) => exit::for_error(code),
+            None => exit::FAILURE,
+        }
     }
 }
 
@@ -131,6 +146,7 @@ impl From<RelayError> for CliError {
         CliError {
             code: Some(e.code),
             message: e.message,
+            interrupted: false,
         }
     }
 }

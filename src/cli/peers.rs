@@ -16,7 +16,7 @@ pub async fn run(global: &Global) -> Outcome {
     let data = global.data()?;
     let (events, _unused) = mpsc::channel(1);
     let client = HubClient::connect_running(&data, events)
-        .await
+        .await?
         .ok_or_else(|| not_running(&data))?;
     let list: PeerList = client.request(Op::Peers).await?;
     if global.json {

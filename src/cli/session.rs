@@ -105,7 +105,7 @@ impl Waiter {
 pub async fn join(data: &DataDir, name: &str, stop: Termination) -> Result<CliSession, CliError> {
     let (sender, events) = mpsc::channel(EVENT_QUEUE);
     let client = HubClient::connect_running(data, sender)
-        .await
+        .await?
         .ok_or_else(|| no_hub(data))?;
     let hello = Hello {
         protocol: PROTOCOL_VERSION,

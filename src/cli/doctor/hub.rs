@@ -43,7 +43,7 @@ async fn ask(data: &DataDir) -> Answer {
     let (events, _unused) = mpsc::channel(1);
     let connected =
         tokio::time::timeout(CONNECT_LIMIT, HubClient::connect_running(data, events)).await;
-    let Ok(Some(client)) = connected else {
+    let Ok(Ok(Some(client))) = connected else {
         return why_unreachable(data).await;
     };
     // The request is bounded by the client's own timeout; this bound is for the send too.
