@@ -30,7 +30,7 @@ use tokio::{
 };
 
 use crate::{
-    errors::{ErrorCode, RelayError},
+    errors::{ErrorCode, FOR_THE_MODEL, RelayError},
     framing::{FrameReader, encode_line},
     paths::DataDir,
     protocol::{
@@ -270,8 +270,8 @@ async fn run_io(
         let failure = AskFailure {
             message_id: format!("local-{ask_id}"),
             message: format!(
-                "the connection to the hub dropped before {} replied to ask {ask_id}, so no reply will arrive; \
-                 surface this to the user; do not broadcast as a fallback",
+                "the connection to the hub dropped before {} replied to ask {ask_id}, so no reply will \
+                 arrive{FOR_THE_MODEL}",
                 ask.to
             ),
             ask_id,

@@ -8,6 +8,11 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// Ends the message of every ask failure, which reaches a session's model as a push: what the
+/// model should do with it. The command line, read by a person, leaves it out
+/// ([`RelayError::for_people`]).
+pub const FOR_THE_MODEL: &str = "; surface this to the user; do not broadcast as a fallback";
+
 /// A stable, machine-readable error code. Its wire name is the snake_case variant name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -127,6 +132,14 @@ impl RelayError {
 
     pub fn hub_unreachable(message: impl Into<String>) -> Self {
         RelayError::new(ErrorCode::HubUnreachable, message)
+    }
+
+    /// The message without the advice meant for a model ([`FOR_THE_MODEL`]).
+    pub fn for_people(mut self) -> Self {
+        if let Some(plain) = self.message.strip_suffix(FOR_THE_MODEL) {
+            self.message = plain.to_owned();
+        }
+        self
     }
 }
 

@@ -186,6 +186,10 @@ fn ask_failures_exit_with_their_own_codes() {
     let run = timed_out.finish();
     assert_eq!(run.code, TIMEOUT, "{run:?}");
     assert!(run.stderr.contains("timeout"), "{run:?}");
+    assert!(
+        !run.stderr.contains("surface this"),
+        "advice meant for a model is left out: {run:?}"
+    );
 
     // A command line cannot be asked: it could never answer.
     let waiting = relay.stream_relay(&["ask", "alpha", "wait", "--as", "waiter"]);
@@ -330,7 +334,10 @@ fn an_interrupted_ask_exits_130_and_its_late_reply_is_refused() {
     assert_eq!(run.code, 130, "{run:?}");
     assert!(run.stderr.contains("interrupted"), "{run:?}");
     let error = &run.json()["error"];
-    assert!(error["message"].as_str().unwrap().contains("abandoned"), "{run:?}");
+    assert!(
+        error["message"].as_str().unwrap().contains("abandoned"),
+        "{run:?}"
+    );
     wait_for("the hub to see the command line leave", || {
         relay.relay(&["status", "--json"]).json()["peers"] == 1
     });

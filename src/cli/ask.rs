@@ -83,7 +83,9 @@ pub async fn run(args: &AskArgs, global: &Global) -> Outcome {
                 return Ok(ExitCode::from(exit::SUCCESS));
             }
             Waited::Event(Event::AskFailed(failure)) if failure.ask_id == asked.ask_id => {
-                return Err(RelayError::new(failure.code, failure.message).into());
+                return Err(RelayError::new(failure.code, failure.message)
+                    .for_people()
+                    .into());
             }
             // Questions and stray events for this command line: nobody here answers them.
             Waited::Event(_) => {}

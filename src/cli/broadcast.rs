@@ -106,17 +106,19 @@ pub async fn run(args: &BroadcastArgs, global: &Global) -> Outcome {
                 let Some(name) = waiting.remove(&failure.ask_id) else {
                     continue;
                 };
+                let code = failure.code.as_str();
+                let message = RelayError::new(failure.code, failure.message)
+                    .for_people()
+                    .message;
                 if global.json {
                     output::print_json(&json!({
                         "type": "failed",
                         "to": name,
                         "ask_id": failure.ask_id,
-                        "code": failure.code,
-                        "message": failure.message,
+                        "code": code,
+                        "message": message,
                     }));
                 }
-                let code = failure.code.as_str();
-                let message = failure.message;
                 unanswered.push((name, NoAnswer { code, message }));
             }
             Waited::Event(Event::Ask(_)) => {}

@@ -7,8 +7,9 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use tokio::sync::mpsc;
 
 use crate::{
-    cli::{Global, Outcome, exit, output, status::not_running},
+    cli::{CliError, Global, Outcome, exit, output, status::not_running},
     client::HubClient,
+    errors::ErrorCode,
     protocol::{Op, PeerInfo, PeerList},
 };
 
@@ -18,7 +19,18 @@ pub async fn run(global: &Global) -> Outcome {
     let client = HubClient::connect_running(&data, events)
         .await?
         .ok_or_else(|| not_running(&data))?;
-    let list: PeerList = client.request(Op::Peers).await?;
+    let list: PeerList = client.request(Op::Peers).await.map_err(|e| {
+        if e.code == ErrorCode::NotRegistered {
+            // Hubs before the command line listed peers only to a registered session.
+            CliError::failure(format!(
+                "the running hub is older than `relay peers` and will not list peers to it; `relay hub restart` \
+                 replaces it (sessions reconnect by themselves): {}",
+                e.message
+            ))
+        } else {
+            e.into()
+        }
+    })?;
     if global.json {
         output::print_json(&list);
     } else if list.peers.is_empty() {

@@ -23,7 +23,7 @@ use tokio::{
 
 use crate::{
     ask::{AskTable, ConnId, PendingAsk},
-    errors::{ErrorCode, RelayError},
+    errors::{ErrorCode, FOR_THE_MODEL, RelayError},
     hub::{
         inbox::Inbox,
         outbox::Outbox,
@@ -254,7 +254,7 @@ impl Hub {
             RelayError::new(
                 ErrorCode::PeerNotFound,
                 format!(
-                    "no live session is named {:?}; call relay_peers to see who is connected",
+                    "no live session is named {:?}; relay_peers (or `relay peers` in a shell) lists who is connected",
                     request.to
                 ),
             )
@@ -476,7 +476,7 @@ impl Hub {
         }
         for ask in gone {
             let message = format!(
-                "{} disconnected before it replied to ask {}; surface this to the user; do not broadcast as a fallback",
+                "{} disconnected before it replied to ask {}{FOR_THE_MODEL}",
                 ask.target_name, ask.ask_id
             );
             tracing::info!(ask_id = %ask.ask_id, to = %ask.target_name, "ask_failed_peer_gone");
@@ -489,7 +489,7 @@ impl Hub {
         let mut state = self.state();
         for ask in state.asks.expire(Instant::now()) {
             let message = format!(
-                "{} did not reply to ask {} within {} s; surface this to the user; do not broadcast as a fallback",
+                "{} did not reply to ask {} within {} s{FOR_THE_MODEL}",
                 ask.target_name, ask.ask_id, ask.timeout_secs
             );
             tracing::info!(ask_id = %ask.ask_id, to = %ask.target_name, "ask_timed_out");
