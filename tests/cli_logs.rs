@@ -308,6 +308,12 @@ fn follow_prints_appended_lines_and_moves_to_the_next_day() {
     let next: Value = serde_json::from_str(&follow.next_line()).unwrap();
     assert_eq!(next["event"], "later_tomorrow");
 
+    // A line that lands in the old day's file after the switch (stamped before midnight by a
+    // process that had it open) is not lost.
+    append(&relay, today(), &line(now, event("late_for_today")));
+    let next: Value = serde_json::from_str(&follow.next_line()).unwrap();
+    assert_eq!(next["event"], "late_for_today");
+
     common::kill(follow.pid(), "TERM");
     let run = follow.finish();
     assert_eq!(run.code, 0, "{run:?}");

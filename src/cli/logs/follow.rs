@@ -55,8 +55,9 @@ pub fn on_termination() -> Result<Receiver<()>, CliError> {
 }
 
 /// Follows the log from `current` (the file of the latest day read so far, if any) until `stop`
-/// says so. When a later day's file appears, the current one is read to its end first, so no
-/// line written just before midnight is lost.
+/// says so. When a later day's file appears, the current one is read to its end first, and is
+/// still read on every poll until the next day change: a process that opened it before midnight
+/// may append a last line after the new file appeared.
 pub fn follow(
     logs: &Path,
     mut current: Option<DayReader>,
@@ -66,6 +67,7 @@ pub fn follow(
 ) -> Result<(), Halt> {
     let cannot_read =
         |e| CliError::failure(format!("cannot read the logs in {}: {e}", logs.display()));
+    let mut previous: Option<DayReader> = None;
     loop {
         match stop.recv_timeout(POLL) {
             Ok(()) => return Ok(()),
@@ -81,13 +83,14 @@ pub fn follow(
             .map_err(cannot_read)?
             .into_iter()
             .find(|day| after.is_none_or(|after| day.date > after) && wants_day(day.date));
-        if let Some(reader) = &mut current {
+        for reader in [&mut previous, &mut current].into_iter().flatten() {
             show(reader.read_appended()?)?;
         }
         let Some(next) = next else { continue };
-        if let Some(reader) = current.take() {
-            show(reader.finish().into_iter().collect())?;
+        if let Some(older) = previous.take() {
+            show(older.finish().into_iter().collect())?;
         }
+        previous = current.take();
         let mut reader = DayReader::open(&next)?;
         show(reader.read_appended()?)?;
         current = Some(reader);
