@@ -16,6 +16,9 @@ use crate::channel::notify::METHOD as PUSH_METHOD;
 /// The MCP protocol version the demo speaks (the one the channel's tests use).
 const PROTOCOL_VERSION: &str = "2025-06-18";
 
+/// How long writing one message to a channel's stdin may take.
+const WRITE_LIMIT: Duration = Duration::from_secs(5);
+
 /// What a tool call answered: the JSON of its one text block, and whether it is an error.
 #[derive(Debug, Clone)]
 pub struct ToolReply {
@@ -184,9 +187,15 @@ impl Session {
             stdin.write_all(line.as_bytes()).await?;
             stdin.flush().await
         };
-        written
-            .await
-            .map_err(|e| format!("cannot write to {}: {e}", self.name))
+        // A channel that stopped reading would block the write once the pipe is full.
+        match tokio::time::timeout(WRITE_LIMIT, written).await {
+            Ok(written) => written.map_err(|e| format!("cannot write to {}: {e}", self.name)),
+            Err(_) => Err(format!(
+                "{} did not read its stdin within {} s",
+                self.name,
+                WRITE_LIMIT.as_secs()
+            )),
+        }
     }
 
     /// The next JSON-RPC message from stdout, waiting for `what` until `deadline`.

@@ -129,9 +129,11 @@ impl World {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 Err(TryLockError::WouldBlock) => {
+                    // The lock file holds the hub's pid, should the demo not have learnt it.
                     let pid = self
                         .hub_pid
-                        .map_or_else(|| "?".to_owned(), |pid| pid.to_string());
+                        .or_else(|| fs::read_to_string(&lock_path).ok()?.trim().parse().ok())
+                        .map_or_else(|| "?".to_owned(), |pid: u32| pid.to_string());
                     return Err(format!(
                         "the demo's hub (pid {pid}) still runs {} s after it was told to stop; stop it with `kill {pid}`",
                         HUB_EXIT_LIMIT.as_secs()
