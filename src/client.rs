@@ -128,9 +128,9 @@ impl HubClient {
     }
 
     /// Connects to the hub of `data` if one is running, without starting one or saying hello
-    /// (enough for `status` and `shutdown`). `None` when no hub runs (no socket, or nobody
-    /// listening on it); any other failure (a permission, a file that is no socket) is an error,
-    /// so that it is not mistaken for "no hub".
+    /// (enough for `status` and `shutdown`). `None` when no hub answers: no socket file, or
+    /// nothing accepting on it (a stale socket; on Linux also a file that is no socket). Any other
+    /// failure (a permission) is an error, so that it is not mistaken for "no hub".
     pub async fn connect_running(
         data: &DataDir,
         events: mpsc::Sender<Event>,

@@ -381,3 +381,38 @@ fn a_relative_data_dir_names_the_same_hub_from_anywhere() {
     );
     assert!(relay.socket().exists());
 }
+
+/// Whether `pid` has handlers for SIGINT and SIGTERM installed (`SigCgt` in its status).
+fn catches_interrupt_and_term(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (2 - 1)) != 0 && mask & (1 << (15 - 1)) != 0)
+}
+
+#[test]
+fn a_signal_while_the_question_is_read_sends_nothing() {
+    use std::io::Write;
+
+    let mut relay = Relay::new();
+    let _alpha = relay.channel("alpha");
+    let mut command = relay.command(common::RELAY_EXE, relay.dir.path());
+    command
+        .args(["ask", "alpha", "-"])
+        .stdin(std::process::Stdio::piped());
+    let mut asking = common::RelayStream::spawn_with_stdin(command);
+    asking
+        .stdin()
+        .write_all(b"half a quest")
+        .expect("write to relay's stdin");
+    wait_for("relay to catch SIGINT and SIGTERM", || {
+        catches_interrupt_and_term(asking.pid())
+    });
+    common::kill(asking.pid(), "INT");
+    let run = asking.finish();
+    assert_eq!(run.code, 130, "{run:?}");
+    assert!(run.stderr.contains("nothing was sent"), "{run:?}");
+    assert!(!relay.logged("ask_sent", |_| true), "no question went out");
+}

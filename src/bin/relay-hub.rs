@@ -84,14 +84,26 @@ fn control_command(data: &DataDir, stop: bool) -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         if stop {
-            control::stop(data).await
+            control::stop(data).await.map(|stopped| {
+                stopped.map(|stopped| Report {
+                    hub_pid: stopped.hub_pid,
+                    status: stopped.status,
+                    stopped: true,
+                })
+            })
         } else {
-            control::status(data).await
+            control::status(data).await.map(|status| {
+                status.map(|status| Report {
+                    hub_pid: Some(status.hub_pid),
+                    status: Some(status),
+                    stopped: false,
+                })
+            })
         }
     });
     match outcome {
-        Ok(Some(status)) => {
-            print_status(&status, stop);
+        Ok(Some(report)) => {
+            report.print();
             ExitCode::SUCCESS
         }
         Ok(None) => {
@@ -105,14 +117,29 @@ fn control_command(data: &DataDir, stop: bool) -> ExitCode {
     }
 }
 
-fn print_status(status: &HubStatus, stopped: bool) {
-    println!("pid={}", status.hub_pid);
-    println!("version={}", status.hub_version);
-    println!("protocol={}", status.protocol);
-    println!("started_at={}", status.started_at);
-    println!("peers={}", status.peers);
-    println!("pending_asks={}", status.pending_asks);
-    if stopped {
-        println!("stopped=true");
+/// What `--status` or `--stop` learnt of the hub. A hub of another version that was stopped may
+/// have told no more than its pid.
+struct Report {
+    hub_pid: Option<u32>,
+    status: Option<HubStatus>,
+    stopped: bool,
+}
+
+impl Report {
+    /// `key=value` lines; `install.sh` reads them. A key whose value is unknown is left out.
+    fn print(&self) {
+        if let Some(pid) = self.hub_pid {
+            println!("pid={pid}");
+        }
+        if let Some(status) = &self.status {
+            println!("version={}", status.hub_version);
+            println!("protocol={}", status.protocol);
+            println!("started_at={}", status.started_at);
+            println!("peers={}", status.peers);
+            println!("pending_asks={}", status.pending_asks);
+        }
+        if self.stopped {
+            println!("stopped=true");
+        }
     }
 }

@@ -28,7 +28,7 @@ use crate::{
     logging::{self, Component, SessionLabel},
     paths::DataDir,
     protocol::{Pushes, validate_timeout},
-    signals::termination,
+    signals::Termination,
 };
 
 /// The ask timeout when neither the tool call nor `RELAY_ASK_TIMEOUT_SECS` gives one.
@@ -112,6 +112,8 @@ impl ChannelConfig {
 
 /// Runs the channel until stdin closes or SIGINT/SIGTERM arrives.
 pub async fn run(config: ChannelConfig) -> ExitCode {
+    // Caught once for the whole run, so that a signal between its two phases is not lost.
+    let mut stop = Termination::catch();
     if let Err(e) = config.link.data.ensure() {
         eprintln!(
             "relay-channel: cannot use the data directory {}: {e}",
@@ -149,7 +151,7 @@ pub async fn run(config: ChannelConfig) -> ExitCode {
                 return ExitCode::SUCCESS;
             }
         },
-        _ = termination() => return ExitCode::SUCCESS,
+        () = stop.recv() => return ExitCode::SUCCESS,
     };
     tokio::spawn(push_events(
         events,
@@ -159,7 +161,7 @@ pub async fn run(config: ChannelConfig) -> ExitCode {
     ));
     tokio::select! {
         _ = service.waiting() => tracing::info!("channel_stdin_closed"),
-        _ = termination() => tracing::info!("channel_signalled"),
+        () = stop.recv() => tracing::info!("channel_signalled"),
     }
     ExitCode::SUCCESS
 }

@@ -14,7 +14,7 @@ use crate::{
     channel::DEFAULT_ASK_TIMEOUT_SECS,
     cli::{
         CliError, Global, Outcome, exit, output,
-        session::{self, DEFAULT_NAME, Waited},
+        session::{self, DEFAULT_NAME, Waited, Waiter, before_sending},
     },
     client::Event,
     errors::{ErrorCode, RelayError},
@@ -41,11 +41,11 @@ pub struct AskArgs {
 }
 
 pub async fn run(args: &AskArgs, global: &Global) -> Outcome {
-    let stop = Termination::catch();
-    let question = question_text(&args.question)?;
+    let mut stop = Termination::catch();
+    let question = before_sending(&mut stop, question_text(&args.question)).await?;
     validate_text("question", &question)?;
     let data = global.data()?;
-    let mut session = session::join(&data, &args.name, stop).await?;
+    let session = before_sending(&mut stop, session::join(&data, &args.name)).await?;
     let request = AskRequest {
         to: args.peer.clone(),
         question,
@@ -53,9 +53,10 @@ pub async fn run(args: &AskArgs, global: &Global) -> Outcome {
         timeout_secs: args.timeout,
     };
     let asked: Asked = session.client.request(Op::Ask(request)).await?;
-    let waiter = &mut session.waiter;
+    // A signal from here on ends the wait, which says what was abandoned.
+    let waiter = &mut Waiter::new(session.events, stop);
     if waiter.is_live() {
-        eprintln!(
+        errln!(
             "relay: asked {} as {} (ask {}){}",
             args.peer,
             session.welcome.name,
@@ -118,13 +119,19 @@ pub async fn run(args: &AskArgs, global: &Global) -> Outcome {
 }
 
 /// The question from the command line, or from stdin for `-`. Never empty.
-pub fn question_text(arg: &str) -> Result<String, CliError> {
+pub async fn question_text(arg: &str) -> Result<String, CliError> {
     let text = if arg == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| CliError::failure(format!("cannot read the question from stdin: {e}")))?;
-        text
+        // On the blocking pool, so that a signal can end the wait for stdin.
+        let read = tokio::task::spawn_blocking(|| {
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text).map(|_| text)
+        });
+        let cannot_read = |e: &dyn std::fmt::Display| {
+            CliError::failure(format!("cannot read the question from stdin: {e}"))
+        };
+        read.await
+            .map_err(|e| cannot_read(&e))?
+            .map_err(|e| cannot_read(&e))?
     } else {
         arg.to_owned()
     };

@@ -15,7 +15,7 @@ use crate::{
         Global, Outcome,
         ask::{DEADLINE_GRACE, question_text},
         exit, output,
-        session::{self, DEFAULT_NAME, Waited},
+        session::{self, DEFAULT_NAME, Waited, Waiter, before_sending},
     },
     client::Event,
     errors::{ErrorCode, RelayError},
@@ -45,11 +45,11 @@ struct NoAnswer {
 }
 
 pub async fn run(args: &BroadcastArgs, global: &Global) -> Outcome {
-    let stop = Termination::catch();
-    let question = question_text(&args.question)?;
+    let mut stop = Termination::catch();
+    let question = before_sending(&mut stop, question_text(&args.question)).await?;
     validate_text("question", &question)?;
     let data = global.data()?;
-    let mut session = session::join(&data, &args.name, stop).await?;
+    let session = before_sending(&mut stop, session::join(&data, &args.name)).await?;
     let request = BroadcastRequest {
         question,
         exclude_self: true,
@@ -63,10 +63,11 @@ pub async fn run(args: &BroadcastArgs, global: &Global) -> Outcome {
         )
         .into());
     }
-    let waiter = &mut session.waiter;
+    // A signal from here on ends the wait, which says what was abandoned.
+    let waiter = &mut Waiter::new(session.events, stop);
     if waiter.is_live() {
         let names: Vec<&str> = sent.asks.iter().map(|ask| ask.to.as_str()).collect();
-        eprintln!("relay: asked {} ({})", names.len(), names.join(", "));
+        errln!("relay: asked {} ({})", names.len(), names.join(", "));
     }
     // Ask id → the name of the session asked, until it answers or fails.
     let mut waiting: BTreeMap<String, String> = sent

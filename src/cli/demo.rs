@@ -76,7 +76,7 @@ pub async fn run(_args: &DemoArgs, global: &Global) -> Outcome {
         }
     };
     for problem in &problems {
-        eprintln!("relay: demo clean-up: {problem}");
+        errln!("relay: demo clean-up: {problem}");
     }
     match ending {
         Ok(()) if problems.is_empty() => {

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::{
     cli::{CliError, Global, Outcome, exit, output},
     client::connect_or_start,
-    control,
+    control::{self, Stopped},
     protocol::HubStatus,
 };
 
@@ -26,21 +26,37 @@ pub async fn run(action: HubAction, global: &Global) -> Outcome {
     let data = global.data()?;
     let stopped = control::stop(&data).await?;
     match &stopped {
-        Some(old) => eprintln!(
+        Some(Stopped {
+            status: Some(old), ..
+        }) => errln!(
             "relay: stopped the hub (pid {}; peers: {}, pending asks: {})",
-            old.hub_pid, old.peers, old.pending_asks
+            old.hub_pid,
+            old.peers,
+            old.pending_asks
         ),
-        None => eprintln!("relay: no hub was running for {}", data.root().display()),
+        Some(Stopped { hub_pid, .. }) => errln!(
+            "relay: stopped a hub of another version (pid {})",
+            hub_pid.map_or_else(|| "unknown".to_owned(), |pid| pid.to_string())
+        ),
+        None => errln!("relay: no hub was running for {}", data.root().display()),
     }
     let running = match action {
-        // Live sessions start a new hub by themselves as soon as theirs is gone.
-        HubAction::Stop => control::status(&data).await?,
+        // Live sessions start a new hub by themselves as soon as theirs is gone; this is what
+        // runs at this moment, and a failure to tell is no failure of the stop.
+        HubAction::Stop => control::status(&data).await.unwrap_or_else(|e| {
+            errln!("relay: cannot tell whether a new hub runs: {e}");
+            None
+        }),
         HubAction::Restart => Some(start(&data).await?),
     };
     if let Some(new) = &running {
-        eprintln!("relay: a hub runs now (pid {})", new.hub_pid);
+        errln!("relay: a hub runs now (pid {})", new.hub_pid);
     }
     if global.json {
+        let stopped = stopped.map(|old| match old.status {
+            Some(status) => json!(status),
+            None => json!({ "hub_pid": old.hub_pid }),
+        });
         output::print_json(&json!({ "stopped": stopped, "running": running }));
     }
     Ok(ExitCode::from(exit::SUCCESS))

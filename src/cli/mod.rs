@@ -20,6 +20,20 @@ macro_rules! outln {
     };
 }
 
+/// `eprintln!` for the command line, through [`output::write_stderr`].
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_stderr(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `eprint!` for the command line, through [`output::write_stderr`].
+macro_rules! err {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_stderr(format_args!($($arg)*))
+    };
+}
+
 pub mod ask;
 pub mod broadcast;
 pub mod demo;

@@ -27,8 +27,15 @@ pub fn write_stdout(text: fmt::Arguments<'_>) {
         && e.kind() != ErrorKind::BrokenPipe
         && !STDOUT_FAILED.swap(true, Ordering::Relaxed)
     {
-        eprintln!("relay: cannot write to stdout: {e}");
+        errln!("relay: cannot write to stdout: {e}");
     }
+}
+
+/// Writes to stderr without ever panicking (as `eprint!` does on a closed pipe, `relay … 2>&1 |
+/// head`). A failure there is not reported: stderr is where it would be reported.
+pub fn write_stderr(text: fmt::Arguments<'_>) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_fmt(text).and_then(|()| stderr.flush());
 }
 
 /// Whether some output was lost for another reason than a reader that left.
@@ -51,8 +58,8 @@ pub fn report_error(e: &CliError, json: bool) {
         }));
     }
     match e.code {
-        Some(code) => eprintln!("relay: {code}: {}", e.message),
-        None => eprintln!("relay: {}", e.message),
+        Some(code) => errln!("relay: {code}: {}", e.message),
+        None => errln!("relay: {}", e.message),
     }
 }
 

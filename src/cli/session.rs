@@ -32,7 +32,7 @@ const EVENT_QUEUE: usize = 256;
 pub struct CliSession {
     pub client: HubClient,
     pub welcome: Welcome,
-    pub waiter: Waiter,
+    pub events: mpsc::Receiver<Event>,
 }
 
 /// What waiting for the next event ended with.
@@ -57,7 +57,9 @@ pub struct Waiter {
 }
 
 impl Waiter {
-    fn new(events: mpsc::Receiver<Event>, stop: Termination) -> Self {
+    /// Waits on `events`; `stop` was caught when the command started, so that a signal from
+    /// then on ends the wait.
+    pub fn new(events: mpsc::Receiver<Event>, stop: Termination) -> Self {
         Waiter {
             events,
             stop,
@@ -82,13 +84,13 @@ impl Waiter {
                 () = tokio::time::sleep_until(until) => break Waited::Deadline,
                 _ = ticks.tick(), if self.live => {
                     let secs = self.started.elapsed().as_secs();
-                    eprint!("\r\x1b[2K{} {secs}s (Ctrl-C to stop)", progress());
+                    err!("\r\x1b[2K{} {secs}s (Ctrl-C to stop)", progress());
                     let _ = std::io::stderr().flush();
                 }
             }
         };
         if self.live {
-            eprint!("\r\x1b[2K");
+            err!("\r\x1b[2K");
         }
         waited
     }
@@ -99,10 +101,21 @@ impl Waiter {
     }
 }
 
+/// Runs `step`, one of those before anything is sent, unless SIGINT or SIGTERM comes first.
+pub async fn before_sending<T>(
+    stop: &mut Termination,
+    step: impl Future<Output = Result<T, CliError>>,
+) -> Result<T, CliError> {
+    tokio::select! {
+        biased;
+        () = stop.recv() => Err(CliError::interrupted("interrupted; nothing was sent")),
+        done = step => done,
+    }
+}
+
 /// Joins the hub of `data` as `name`. Replies reach the command line over its connection, so it
-/// says its pushes are on. `stop` was caught when the command started, so that a signal from then
-/// on ends the wait.
-pub async fn join(data: &DataDir, name: &str, stop: Termination) -> Result<CliSession, CliError> {
+/// says its pushes are on.
+pub async fn join(data: &DataDir, name: &str) -> Result<CliSession, CliError> {
     let (sender, events) = mpsc::channel(EVENT_QUEUE);
     let client = HubClient::connect_running(data, sender)
         .await?
@@ -123,7 +136,7 @@ pub async fn join(data: &DataDir, name: &str, stop: Termination) -> Result<CliSe
     Ok(CliSession {
         client,
         welcome,
-        waiter: Waiter::new(events, stop),
+        events,
     })
 }
 

@@ -17,7 +17,7 @@ pub async fn run(global: &Global) -> Outcome {
     let status = control::status(&data).await?;
     let Some(status) = status else {
         // Not an error to report as one: a script reads `running`, a person reads the line.
-        eprintln!("relay: {}", not_running(&data).message);
+        errln!("relay: {}", not_running(&data).message);
         if global.json {
             output::print_json(&json!({
                 "running": false,

@@ -261,12 +261,12 @@ impl Hub {
         })?;
         if target == conn {
             return Err(RelayError::bad_args(format!(
-                "{caller:?} is this session itself; ask another session (see relay_peers)"
+                "{caller:?} is this session itself; ask another session (relay_peers, or `relay peers` in a shell, lists them)"
             )));
         }
         if target_peer.kind == PeerKind::Cli {
             return Err(RelayError::bad_args(format!(
-                "{:?} is a relay command line, which cannot answer questions; ask a Claude Code session (see relay_peers)",
+                "{:?} is a relay command line, which cannot answer questions; ask a Claude Code session (relay_peers, or `relay peers` in a shell, lists them)",
                 request.to
             )));
         }

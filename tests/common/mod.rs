@@ -574,9 +574,15 @@ pub struct RelayStream {
 }
 
 impl RelayStream {
+    /// Starts `command` with stdin from nowhere.
     pub fn spawn(mut command: Command) -> RelayStream {
+        command.stdin(Stdio::null());
+        RelayStream::spawn_with_stdin(command)
+    }
+
+    /// Starts `command` with whatever stdin it was given (see [`RelayStream::stdin`]).
+    pub fn spawn_with_stdin(mut command: Command) -> RelayStream {
         let mut child = command
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -601,6 +607,14 @@ impl RelayStream {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The process's stdin, when it was started with a piped one.
+    pub fn stdin(&mut self) -> &mut ChildStdin {
+        self.child
+            .stdin
+            .as_mut()
+            .expect("started with a piped stdin")
     }
 
     /// The next line on stdout, waiting at most [`PROMPTLY`].

@@ -5,7 +5,7 @@ use std::{
     path::Path,
     sync::mpsc::{self, Receiver, RecvTimeoutError},
     thread,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use tokio::signal::unix::{SignalKind, signal};
@@ -23,6 +23,10 @@ use crate::cli::{
 /// How often the files are checked for new lines. A log line is a few hundred bytes a few times
 /// per message, so polling costs nothing, and needs no file-watching crate.
 const POLL: Duration = Duration::from_millis(200);
+
+/// How long the day that ended is still read after the next day's file appeared: a process that
+/// stamped a line just before midnight writes it within moments.
+const LATE_LINE_GRACE: Duration = Duration::from_secs(10);
 
 /// A receiver that gets one message on SIGINT or SIGTERM. The handlers are installed before this
 /// returns, so a signal sent once following has begun ends it cleanly instead of killing the
@@ -56,8 +60,8 @@ pub fn on_termination() -> Result<Receiver<()>, CliError> {
 
 /// Follows the log from `current` (the file of the latest day read so far, if any) until `stop`
 /// says so. When a later day's file appears, the current one is read to its end first, and is
-/// still read on every poll until the next day change: a process that opened it before midnight
-/// may append a last line after the new file appeared.
+/// still read for [`LATE_LINE_GRACE`]: a process that opened it before midnight may append a last
+/// line after the new file appeared.
 pub fn follow(
     logs: &Path,
     mut current: Option<DayReader>,
@@ -67,7 +71,7 @@ pub fn follow(
 ) -> Result<(), Halt> {
     let cannot_read =
         |e| CliError::failure(format!("cannot read the logs in {}: {e}", logs.display()));
-    let mut previous: Option<DayReader> = None;
+    let mut previous: Option<(DayReader, Instant)> = None;
     loop {
         match stop.recv_timeout(POLL) {
             Ok(()) => return Ok(()),
@@ -83,14 +87,22 @@ pub fn follow(
             .map_err(cannot_read)?
             .into_iter()
             .find(|day| after.is_none_or(|after| day.date > after) && wants_day(day.date));
-        for reader in [&mut previous, &mut current].into_iter().flatten() {
+        if let Some((older, _)) = &mut previous {
+            show(older.read_appended()?)?;
+        }
+        if let Some(reader) = &mut current {
             show(reader.read_appended()?)?;
         }
-        let Some(next) = next else { continue };
-        if let Some(older) = previous.take() {
+        let grace_over = previous
+            .as_ref()
+            .is_some_and(|(_, since)| since.elapsed() >= LATE_LINE_GRACE);
+        if (grace_over || next.is_some())
+            && let Some((older, _)) = previous.take()
+        {
             show(older.finish().into_iter().collect())?;
         }
-        previous = current.take();
+        let Some(next) = next else { continue };
+        previous = current.take().map(|reader| (reader, Instant::now()));
         let mut reader = DayReader::open(&next)?;
         show(reader.read_appended()?)?;
         current = Some(reader);

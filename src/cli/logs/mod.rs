@@ -125,7 +125,7 @@ fn show_logs(args: &LogsArgs, global: &Global) -> Result<(), Halt> {
 fn keep_events(lines: Lines) -> Vec<LogEvent> {
     lines
         .into_iter()
-        .filter_map(|line| line.map_err(|skipped| eprintln!("relay: {skipped}")).ok())
+        .filter_map(|line| line.map_err(|skipped| errln!("relay: {skipped}")).ok())
         .collect()
 }
 
