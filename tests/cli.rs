@@ -416,3 +416,42 @@ fn a_signal_while_the_question_is_read_sends_nothing() {
     assert!(run.stderr.contains("nothing was sent"), "{run:?}");
     assert!(!relay.logged("ask_sent", |_| true), "no question went out");
 }
+
+/// `relay hub stop` stops a hub of another version whose status has another shape, and reports
+/// only what it could read of it.
+#[test]
+fn hub_stop_stops_a_hub_of_another_shape() {
+    use std::{
+        io::{BufRead, BufReader, Write},
+        os::unix::net::UnixListener,
+    };
+
+    let relay = Relay::new();
+    std::fs::create_dir_all(&relay.data).unwrap();
+    let listener = UnixListener::bind(relay.socket()).unwrap();
+    let socket = relay.socket();
+    let old_hub = std::thread::spawn(move || {
+        let mut ops = Vec::new();
+        // One connection for status and shutdown; the next ones ask whether it is gone.
+        let (stream, _) = listener.accept().unwrap();
+        let mut lines = BufReader::new(&stream).lines();
+        for _ in 0..2 {
+            let request: serde_json::Value =
+                serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+            let result = match request["op"].as_str().unwrap() {
+                "status" => json!({"hub_pid": 4242, "version": "9.0.0", "sessions": 3}),
+                _ => json!({}),
+            };
+            let answer = json!({"type": "ok", "id": request["id"], "result": result});
+            writeln!(&stream, "{answer}").unwrap();
+            ops.push(request["op"].as_str().unwrap().to_owned());
+        }
+        std::fs::remove_file(socket).unwrap();
+        ops
+    });
+    let run = relay.relay(&["hub", "stop", "--json"]);
+    assert_eq!(old_hub.join().unwrap(), ["status", "shutdown"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["stopped"], json!({"hub_pid": 4242}));
+    assert!(run.stderr.contains("another version (pid 4242)"), "{run:?}");
+}
