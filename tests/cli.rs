@@ -236,6 +236,7 @@ fn broadcast_streams_replies_then_summarises_who_did_not_answer() {
     assert_eq!(summary["unanswered"][0]["name"], "beta");
     assert_eq!(summary["unanswered"][0]["code"], "timeout");
     assert_eq!(summary["skipped"], json!([]));
+    assert_eq!(summary["queued"], json!([]));
 
     let asking = relay.stream_relay(&["broadcast", "Still there?"]);
     for (channel, text) in [(&mut alpha, "yes from alpha"), (&mut beta, "yes from beta")] {
@@ -454,4 +455,22 @@ fn hub_stop_stops_a_hub_of_another_shape() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.json()["stopped"], json!({"hub_pid": 4242}));
     assert!(run.stderr.contains("another version (pid 4242)"), "{run:?}");
+}
+
+#[test]
+fn broadcast_says_which_sessions_had_the_question_queued() {
+    let mut relay = Relay::new();
+    let mut off = relay.spawn_channel("offline", &[("RELAY_CHANNELS", "off")]);
+    off.initialize();
+    relay.registered(&mut off);
+    let run = relay.relay(&["broadcast", "anyone?", "--wait", "1"]);
+    assert_eq!(run.code, NOT_ALL_ANSWERED, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("no answer from offline (timeout, queued: its pushes are off"),
+        "{run:?}"
+    );
+    let run = relay.relay(&["broadcast", "anyone?", "--wait", "1", "--json"]);
+    let summary = run.json_lines().pop().unwrap();
+    assert_eq!(summary["queued"], json!(["offline"]), "{run:?}");
 }

@@ -19,7 +19,7 @@ use crate::{
     },
     client::Event,
     errors::{ErrorCode, RelayError},
-    protocol::{BroadcastRequest, Broadcasted, Op, validate_text},
+    protocol::{BroadcastRequest, Broadcasted, DeliveryMode, Op, validate_text},
     signals::Termination,
 };
 
@@ -66,7 +66,14 @@ pub async fn run(args: &BroadcastArgs, global: &Global) -> Outcome {
     // A signal from here on ends the wait, which says what was abandoned.
     let waiter = &mut Waiter::new(session.events, stop);
     if waiter.is_live() {
-        let names: Vec<&str> = sent.asks.iter().map(|ask| ask.to.as_str()).collect();
+        let names: Vec<String> = sent
+            .asks
+            .iter()
+            .map(|ask| match ask.delivery {
+                DeliveryMode::Live => ask.to.clone(),
+                DeliveryMode::Queued => format!("{} (queued)", ask.to),
+            })
+            .collect();
         errln!("relay: asked {} ({})", names.len(), names.join(", "));
     }
     // Ask id → the name of the session asked, until it answers or fails.
@@ -162,6 +169,14 @@ fn print_summary(
     unanswered: &[(String, NoAnswer)],
     json: bool,
 ) {
+    // Sessions whose pushes are off see the question only at their next prompt, which explains
+    // many a missing answer.
+    let queued: Vec<&str> = sent
+        .asks
+        .iter()
+        .filter(|ask| ask.delivery == DeliveryMode::Queued)
+        .map(|ask| ask.to.as_str())
+        .collect();
     if json {
         let unanswered: Vec<_> = unanswered
             .iter()
@@ -173,13 +188,23 @@ fn print_summary(
             "asked": sent.asks.len(),
             "answered": answered,
             "unanswered": unanswered,
+            "queued": queued,
             "skipped": sent.skipped,
         }));
         return;
     }
     outln!("{} of {} answered.", answered.len(), sent.asks.len());
     for (name, why) in unanswered {
-        outln!("no answer from {name} ({}): {}", why.code, why.message);
+        let note = if queued.contains(&name.as_str()) {
+            ", queued: its pushes are off, so it sees questions only at its next prompt"
+        } else {
+            ""
+        };
+        outln!(
+            "no answer from {name} ({}{note}): {}",
+            why.code,
+            why.message
+        );
     }
     if !sent.skipped.is_empty() {
         outln!(
