@@ -3,10 +3,7 @@
 //! is no session to talk to. While it waits for answers it shows the elapsed time on a terminal
 //! and stops on SIGINT or SIGTERM.
 
-use std::{
-    io::{IsTerminal, Write},
-    time::Duration,
-};
+use std::{io::IsTerminal, time::Duration};
 
 use tokio::{sync::mpsc, time::Instant};
 
@@ -68,7 +65,7 @@ impl Waiter {
         }
     }
 
-    /// Time since the command line joined.
+    /// Time since the wait began, right after the question was sent.
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }
@@ -85,7 +82,6 @@ impl Waiter {
                 _ = ticks.tick(), if self.live => {
                     let secs = self.started.elapsed().as_secs();
                     err!("\r\x1b[2K{} {secs}s (Ctrl-C to stop)", progress());
-                    let _ = std::io::stderr().flush();
                 }
             }
         };

@@ -72,7 +72,8 @@ impl Inbox {
     }
 
     /// Removes the question of ask `ask_id` if it still waits here: it can no longer be answered
-    /// (it timed out, or its asker left), so showing it would only invite a refused reply.
+    /// (it timed out, its asker left, or it failed because this session left), so showing it
+    /// would only invite a refused reply.
     /// Returns whether it was here.
     pub fn withdraw_question(&mut self, ask_id: &str) -> bool {
         let position = self.messages.iter().position(|(message, _, _)| {
