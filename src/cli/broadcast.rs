@@ -140,7 +140,7 @@ pub async fn run(args: &BroadcastArgs, global: &Global) -> Outcome {
     let (code, message) = if interrupted {
         (
             "interrupted",
-            "the broadcast was interrupted before it replied",
+            "the broadcast was interrupted before this session replied",
         )
     } else {
         (
