@@ -1,5 +1,7 @@
 //! Termination signals, shared by the hub, the channel and the command line.
 
+use std::io;
+
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// SIGTERM and SIGINT (what Claude Code sends its MCP servers on exit), caught from the moment
@@ -17,6 +19,14 @@ impl Termination {
             term: signal(SignalKind::terminate()).ok(),
             int: signal(SignalKind::interrupt()).ok(),
         }
+    }
+
+    /// Installs the handlers, or says why one could not be. Must run inside a tokio runtime.
+    pub fn try_catch() -> io::Result<Termination> {
+        Ok(Termination {
+            term: Some(signal(SignalKind::terminate())?),
+            int: Some(signal(SignalKind::interrupt())?),
+        })
     }
 
     /// Resolves on the next SIGTERM or SIGINT; never, for a signal whose handler could not be

@@ -8,16 +8,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::signal::unix::{SignalKind, signal};
-
 use time::Date;
 
-use crate::cli::{
-    CliError,
-    logs::{
-        Halt,
-        files::{self, DayReader, Lines},
+use crate::{
+    cli::{
+        CliError,
+        logs::{
+            Halt,
+            files::{self, DayReader, Lines},
+        },
     },
+    signals::Termination,
 };
 
 /// How often the files are checked for new lines. A log line is a few hundred bytes a few times
@@ -37,22 +38,14 @@ pub fn on_termination() -> Result<Receiver<()>, CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::failure(format!("cannot start the signal watcher: {e}")))?;
-    let cannot_watch = |e| CliError::failure(format!("cannot watch for SIGINT and SIGTERM: {e}"));
-    let (mut term, mut int) = {
+    let mut termination = {
         let _entered = runtime.enter();
-        (
-            signal(SignalKind::terminate()).map_err(cannot_watch)?,
-            signal(SignalKind::interrupt()).map_err(cannot_watch)?,
-        )
+        Termination::try_catch()
+            .map_err(|e| CliError::failure(format!("cannot watch for SIGINT and SIGTERM: {e}")))?
     };
     let (signalled, stop) = mpsc::channel();
     thread::spawn(move || {
-        runtime.block_on(async {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        });
+        runtime.block_on(termination.recv());
         let _ = signalled.send(());
     });
     Ok(stop)
