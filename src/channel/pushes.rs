@@ -7,10 +7,23 @@
 //! `claude` process. The answer is a heuristic, so it is three-valued, and `RELAY_CHANNELS`
 //! (`on` or `off`) overrides it for launchers that hide the flag.
 
+use std::path::Path;
+
 use crate::protocol::Pushes;
 
 /// The flags that turn channels on.
 const CHANNEL_FLAGS: [&str; 2] = ["--channels", "--dangerously-load-development-channels"];
+
+/// A `/proc` file of NUL-terminated strings (`cmdline`, `environ`); `None` if unreadable.
+pub fn nul_separated(path: &Path) -> Option<Vec<String>> {
+    let raw = std::fs::read(path).ok()?;
+    Some(
+        raw.split(|&b| b == 0)
+            .filter(|item| !item.is_empty())
+            .map(|item| String::from_utf8_lossy(item).into_owned())
+            .collect(),
+    )
+}
 
 /// Works out [`Pushes`] from the parent's command line (`None` when it cannot be read).
 pub fn detect(parent_args: Option<&[String]>) -> Pushes {
@@ -40,12 +53,7 @@ pub fn from_env() -> (Pushes, &'static str) {
 /// whose words are enough here since the flags and their values hold no spaces.
 fn parent_args() -> Option<Vec<String>> {
     let ppid = std::os::unix::process::parent_id();
-    if let Ok(raw) = std::fs::read(format!("/proc/{ppid}/cmdline")) {
-        let args = raw
-            .split(|&b| b == 0)
-            .filter(|arg| !arg.is_empty())
-            .map(|arg| String::from_utf8_lossy(arg).into_owned())
-            .collect();
+    if let Some(args) = nul_separated(Path::new(&format!("/proc/{ppid}/cmdline"))) {
         return Some(args);
     }
     let output = std::process::Command::new("ps")

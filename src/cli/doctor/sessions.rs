@@ -48,7 +48,7 @@ pub fn check(uid: u32) -> Check {
         if !entry.metadata().is_ok_and(|meta| meta.uid() == uid) {
             continue;
         }
-        let Some(args) = nul_separated(&entry.path().join("cmdline")) else {
+        let Some(args) = pushes::nul_separated(&entry.path().join("cmdline")) else {
             continue;
         };
         match pushes::detect(Some(&args)) {
@@ -93,17 +93,6 @@ pub fn check(uid: u32) -> Check {
     )
 }
 
-/// A `/proc` file of NUL-terminated strings (`cmdline`, `environ`); `None` if unreadable.
-fn nul_separated(path: &Path) -> Option<Vec<String>> {
-    let raw = fs::read(path).ok()?;
-    Some(
-        raw.split(|&b| b == 0)
-            .filter(|item| !item.is_empty())
-            .map(|item| String::from_utf8_lossy(item).into_owned())
-            .collect(),
-    )
-}
-
 /// `claude -p` shows no pushes whatever its flags, so restarting it with the flag changes nothing.
 fn prints(args: &[String]) -> bool {
     args.iter().any(|arg| arg == "-p" || arg == "--print")
@@ -112,7 +101,7 @@ fn prints(args: &[String]) -> bool {
 /// `RELAY_CHANNELS=on` or `off` in the session's environment decides for its channel, flag or
 /// not (for launchers that hide the flag).
 fn overridden(environ: &Path) -> bool {
-    nul_separated(environ).is_some_and(|vars| {
+    pushes::nul_separated(environ).is_some_and(|vars| {
         vars.iter()
             .any(|var| var == "RELAY_CHANNELS=on" || var == "RELAY_CHANNELS=off")
     })
