@@ -10,6 +10,7 @@ use std::{
 
 use serde::Serialize;
 use serde_json::json;
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use crate::cli::CliError;
 
@@ -83,6 +84,13 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         text.push('\n');
     }
     text
+}
+
+/// How long before `now` the RFC 3339 time `at` was (as the hub writes its times); `None` if it
+/// cannot be read or lies ahead.
+pub fn elapsed_since(at: &str, now: OffsetDateTime) -> Option<Duration> {
+    let at = OffsetDateTime::parse(at, &Rfc3339).ok()?;
+    (now - at).try_into().ok()
 }
 
 /// A duration for people: `42s`, `3m 12s`, `2h 5m`, `3d 4h`.

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use crate::{
@@ -80,10 +80,7 @@ fn or_dash(text: &str) -> String {
 
 /// `12s ago` for an RFC 3339 time, or the time itself if it cannot be read.
 fn ago(at: &str, now: OffsetDateTime) -> String {
-    match OffsetDateTime::parse(at, &Rfc3339)
-        .ok()
-        .and_then(|at| std::time::Duration::try_from(now - at).ok())
-    {
+    match output::elapsed_since(at, now) {
         Some(elapsed) => format!("{} ago", output::human_duration(elapsed)),
         None => at.to_owned(),
     }

@@ -3,7 +3,7 @@
 use std::{process::ExitCode, time::Duration};
 
 use serde_json::json;
-use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use time::OffsetDateTime;
 
 use crate::{
     cli::{CliError, Global, Outcome, exit, output},
@@ -27,7 +27,7 @@ pub async fn run(global: &Global) -> Outcome {
         }
         return Ok(ExitCode::from(exit::FAILURE));
     };
-    let uptime = uptime(&status.started_at);
+    let uptime = output::elapsed_since(&status.started_at, OffsetDateTime::now_utc());
     if global.json {
         output::print_json(&json!({
             "running": true,
@@ -55,12 +55,6 @@ pub fn not_running(data: &DataDir) -> CliError {
         data.root().display(),
         data.socket().display()
     ))
-}
-
-/// How long ago `started_at` (RFC 3339) was; `None` if it cannot be read.
-pub fn uptime(started_at: &str) -> Option<Duration> {
-    let started = OffsetDateTime::parse(started_at, &Rfc3339).ok()?;
-    (OffsetDateTime::now_utc() - started).try_into().ok()
 }
 
 fn describe(status: &HubStatus, uptime: Option<Duration>, data: &DataDir) -> String {
