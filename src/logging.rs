@@ -195,6 +195,12 @@ pub fn file_name(date: Date) -> String {
     format!("relay-{day}.log")
 }
 
+/// The date of a file named by [`file_name`]; `None` for any other name.
+pub fn file_date(name: &str) -> Option<Date> {
+    let day = name.strip_prefix("relay-")?.strip_suffix(".log")?;
+    Date::parse(day, format_description!("[year]-[month]-[day]")).ok()
+}
+
 /// Appends to the file of the current UTC day, switching at midnight and pruning old days.
 struct DailyFile {
     dir: PathBuf,
@@ -264,6 +270,12 @@ mod tests {
     #[test]
     fn names_files_by_utc_day() {
         assert_eq!(file_name(date!(2026 - 11 - 02)), "relay-2026-11-02.log");
+        assert_eq!(
+            file_date("relay-2026-11-02.log"),
+            Some(date!(2026 - 11 - 02))
+        );
+        assert_eq!(file_date("relay-2026-13-02.log"), None);
+        assert_eq!(file_date("other.txt"), None);
     }
 
     #[test]

@@ -9,11 +9,9 @@ use std::{
 };
 
 use serde_json::{Map, Value};
-use time::{
-    Date, OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description,
-};
+use time::{Date, OffsetDateTime, format_description::well_known::Rfc3339};
 
-use crate::cli::CliError;
+use crate::{cli::CliError, logging};
 
 /// One event of the log: a JSON object with a readable `timestamp`.
 #[derive(Debug, Clone)]
@@ -82,7 +80,7 @@ pub fn list_days(dir: &Path) -> io::Result<Vec<LogDay>> {
     for entry in dir.read_dir()? {
         let entry = entry?;
         let name = entry.file_name();
-        if let Some(date) = name.to_str().and_then(date_of) {
+        if let Some(date) = name.to_str().and_then(logging::file_date) {
             days.push(LogDay {
                 date,
                 path: entry.path(),
@@ -91,12 +89,6 @@ pub fn list_days(dir: &Path) -> io::Result<Vec<LogDay>> {
     }
     days.sort_by_key(|day| day.date);
     Ok(days)
-}
-
-/// The date in a file name `relay-YYYY-MM-DD.log`.
-fn date_of(file_name: &str) -> Option<Date> {
-    let day = file_name.strip_prefix("relay-")?.strip_suffix(".log")?;
-    Date::parse(day, format_description!("[year]-[month]-[day]")).ok()
 }
 
 fn unreadable(path: &Path, e: &io::Error) -> CliError {
