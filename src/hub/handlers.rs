@@ -14,7 +14,7 @@ use crate::{
     },
 };
 
-/// The longest `cwd`, `git_branch` or `session_id` a hello may carry, so that a peer list
+/// The longest `cwd`, `git_branch`, `pushes_reason` or `session_id` a hello may carry, so that a peer list
 /// always fits in a line.
 const MAX_HELLO_FIELD_BYTES: usize = 4096;
 
@@ -130,6 +130,7 @@ fn handle_hello(hub: &Hub, session: &mut Session, hello: Hello) -> Result<Value,
     for (field, value) in [
         ("cwd", hello.cwd.as_str()),
         ("git_branch", hello.git_branch.as_str()),
+        ("pushes_reason", hello.pushes_reason.as_str()),
         (
             "session_id",
             hello.session_id.as_deref().unwrap_or_default(),

@@ -193,6 +193,7 @@ impl Hub {
             cwd: hello.cwd,
             git_branch: hello.git_branch,
             pushes: hello.pushes,
+            pushes_reason: hello.pushes_reason,
             pid,
             connected_at: now,
             last_seen: now,
