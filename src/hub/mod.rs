@@ -28,6 +28,9 @@ mod registry;
 mod server;
 mod texts;
 
+#[cfg(test)]
+mod tests;
+
 pub use daemon::{DEFAULT_IDLE_SECS, DaemonOptions, run};
 pub use handle::Hub;
 pub use server::{Bound, ServerConfig, bind, serve};
