@@ -202,6 +202,14 @@ impl AskTable {
             .insert(ask.ask_id.clone(), (ending, ask.caller_name.clone()));
     }
 
+    /// The name of the caller of `ask_id`, while it is pending or remembered.
+    pub fn caller_name_of(&self, ask_id: &str) -> Option<String> {
+        self.pending
+            .get(ask_id)
+            .map(|ask| ask.caller_name.clone())
+            .or_else(|| self.ended.get(ask_id).map(|(_, caller)| caller.clone()))
+    }
+
     fn why_not_pending(&self, ask_id: &str) -> NotPending {
         match self.ended.get(ask_id) {
             None => NotPending::Unknown,

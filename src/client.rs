@@ -35,15 +35,21 @@ use crate::{
     paths::DataDir,
     protocol::{
         AskFailure, Asked, Broadcasted, Delivery, FromHub, Hello, MAX_LINE_BYTES, Op, Request,
-        Welcome,
+        Undelivered, Welcome,
     },
 };
 
 /// How long to wait for a hub to come up after starting one.
 pub const HUB_START_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long to wait for the answer to one request.
+/// How long to wait for the answer to one request. The request carries its deadline, and the
+/// hub refuses a request that reaches it later without applying it, so a request reported as
+/// failed here never takes effect afterwards (a hub stopped with SIGSTOP, say, and resumed).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How much longer than the deadline the client waits for an answer: an answer the hub wrote
+/// just before the deadline is still on its way.
+const ANSWER_GRACE: Duration = Duration::from_secs(1);
 
 /// Events can be a little longer than the longest request the hub accepts: they carry the same
 /// text plus the ids and names the hub adds.
@@ -58,6 +64,8 @@ pub enum Event {
     Reply(Delivery),
     /// An ask this peer made will never be answered.
     AskFailed(AskFailure),
+    /// A reply this peer sent expired unread.
+    Undelivered(Undelivered),
 }
 
 impl Event {
@@ -67,6 +75,7 @@ impl Event {
             FromHub::Ask(delivery) => Some(Event::Ask(delivery)),
             FromHub::Reply(delivery) => Some(Event::Reply(delivery)),
             FromHub::AskFailed(failure) => Some(Event::AskFailed(failure)),
+            FromHub::Undelivered(undelivered) => Some(Event::Undelivered(undelivered)),
             FromHub::Ok { .. } | FromHub::Err { .. } | FromHub::Settled { .. } => None,
         }
     }
@@ -168,7 +177,16 @@ impl HubClient {
             _ => Tracks::Nothing,
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let line = encode_line(&Request { id, op });
+        let deadline = std::time::SystemTime::now() + REQUEST_TIMEOUT;
+        let deadline_ms = deadline
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|since| since.as_millis() as u64)
+            .ok();
+        let line = encode_line(&Request {
+            id,
+            deadline_ms,
+            op,
+        });
         if line.len() > MAX_LINE_BYTES {
             return Err(RelayError::bad_args(format!(
                 "the message is {} bytes once JSON-encoded, over the hub's limit of {MAX_LINE_BYTES} bytes \
@@ -187,7 +205,7 @@ impl HubClient {
             }
             answered.await.map_err(|_| connection_lost())
         };
-        let value = match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+        let value = match tokio::time::timeout(REQUEST_TIMEOUT + ANSWER_GRACE, exchange).await {
             Ok(Ok(answer)) => answer?,
             Ok(Err(lost)) => {
                 lock(&self.book).requests.remove(&id);
@@ -196,7 +214,8 @@ impl HubClient {
             Err(_) => {
                 lock(&self.book).requests.remove(&id);
                 return Err(RelayError::hub_unreachable(format!(
-                    "the hub did not answer within {} s; try again, and check the hub log if it persists",
+                    "the hub did not answer within {} s, so nothing was done (it refuses a request that \
+                     reaches it after that); try again, and check the hub log if it persists",
                     REQUEST_TIMEOUT.as_secs()
                 )));
             }

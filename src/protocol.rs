@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::errors::{ErrorCode, RelayError};
 
 /// Bumped whenever a message changes shape; hub and client must agree exactly.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The version of this build, sent in hello so a mismatch can name both sides.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -36,6 +36,11 @@ pub const MAX_NAME_LEN: usize = 64;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
     pub id: u64,
+    /// When the client stops waiting for the answer (Unix milliseconds). A request that reaches
+    /// the hub later is refused without being applied, so an operation the client reported as
+    /// failed never takes effect afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u64>,
     #[serde(flatten)]
     pub op: Op,
 }
@@ -59,10 +64,14 @@ pub enum Op {
     /// The hub's state, answered with [`HubStatus`]. Allowed before hello. Every future protocol
     /// version must keep answering it, so that a newer client can inspect an older hub.
     Status,
-    /// Take the undelivered messages of a peer's inbox, answered with [`InboxContents`]. A
-    /// registered peer takes its own; a hook, before any hello, names the peer by the Claude Code
-    /// session id it registered with.
+    /// Take a page of the undelivered messages of a peer's inbox, answered with
+    /// [`InboxContents`]. A registered peer takes its own; a hook, before any hello, names the
+    /// peer by the Claude Code session id it registered with. The page stays in the inbox until
+    /// [`Op::InboxAck`].
     InboxTake(InboxTake),
+    /// Acknowledge a page taken with [`Op::InboxTake`]: its messages were shown and leave the
+    /// inbox. Answered with [`Acked`].
+    InboxAck(InboxAck),
     /// Shut the hub down gracefully, answered with [`ShuttingDown`]. Allowed before hello (only
     /// this user's processes can connect). Kept in every protocol version, like `status`.
     Shutdown,
@@ -165,6 +174,13 @@ pub struct InboxTake {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboxAck {
+    pub take_id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RenameRequest {
     pub new_name: String,
 }
@@ -190,6 +206,19 @@ pub enum FromHub {
     /// Event: the answer (or failure) of an ask this peer made went to its inbox, not to this
     /// connection; the ask is no longer pending.
     Settled { ask_id: String },
+    /// Event: a reply this peer sent was never read: its recipient's session did not come back
+    /// for its inbox in time.
+    Undelivered(Undelivered),
+}
+
+/// A reply that expired unread in its recipient's inbox, for its sender.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Undelivered {
+    pub message_id: String,
+    pub ask_id: String,
+    /// The session that never read it.
+    pub to: String,
+    pub message: String,
 }
 
 /// A question or a reply travelling from one peer to another. `from` is the sender's name in the
@@ -306,10 +335,18 @@ pub struct Renamed {
 pub struct InboxContents {
     pub messages: Vec<FromHub>,
     pub dropped: u64,
-    /// More messages wait for the next take (one take stays within the line limit).
+    /// More messages wait for the next take (one take stays within the line limit), or are
+    /// being handed to another reader.
     #[serde(default)]
     pub more: bool,
+    /// What to acknowledge this page with; absent when it is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub take_id: Option<u64>,
 }
+
+/// Result of [`Op::InboxAck`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Acked {}
 
 /// Result of [`Op::Status`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -376,6 +413,7 @@ mod tests {
     fn requests_have_the_documented_shape() {
         let req = Request {
             id: 7,
+            deadline_ms: None,
             op: Op::Ask(AskRequest {
                 to: "beta".into(),
                 question: "hi?".into(),

@@ -38,7 +38,7 @@ fn status_describes_the_running_hub() {
     assert_eq!(status["running"], true);
     assert_eq!(status["hub_pid"], hub_pid);
     assert_eq!(status["hub_version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(status["protocol"], 1);
+    assert_eq!(status["protocol"], 2);
     assert_eq!(status["peers"], 1);
     assert_eq!(status["pending_asks"], 0);
     assert!(status["uptime_secs"].is_u64(), "{status}");
@@ -273,7 +273,7 @@ fn broadcast_with_nobody_to_ask_says_so() {
     // Another command line is connected, but command lines are never asked.
     let mut person = RawPeer::connect(&relay);
     let welcome = person.request(json!({
-        "op": "hello", "protocol": 1, "version": "test", "name": "person", "kind": "cli", "pushes": "on"
+        "op": "hello", "protocol": 2, "version": "test", "name": "person", "kind": "cli", "pushes": "on"
     }));
     assert_eq!(welcome["type"], "ok", "{welcome}");
     let run = relay.relay(&["broadcast", "anyone?"]);

@@ -266,7 +266,7 @@ fn relay_hub_status_and_stop_control_the_running_hub() {
     for line in [
         format!("pid={hub}"),
         format!("version={}", env!("CARGO_PKG_VERSION")),
-        "protocol=1".to_owned(),
+        "protocol=2".to_owned(),
         "peers=2".to_owned(),
         "pending_asks=1".to_owned(),
     ] {

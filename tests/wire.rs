@@ -25,7 +25,7 @@ fn hello_registers_once_and_other_requests_need_it() {
     let welcome = peer.hello("raw");
     assert_eq!(welcome["type"], "ok");
     assert_eq!(welcome["result"]["name"], "raw");
-    assert_eq!(welcome["result"]["protocol"], 1);
+    assert_eq!(welcome["result"]["protocol"], 2);
     assert_eq!(welcome["result"]["hub_pid"], relay.hub_pid().unwrap());
 
     let again = peer.hello("raw");
@@ -50,7 +50,7 @@ fn a_hello_of_another_protocol_is_protocol_mismatch_naming_both_versions() {
     assert_eq!(answer["code"], "protocol_mismatch");
     let message = answer["message"].as_str().unwrap();
     for part in [
-        "protocol 1",
+        "protocol 2",
         "protocol 99",
         "9.9.9",
         env!("CARGO_PKG_VERSION"),
@@ -188,7 +188,7 @@ fn status_is_answered_before_hello() {
     assert_eq!(status["type"], "ok");
     let result = &status["result"];
     assert_eq!(result["hub_pid"], hub);
-    assert_eq!(result["protocol"], 1);
+    assert_eq!(result["protocol"], 2);
     assert_eq!(result["peers"], 0);
     assert_eq!(result["pending_asks"], 0);
     assert!(result["started_at"].as_str().unwrap().ends_with('Z'));

@@ -6,7 +6,11 @@
 //! untrusted messages from other sessions. A hook must never block a prompt: the whole run is
 //! bounded by [`HOOK_TIMEOUT`], it never starts a hub, and it exits 0 whatever happens.
 
-use std::{io::Read, process::ExitCode, time::Duration};
+use std::{
+    io::{Read, Write},
+    process::ExitCode,
+    time::Duration,
+};
 
 use serde::Deserialize;
 use serde_json::json;
@@ -15,9 +19,9 @@ use tokio::sync::mpsc;
 use crate::{
     channel::notify::push_for,
     client::{Event, HubClient},
-    errors::RelayError,
+    errors::{ErrorCode, RelayError},
     paths::DataDir,
-    protocol::{InboxContents, InboxTake, Op},
+    protocol::{Acked, InboxAck, InboxContents, InboxTake, Op},
 };
 
 /// The longest a hook run may take.
@@ -32,15 +36,13 @@ struct HookInput {
 
 /// Runs the hook; always exits 0 so that a relay problem never blocks a prompt.
 pub fn run() -> ExitCode {
-    match run_inner() {
-        Ok(Some(output)) => println!("{output}"),
-        Ok(None) => {}
-        Err(e) => eprintln!("relay hook: {e}"),
+    if let Err(e) = run_inner() {
+        eprintln!("relay hook: {e}");
     }
     ExitCode::SUCCESS
 }
 
-fn run_inner() -> Result<Option<String>, String> {
+fn run_inner() -> Result<(), String> {
     let mut input = String::new();
     std::io::stdin()
         .take(1024 * 1024)
@@ -57,8 +59,8 @@ fn run_inner() -> Result<Option<String>, String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let taken = runtime.block_on(async {
-        tokio::time::timeout(HOOK_TIMEOUT, take_inbox(&data, session_id))
+    let delivered = runtime.block_on(async {
+        tokio::time::timeout(HOOK_TIMEOUT, deliver(&data, session_id, &event_name))
             .await
             .unwrap_or_else(|_| {
                 Err(RelayError::hub_unreachable(
@@ -67,8 +69,28 @@ fn run_inner() -> Result<Option<String>, String> {
             })
     });
     runtime.shutdown_background();
-    let Some(contents) = taken.map_err(|e| format!("{}: {}", e.code, e.message))? else {
-        return Ok(None);
+    delivered.map_err(|e| format!("{}: {}", e.code, e.message))
+}
+
+/// Takes a page of the session's inbox, prints it for Claude Code, and only then acknowledges
+/// it: a hook that dies before printing leaves the page to be shown by the next one. No hub
+/// running means nothing to deliver.
+async fn deliver(data: &DataDir, session_id: String, event_name: &str) -> Result<(), RelayError> {
+    let (events, _unused) = mpsc::channel(1);
+    let Some(client) = HubClient::connect_running(data, events).await? else {
+        return Ok(());
+    };
+    let take = Op::InboxTake(InboxTake {
+        session_id: Some(session_id.clone()),
+    });
+    let contents: InboxContents = match client.request(take).await {
+        Ok(contents) => contents,
+        // This session's channel is not registered (yet): nothing is waiting for it.
+        Err(e) if e.code == ErrorCode::PeerNotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let Some(take_id) = contents.take_id else {
+        return Ok(());
     };
     let more = contents.more;
     let events: Vec<Event> = contents
@@ -76,36 +98,23 @@ fn run_inner() -> Result<Option<String>, String> {
         .into_iter()
         .filter_map(Event::from_hub)
         .collect();
-    if events.is_empty() && contents.dropped == 0 {
-        return Ok(None);
-    }
     let output = json!({
         "hookSpecificOutput": {
             "hookEventName": event_name,
             "additionalContext": context(&events, contents.dropped, more),
         }
     });
-    Ok(Some(output.to_string()))
-}
-
-/// The session's inbox, or `None` when no hub runs (then there is nothing to deliver).
-async fn take_inbox(
-    data: &DataDir,
-    session_id: String,
-) -> Result<Option<InboxContents>, RelayError> {
-    let (events, _unused) = mpsc::channel(1);
-    let Some(client) = HubClient::connect_running(data, events).await? else {
-        return Ok(None);
-    };
-    let take = Op::InboxTake(InboxTake {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{output}")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| RelayError::hub_unreachable(format!("cannot print the messages: {e}")))?;
+    drop(stdout);
+    let ack = Op::InboxAck(InboxAck {
+        take_id,
         session_id: Some(session_id),
     });
-    match client.request(take).await {
-        Ok(contents) => Ok(Some(contents)),
-        // This session's channel is not registered (yet): nothing is waiting for it.
-        Err(e) if e.code == crate::errors::ErrorCode::PeerNotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+    let Acked {} = client.request(ack).await?;
+    Ok(())
 }
 
 /// The text shown to the model: a frame that says what these are and how to answer, then one

@@ -189,6 +189,7 @@ async fn push_events(
             Event::Ask(ask) => (ask.ask_id.clone(), "ask"),
             Event::Reply(reply) => (reply.ask_id.clone(), "reply"),
             Event::AskFailed(failure) => (failure.ask_id.clone(), "error"),
+            Event::Undelivered(undelivered) => (undelivered.ask_id.clone(), "undelivered"),
         };
         if pushes != Pushes::On {
             tracing::info!(ask_id = %ask_id, kind, "kept_for_inbox");

@@ -22,6 +22,7 @@ pub fn push_for(event: &Event) -> (String, BTreeMap<&'static str, String>) {
     let message_id = match event {
         Event::Ask(delivery) | Event::Reply(delivery) => &delivery.message_id,
         Event::AskFailed(failure) => &failure.message_id,
+        Event::Undelivered(undelivered) => &undelivered.message_id,
     };
     if !message_id.is_empty() {
         meta.insert("message_id", message_id.clone());
@@ -57,6 +58,12 @@ pub fn push_for(event: &Event) -> (String, BTreeMap<&'static str, String>) {
                 meta.insert("broadcast_id", broadcast_id.clone());
             }
             failure.message.clone()
+        }
+        Event::Undelivered(undelivered) => {
+            meta.insert("kind", "undelivered".to_owned());
+            meta.insert("ask_id", undelivered.ask_id.clone());
+            meta.insert("to", undelivered.to.clone());
+            undelivered.message.clone()
         }
     };
     (content, meta)

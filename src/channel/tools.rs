@@ -22,12 +22,12 @@ use serde_json::{Value, json};
 
 use crate::{
     channel::{inbox::LocalInbox, link::Link, notify::push_for, pushes::NEWEST_REVISION},
-    client::Event,
+    client::{Event, HubClient},
     errors::RelayError,
     protocol::{
-        AskRequest, Asked, BroadcastRequest, Broadcasted, InboxContents, InboxTake,
-        MAX_TIMEOUT_SECS, MIN_TIMEOUT_SECS, Op, PeerList, Replied, ReplyRequest, VERSION,
-        validate_name, validate_text, validate_timeout,
+        Acked, AskRequest, Asked, BroadcastRequest, Broadcasted, InboxAck, InboxContents,
+        InboxTake, MAX_TIMEOUT_SECS, MIN_TIMEOUT_SECS, Op, PeerList, Replied, ReplyRequest,
+        VERSION, validate_name, validate_text, validate_timeout,
     },
 };
 
@@ -302,11 +302,7 @@ impl RelayServer {
         // Messages from the hub first; the channel's own are taken only once that has worked
         // or cannot, so an error never swallows them.
         let from_hub = match self.link.client().await {
-            Ok(client) => {
-                client
-                    .request::<InboxContents>(Op::InboxTake(InboxTake { session_id: None }))
-                    .await
-            }
+            Ok(client) => take_and_acknowledge(&client).await,
             Err(e) => Err(e),
         };
         let (mut events, mut dropped) = self.local.take();
@@ -337,6 +333,26 @@ impl RelayServer {
         let renamed = self.link.rename(&args.new_name).await?;
         Ok(json!({ "ok": true, "name": renamed.name }))
     }
+}
+
+/// Takes a page of this session's inbox at the hub and acknowledges it at once: the page becomes
+/// this tool's result, and if the acknowledgement fails it is handed out again rather than lost.
+async fn take_and_acknowledge(client: &HubClient) -> Result<InboxContents, RelayError> {
+    let contents: InboxContents = client
+        .request(Op::InboxTake(InboxTake { session_id: None }))
+        .await?;
+    if let Some(take_id) = contents.take_id {
+        let acked = client
+            .request::<Acked>(Op::InboxAck(InboxAck {
+                take_id,
+                session_id: None,
+            }))
+            .await;
+        if let Err(e) = acked {
+            tracing::warn!(code = %e.code, "inbox_ack_failed");
+        }
+    }
+    Ok(contents)
 }
 
 /// Reads a tool's arguments, turning any mismatch into `bad_args` with the expected shape.

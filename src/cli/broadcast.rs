@@ -129,7 +129,8 @@ pub async fn run(args: &BroadcastArgs, global: &Global) -> Outcome {
                 }
                 unanswered.push((name, NoAnswer { code, message }));
             }
-            Waited::Event(Event::Ask(_)) => {}
+            // A command line is never asked and never replies.
+            Waited::Event(Event::Ask(_) | Event::Undelivered(_)) => {}
             Waited::Interrupted => {
                 interrupted = true;
                 break;

@@ -132,7 +132,11 @@ impl Hub {
         });
         // If a live target's queue overflows its connection closes, and its disconnect fails
         // this ask with `peer_gone`: the caller is told either way.
-        let delivery = state.deliver(ask.target, &event, bytes);
+        let sender = state
+            .peers
+            .get(ask.caller)
+            .map(|caller| caller.inbox.clone());
+        let delivery = state.deliver(ask.target, &event, bytes, sender);
         tracing::info!(
             ask_id = %ask.ask_id, from = %ask.caller_name, to = %ask.target_name, bytes,
             timeout_secs = ask.timeout_secs, delivery = ?delivery, "ask_sent"
@@ -165,6 +169,7 @@ impl Hub {
         }
         tracing::info!(ask_id = %ask.ask_id, from = %replier, to = %ask.caller_name, bytes, "reply_sent");
         let caller = ask.caller;
+        let sender = state.peers.get(conn).map(|replier| replier.inbox.clone());
         let event = FromHub::Reply(Delivery {
             message_id: self.new_id("msg"),
             ask_id: ask.ask_id,
@@ -173,7 +178,7 @@ impl Hub {
             broadcast_id: ask.broadcast_id,
             text: request.text,
         });
-        state.deliver(caller, &event, bytes);
+        state.deliver(caller, &event, bytes, sender);
         Ok(Replied {})
     }
 
@@ -205,6 +210,6 @@ impl Hub {
             code,
             message,
         });
-        state.deliver(ask.caller, &event, bytes);
+        state.deliver(ask.caller, &event, bytes, None);
     }
 }

@@ -81,8 +81,7 @@ fn run_inner(options: DaemonOptions) -> io::Result<()> {
         let config = ServerConfig {
             idle_exit: options.idle_exit,
         };
-        server::serve(bound, config, termination()).await;
-        io::Result::Ok(())
+        server::serve(bound, config, termination()).await
     })?;
     tracing::info!("hub_exited");
     drop(lock);

@@ -1,5 +1,6 @@
 //! How a message reaches a peer: pushed over its connection when its Claude Code shows pushes,
-//! else kept in its inbox until a prompt hook or `relay_inbox` takes it.
+//! else kept in its inbox (and, for a session, its journal) until a prompt hook, a waiter or
+//! `relay_inbox` takes and acknowledges it.
 
 use tokio::time::Instant;
 
@@ -8,10 +9,10 @@ use crate::{
     errors::RelayError,
     hub::{
         handle::{Hub, State},
-        inbox::{Inbox, Owner},
+        inbox::{Owner, Queued},
         texts,
     },
-    protocol::{AskFailure, Delivery, DeliveryMode, FromHub, InboxContents},
+    protocol::{Acked, AskFailure, Delivery, DeliveryMode, FromHub, InboxContents, Undelivered},
 };
 
 impl State {
@@ -28,14 +29,16 @@ impl State {
                 .is_none_or(|inbox| inbox.has_room(bytes))
     }
 
-    /// Pushes `message` to the peer on `conn` or keeps it in its inbox, and says which. A message
-    /// that finds the inbox full (only a failure notice can: asks and replies are checked for
-    /// room first) is dropped, counted and logged.
+    /// Pushes `message` to the peer on `conn` or keeps it in its inbox, and says which. `sender`
+    /// is told if a kept message expires unread. A message that finds the inbox full (only a
+    /// failure notice can: asks and replies are checked for room first) is dropped, counted and
+    /// logged.
     pub(super) fn deliver(
         &mut self,
         conn: ConnId,
         message: &FromHub,
         bytes: usize,
+        sender: Option<Owner>,
     ) -> DeliveryMode {
         let Some(peer) = self.peers.get(conn) else {
             return DeliveryMode::Live;
@@ -45,11 +48,17 @@ impl State {
             peer.outbox.send(message);
             return delivery;
         }
-        let kept = self
-            .inboxes
-            .get_mut(&peer.inbox)
-            .is_some_and(|inbox| inbox.keep(message.clone(), bytes));
-        if !kept {
+        let seq = self.inboxes.next_seq();
+        let queued = Queued::new(seq, message.clone(), sender, bytes);
+        let Some(inbox) = self.inboxes.get_mut(&peer.inbox) else {
+            return delivery;
+        };
+        if let Owner::Session(session) = &peer.inbox
+            && inbox.has_room(bytes)
+        {
+            self.journal.keep(session, &queued);
+        }
+        if !inbox.keep(queued) {
             tracing::warn!(session = %peer.name, "inbox_full_message_dropped");
             return delivery;
         }
@@ -76,51 +85,110 @@ impl State {
             tracing::info!(ask_id = %ask.ask_id, session = %target.name, "queued_question_withdrawn");
         }
     }
+
+    /// Whose inbox `conn` means: the Claude Code session it names (a hook, a waiter), else its
+    /// own.
+    fn inbox_of(&self, conn: ConnId, session_id: Option<&str>) -> Result<Owner, RelayError> {
+        match session_id {
+            Some(id) => Ok(Owner::Session(id.to_owned())),
+            None => Ok(self
+                .peers
+                .get(conn)
+                .ok_or_else(texts::not_registered)?
+                .inbox
+                .clone()),
+        }
+    }
 }
 
 impl Hub {
-    /// Takes the inbox of the peer on `conn`, or of the Claude Code session `session_id` (whose
-    /// channel may be connected or reconnecting).
+    /// Hands `conn` a page of the inbox of the peer on `conn`, or of the Claude Code session
+    /// `session_id` (whose channel may be connected or reconnecting). The page stays in the inbox
+    /// until [`Hub::ack_inbox`].
     pub fn take_inbox(
         &self,
         conn: ConnId,
         session_id: Option<&str>,
     ) -> Result<InboxContents, RelayError> {
         let mut state = self.state();
-        let owner = match session_id {
-            Some(id) => Owner::Session(id.to_owned()),
-            None => state
-                .peers
-                .get(conn)
-                .ok_or_else(texts::not_registered)?
-                .inbox
-                .clone(),
-        };
+        let owner = state.inbox_of(conn, session_id)?;
+        let take_id = state.inboxes.next_take();
         let inbox = state
             .inboxes
             .get_mut(&owner)
             .ok_or_else(|| texts::no_session_with_id(session_id.unwrap_or_default()))?;
-        Ok(take_page(inbox, &owner))
+        let page = inbox.take(conn, take_id, Instant::now());
+        if !page.messages.is_empty() || page.dropped > 0 {
+            tracing::info!(
+                take_id,
+                count = page.messages.len(),
+                dropped = page.dropped,
+                more = page.more,
+                "inbox_taken"
+            );
+        }
+        Ok(InboxContents {
+            messages: page.messages,
+            dropped: page.dropped,
+            more: page.more,
+            take_id: page.take_id,
+        })
     }
-}
 
-/// One page of `inbox`, with whether more is waiting.
-fn take_page(inbox: &mut Inbox, owner: &Owner) -> InboxContents {
-    let (messages, dropped) = inbox.take();
-    let more = !inbox.is_empty();
-    if !messages.is_empty() || dropped > 0 {
-        tracing::info!(owner = ?owner, count = messages.len(), dropped, more, "inbox_taken");
+    /// Acknowledges page `take_id`: its messages were shown, and leave the inbox for good.
+    pub fn ack_inbox(
+        &self,
+        conn: ConnId,
+        session_id: Option<&str>,
+        take_id: u64,
+    ) -> Result<Acked, RelayError> {
+        let mut state = self.state();
+        let owner = state.inbox_of(conn, session_id)?;
+        let acked = state
+            .inboxes
+            .get_mut(&owner)
+            .ok_or_else(|| texts::no_session_with_id(session_id.unwrap_or_default()))?
+            .ack(take_id)
+            .map_err(|_| texts::no_such_take(take_id))?;
+        tracing::info!(take_id, count = acked.len(), "inbox_acknowledged");
+        if let (Owner::Session(session), Some(last)) = (&owner, acked.last()) {
+            state.journal.ack(session, last.seq);
+            let state = &mut *state;
+            state.journal.compact_if_grown(&state.inboxes);
+        }
+        Ok(Acked {})
     }
-    InboxContents {
-        messages,
-        dropped,
-        more,
-    }
-}
 
-/// Drops the inboxes of sessions that did not come back within the grace.
-pub(super) fn expire_inboxes(state: &mut State, now: Instant) {
-    for (owner, inbox) in state.inboxes.expire(now) {
-        tracing::warn!(owner = ?owner, lost = inbox.len(), "orphaned_inbox_expired");
+    /// Drops the inboxes of sessions that did not come back within the grace. The sender of
+    /// each reply that is lost unread is told, if it is still connected.
+    pub(super) fn expire_inboxes(&self, state: &mut State, now: Instant) {
+        for (owner, inbox) in state.inboxes.expire(now) {
+            tracing::warn!(lost = inbox.len(), "orphaned_inbox_expired");
+            if let Owner::Session(session) = &owner {
+                state.journal.expired(session);
+            }
+            for queued in inbox.queued() {
+                let (Some(sender), FromHub::Reply(reply)) = (&queued.sender, &queued.message)
+                else {
+                    continue;
+                };
+                let Some(conn) = state.peers.with_inbox(sender) else {
+                    continue;
+                };
+                let to = state
+                    .asks
+                    .caller_name_of(&reply.ask_id)
+                    .unwrap_or_else(|| "the session that asked".to_owned());
+                let event = FromHub::Undelivered(Undelivered {
+                    message_id: self.new_id("msg"),
+                    ask_id: reply.ask_id.clone(),
+                    message: texts::reply_expired_unread(&to, &reply.ask_id),
+                    to,
+                });
+                tracing::info!(ask_id = %reply.ask_id, "reply_expired_unread");
+                let bytes = reply.text.len();
+                state.deliver(conn, &event, bytes, None);
+            }
+        }
     }
 }

@@ -12,9 +12,12 @@
 //! indexes; one background task sleeps until the nearest ([`Hub::expire_due`]) and is woken by
 //! [`Hub::nearer_deadline`] when a sooner one is added.
 
-use std::sync::{
-    Arc, Mutex, MutexGuard,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    io,
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use time::OffsetDateTime;
@@ -23,7 +26,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     ask::AskTable,
-    hub::{inbox::Inboxes, registry::Registry, registry::rfc3339},
+    hub::{inbox::Inboxes, journal::Journal, registry::Registry, registry::rfc3339},
+    paths::DataDir,
     protocol::{HubStatus, PROTOCOL_VERSION, VERSION},
 };
 
@@ -45,33 +49,37 @@ struct Shared {
 }
 
 /// Everything behind the hub's one lock.
-#[derive(Default)]
 pub(super) struct State {
     pub(super) peers: Registry,
     pub(super) asks: AskTable,
     pub(super) inboxes: Inboxes,
-}
-
-impl Default for Hub {
-    fn default() -> Self {
-        Self::new()
-    }
+    /// Where the sessions' inboxes are written down, to survive the hub.
+    pub(super) journal: Journal,
 }
 
 impl Hub {
-    pub fn new() -> Self {
+    /// A hub for `data`, with the inboxes its journal kept from the hub before.
+    pub fn open(data: &DataDir) -> io::Result<Hub> {
+        let mut inboxes = Inboxes::default();
+        let journal = Journal::open(data, &mut inboxes, Instant::now())?;
+        let state = State {
+            peers: Registry::default(),
+            asks: AskTable::default(),
+            inboxes,
+            journal,
+        };
         let started_at = OffsetDateTime::now_utc();
         let started_ms = started_at.unix_timestamp_nanos() / 1_000_000;
-        Hub {
+        Ok(Hub {
             shared: Arc::new(Shared {
-                state: Mutex::new(State::default()),
+                state: Mutex::new(state),
                 nearer_deadline: Notify::new(),
                 shutdown: CancellationToken::new(),
                 started_at,
                 id_prefix: base36(started_ms.unsigned_abs()),
                 next_id: AtomicU64::new(1),
             }),
-        }
+        })
     }
 
     pub(super) fn state(&self) -> MutexGuard<'_, State> {
@@ -129,7 +137,7 @@ impl Hub {
         let now = Instant::now();
         let mut state = self.state();
         self.expire_asks(&mut state, now);
-        super::delivery::expire_inboxes(&mut state, now);
+        self.expire_inboxes(&mut state, now);
         [state.asks.next_deadline(), state.inboxes.next_expiry()]
             .into_iter()
             .flatten()

@@ -49,6 +49,16 @@ pub fn handle_line(hub: &Hub, session: &mut Session, line: &str) -> FromHub {
         Err(e) => return error(id, texts::not_a_request(&e)),
     };
     let id = request.id;
+    // A client that gave up on this request has told its user it failed: it must not happen.
+    if let Some(deadline_ms) = request.deadline_ms
+        && unix_ms() > deadline_ms
+    {
+        tracing::warn!(
+            late_ms = unix_ms() - deadline_ms,
+            "request_after_its_deadline"
+        );
+        return error(Some(id), texts::after_deadline());
+    }
     let result = match request.op {
         Op::Hello(hello) => handle_hello(hub, session, hello),
         Op::Status => answer(Ok(hub.status())),
@@ -60,10 +70,14 @@ pub fn handle_line(hub: &Hub, session: &mut Session, line: &str) -> FromHub {
         Op::InboxTake(take) if !session.registered && take.session_id.is_some() => {
             answer(hub.take_inbox(session.conn, take.session_id.as_deref()))
         }
+        Op::InboxAck(ack) if !session.registered && ack.session_id.is_some() => {
+            answer(hub.ack_inbox(session.conn, ack.session_id.as_deref(), ack.take_id))
+        }
         // `relay peers` lists everyone without joining.
         Op::Peers if !session.registered => answer(Ok(hub.all_peers())),
         _ if !session.registered => Err(texts::not_registered()),
         Op::InboxTake(_) => answer(hub.take_inbox(session.conn, None)),
+        Op::InboxAck(ack) => answer(hub.ack_inbox(session.conn, None, ack.take_id)),
         Op::Peers => answer(hub.peers(session.conn)),
         Op::Ask(ask) => handle_ask(hub, session.conn, ask),
         Op::Reply(reply) => handle_reply(hub, session.conn, reply),
@@ -75,6 +89,12 @@ pub fn handle_line(hub: &Hub, session: &mut Session, line: &str) -> FromHub {
         Ok(result) => FromHub::Ok { id, result },
         Err(e) => error(Some(id), e),
     }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
 }
 
 fn error(id: Option<u64>, e: RelayError) -> FromHub {

@@ -11,8 +11,9 @@
 //!   [`asking`] (ask, broadcast, reply, timeouts and failures), [`delivery`] (push or inbox, and
 //!   taking an inbox);
 //! - the data they work on: [`registry`] (live peers and names), `crate::ask` (pending asks and
-//!   their deadlines), [`inbox`] (messages kept for sessions whose pushes are off), [`outbox`]
-//!   (the bounded queue of what is written to one peer);
+//!   their deadlines), [`inbox`] (messages kept for sessions whose pushes are off, taken and
+//!   acknowledged), [`journal`] (those inboxes on disk, to survive the hub), [`outbox`] (the
+//!   bounded queue of what is written to one peer);
 //! - [`texts`]: every sentence the hub says to a person or a model.
 
 mod asking;
@@ -22,6 +23,7 @@ mod delivery;
 mod handle;
 mod handlers;
 mod inbox;
+mod journal;
 mod outbox;
 mod presence;
 mod registry;

@@ -49,6 +49,9 @@ impl Hub {
         let mut state = self.state();
         let name = state.peers.register(conn, peer)?;
         let waiting = state.inboxes.claim(&inbox);
+        if let (Owner::Session(session), true) = (&inbox, waiting > 0) {
+            state.journal.back(session);
+        }
         drop(state);
         if waiting > 0 {
             tracing::info!(session = %name, count = waiting, "inbox_handed_back");
@@ -103,10 +106,12 @@ impl Hub {
         })
     }
 
-    /// Removes the peer on `conn`: asks addressed to it fail for their callers with `peer_gone`,
-    /// asks it made are forgotten, and its inbox waits for its session to come back.
+    /// The connection `conn` closed. A page of an inbox it took and did not acknowledge goes to
+    /// the next taker. If it was a peer: asks addressed to it fail for their callers with
+    /// `peer_gone`, asks it made are forgotten, and its inbox waits for its session to come back.
     pub fn disconnect(&self, conn: ConnId) {
         let mut state = self.state();
+        state.inboxes.release_leases(conn);
         let Some(peer) = state.peers.get(conn) else {
             return;
         };
@@ -123,6 +128,9 @@ impl Hub {
         state.peers.remove(conn);
         match state.inboxes.release(&inbox, Instant::now()) {
             Released::Kept { waiting, nearest } => {
+                if let Owner::Session(session) = &inbox {
+                    state.journal.away(session);
+                }
                 tracing::info!(session = %name, count = waiting, "inbox_kept_for_reconnect");
                 if nearest {
                     self.wake_deadline_task();

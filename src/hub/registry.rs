@@ -128,6 +128,14 @@ impl Registry {
         self.peers.get_mut(&conn)
     }
 
+    /// The peer whose messages go to the inbox of `owner`.
+    pub fn with_inbox(&self, owner: &Owner) -> Option<ConnId> {
+        self.peers
+            .iter()
+            .find(|(_, peer)| peer.inbox == *owner)
+            .map(|(conn, _)| *conn)
+    }
+
     /// The peer registered under `name`.
     pub fn by_name(&self, name: &str) -> Option<(ConnId, &Peer)> {
         let conn = *self.names.get(name)?;

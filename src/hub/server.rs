@@ -26,10 +26,12 @@ pub struct ServerConfig {
     pub idle_exit: Duration,
 }
 
-/// The hub's bound socket, and the uid that peers must have to be let in.
+/// The hub's bound socket, the uid that peers must have to be let in, and the data directory
+/// it serves.
 pub struct Bound {
     listener: Listener,
     uid: u32,
+    data: DataDir,
 }
 
 /// Binds the hub's socket (mode 0600). The caller must hold the hub lock: any socket file
@@ -47,14 +49,26 @@ pub fn bind(data: &DataDir) -> io::Result<Bound> {
         .create_tokio()?;
     // The socket was created by this process, so its owner is the uid peers must match.
     let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&socket)?);
-    Ok(Bound { listener, uid })
+    Ok(Bound {
+        listener,
+        uid,
+        data: data.clone(),
+    })
 }
 
 /// Serves a new hub on `bound` until `shutdown` resolves, a client asks it to stop, or it has
-/// been idle for `config.idle_exit`.
-pub async fn serve(bound: Bound, config: ServerConfig, shutdown: impl Future<Output = ()>) {
-    let Bound { listener, uid } = bound;
-    let hub = Hub::new();
+/// been idle for `config.idle_exit`. Fails only if the hub's journal cannot be opened.
+pub async fn serve(
+    bound: Bound,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let Bound {
+        listener,
+        uid,
+        data,
+    } = bound;
+    let hub = Hub::open(&data)?;
     let live = Arc::new(watch::Sender::new(0usize));
     let mut live_rx = live.subscribe();
     let deadlines = tokio::spawn(run_deadlines(hub.clone()));
@@ -100,6 +114,7 @@ pub async fn serve(bound: Bound, config: ServerConfig, shutdown: impl Future<Out
     hub.request_shutdown();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, live_rx.wait_for(|n| *n == 0)).await;
     deadlines.abort();
+    Ok(())
 }
 
 /// Checks the connecting process's credentials: only this user's processes may connect.

@@ -33,19 +33,48 @@ struct TestHub {
     /// Removed when the test ends.
     _dir: tempfile::TempDir,
     data: DataDir,
-    served: JoinHandle<()>,
+    served: Served,
+}
+
+/// The task serving the hub, aborted when dropped.
+struct Served(JoinHandle<std::io::Result<()>>);
+
+impl Served {
+    fn is_finished(&self) -> bool {
+        self.0.is_finished()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl TestHub {
     fn start() -> TestHub {
-        let dir = tempfile::tempdir().expect("temp dir");
+        TestHub::start_in(tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// Stops this hub as a crash would (its task simply ends) and starts a new one on the same
+    /// data directory.
+    async fn restart(self) -> TestHub {
+        let TestHub {
+            _dir: dir, served, ..
+        } = self;
+        drop(served);
+        settle().await;
+        TestHub::start_in(dir)
+    }
+
+    fn start_in(dir: tempfile::TempDir) -> TestHub {
         let data = DataDir::new(dir.path().join("data"));
         data.ensure().expect("data dir");
         let bound = bind(&data).expect("bind the hub socket");
         let config = ServerConfig {
             idle_exit: IDLE_EXIT,
         };
-        let served = tokio::spawn(serve(bound, config, std::future::pending()));
+        let served = Served(tokio::spawn(serve(bound, config, std::future::pending())));
         TestHub {
             _dir: dir,
             data,
@@ -79,10 +108,14 @@ impl TestHub {
     }
 }
 
-impl Drop for TestHub {
-    fn drop(&mut self) {
-        self.served.abort();
+/// What `peer`'s own inbox hands over now, acknowledged.
+async fn take_all(peer: &mut Peer) -> Vec<Value> {
+    let page = peer.ok(json!({"op": "inbox_take"})).await;
+    if let Some(take_id) = page["take_id"].as_u64() {
+        peer.ok(json!({"op": "inbox_ack", "take_id": take_id}))
+            .await;
     }
+    page["messages"].as_array().cloned().unwrap_or_default()
 }
 
 /// Runs blocking socket I/O without letting the paused clock advance meanwhile.
@@ -330,10 +363,110 @@ async fn a_departed_sessions_inbox_waits_for_the_grace_then_expires() {
     advance(ORPHAN_GRACE - Duration::from_secs(1)).await;
     let early = hook.ok(take("early")).await;
     assert_eq!(early["messages"][0]["text"], "early", "{early}");
+    hook.ok(json!({"op": "inbox_ack", "take_id": early["take_id"], "session_id": "early"}))
+        .await;
     let mut back = hub.peer("back", "off", Some("back")).await;
+    alpha.nothing_waiting().await;
     advance(Duration::from_secs(1)).await;
     let (code, _) = hook.err(take("late")).await;
     assert_eq!(code, "peer_not_found", "expired with the grace");
-    let kept = back.ok(json!({"op": "inbox_take"})).await;
-    assert_eq!(kept["messages"][0]["text"], "back", "{kept}");
+    let kept = take_all(&mut back).await;
+    assert_eq!(kept[0]["text"], "back", "{kept:?}");
+    // The one reply that expired unread is reported to the session that sent it.
+    let undelivered = alpha.event().await;
+    assert_eq!(undelivered["type"], "undelivered", "{undelivered}");
+    assert_eq!(undelivered["to"], "late");
+    assert!(
+        undelivered["message"]
+            .as_str()
+            .unwrap()
+            .contains("was never read"),
+        "{undelivered}"
+    );
+    alpha.nothing_waiting().await;
+}
+
+/// A taken page leaves the inbox only when acknowledged: a reader that dies first leaves it to
+/// the next, and once acknowledged it is never handed out again.
+#[tokio::test(start_paused = true)]
+async fn a_page_is_handed_out_until_it_is_acknowledged() {
+    let hub = TestHub::start();
+    let mut alpha = hub.peer("alpha", "on", None).await;
+    let _beta = hub.peer("beta", "off", Some("s-beta")).await;
+    alpha.ok(ask("beta", 600)).await;
+    let take = json!({"op": "inbox_take", "session_id": "s-beta"});
+
+    let mut dying = hub.connect().await;
+    let first = dying.ok(take.clone()).await;
+    assert_eq!(first["messages"].as_array().unwrap().len(), 1, "{first}");
+    // Another reader meanwhile is handed nothing: no message reaches the model twice.
+    let mut hook = hub.connect().await;
+    let busy = hook.ok(take.clone()).await;
+    assert_eq!(busy["messages"], json!([]), "{busy}");
+    assert_eq!(busy["more"], true);
+    dying.close().await;
+
+    let again = hook.ok(take.clone()).await;
+    assert_eq!(again["messages"], first["messages"], "handed out again");
+    hook.ok(json!({"op": "inbox_ack", "take_id": again["take_id"], "session_id": "s-beta"}))
+        .await;
+    let (code, _) = hook
+        .err(json!({"op": "inbox_ack", "take_id": again["take_id"], "session_id": "s-beta"}))
+        .await;
+    assert_eq!(code, "bad_args", "acknowledged once");
+    let after = hook.ok(take).await;
+    assert_eq!(
+        after["messages"],
+        json!([]),
+        "never again once acknowledged"
+    );
+}
+
+/// What waits in a session's inbox survives the hub: a reply queued for a session whose pushes
+/// are off is there for it after a crash and a new hub. A question is not: its ask ended with
+/// the hub (its asker was told `hub_unreachable` by its own channel).
+#[tokio::test(start_paused = true)]
+async fn a_queued_reply_survives_the_hub_and_a_queued_question_does_not() {
+    let hub = TestHub::start();
+    let mut alpha = hub.peer("alpha", "on", None).await;
+    let mut beta = hub.peer("beta", "off", Some("s-beta")).await;
+    beta.ok(ask("alpha", 600)).await;
+    let question = alpha.event().await;
+    alpha
+        .ok(json!({"op": "reply", "ask_id": question["ask_id"], "text": "kept across"}))
+        .await;
+    assert_eq!(beta.event().await["type"], "settled");
+    alpha.ok(ask("beta", 600)).await;
+
+    let hub = hub.restart().await;
+    let mut beta = hub.peer("beta", "off", Some("s-beta")).await;
+    let kept = take_all(&mut beta).await;
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0]["type"], "reply");
+    assert_eq!(kept[0]["text"], "kept across");
+    assert!(take_all(&mut beta).await.is_empty());
+
+    // Acknowledged, it is gone for good: the next hub has nothing for the session.
+    let hub = hub.restart().await;
+    let mut beta = hub.peer("beta", "off", Some("s-beta")).await;
+    assert!(take_all(&mut beta).await.is_empty());
+}
+
+/// A request that reaches the hub after its deadline, when its client has stopped waiting and
+/// told its user it failed, is refused and has no effect.
+#[tokio::test(start_paused = true)]
+async fn a_request_after_its_deadline_is_refused_and_not_applied() {
+    let hub = TestHub::start();
+    let mut alpha = hub.peer("alpha", "on", None).await;
+    let mut beta = hub.peer("beta", "on", None).await;
+    let mut late = ask("beta", 600);
+    late["deadline_ms"] = json!(1);
+    let (code, message) = alpha.err(late).await;
+    assert_eq!(code, "hub_unreachable");
+    assert!(message.contains("after its deadline"), "{message}");
+    beta.nothing_waiting().await;
+    let mut in_time = ask("beta", 600);
+    in_time["deadline_ms"] = json!(u64::MAX);
+    alpha.ok(in_time).await;
+    assert_eq!(beta.event().await["type"], "ask");
 }

@@ -93,6 +93,22 @@ pub fn no_session_with_id(session_id: &str) -> RelayError {
     )
 }
 
+pub fn no_such_take(take_id: u64) -> RelayError {
+    RelayError::bad_args(format!(
+        "no page with take_id {take_id} is out: it was acknowledged already, or handed to another reader \
+         after its lease ended; take the inbox again"
+    ))
+}
+
+/// What the sender of a reply is told when it expired unread in its recipient's inbox.
+pub fn reply_expired_unread(to: &str, ask_id: &str) -> String {
+    format!(
+        "your reply to ask {ask_id} was never read: {to}'s session did not come back for its messages within \
+         {} minutes{FOR_THE_MODEL}",
+        super::inbox::ORPHAN_GRACE.as_secs() / 60
+    )
+}
+
 /// Why a reply cannot answer its ask.
 pub fn not_pending(ask_id: &str, why: NotPending) -> RelayError {
     let message = match why {
@@ -135,6 +151,12 @@ pub fn target_gone(target: &str, ask_id: &str) -> String {
 /// The failure an asker is told when no reply came in time.
 pub fn timed_out(target: &str, ask_id: &str, timeout_secs: u64) -> String {
     format!("{target} did not reply to ask {ask_id} within {timeout_secs} s{FOR_THE_MODEL}")
+}
+
+pub fn after_deadline() -> RelayError {
+    RelayError::hub_unreachable(
+        "the request reached the hub after its deadline, when its sender had stopped waiting; nothing was done",
+    )
 }
 
 pub fn line_not_json(error: &serde_json::Error) -> RelayError {

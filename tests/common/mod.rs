@@ -526,7 +526,7 @@ impl RawPeer {
     /// Says hello with the current protocol, as a peer whose pushes are shown, and returns the
     /// hub's answer.
     pub fn hello(&mut self, name: &str) -> Value {
-        self.send(&json!({"id": 1, "op": "hello", "protocol": 1, "version": "test", "name": name, "pushes": "on"}));
+        self.send(&json!({"id": 1, "op": "hello", "protocol": 2, "version": "test", "name": name, "pushes": "on"}));
         self.read().expect("answer to hello")
     }
 
