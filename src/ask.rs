@@ -71,6 +71,8 @@ const REMEMBERED_ENDINGS: usize = 4_096;
 #[derive(Debug, Default)]
 pub struct AskTable {
     pending: HashMap<String, PendingAsk>,
+    /// How many of the pending asks each caller made.
+    by_caller: HashMap<ConnId, usize>,
     deadlines: BTreeSet<(Instant, String)>,
     ended: HashMap<String, (Ending, String)>,
     ended_order: VecDeque<String>,
@@ -96,8 +98,14 @@ impl AskTable {
             .next_deadline()
             .is_none_or(|first| ask.deadline < first);
         self.deadlines.insert((ask.deadline, ask.ask_id.clone()));
+        *self.by_caller.entry(ask.caller).or_default() += 1;
         self.pending.insert(ask.ask_id.clone(), ask);
         nearest
+    }
+
+    /// How many pending asks `caller` made.
+    pub fn pending_from(&self, caller: ConnId) -> usize {
+        self.by_caller.get(&caller).copied().unwrap_or(0)
     }
 
     /// The nearest deadline of any pending ask.
@@ -188,6 +196,12 @@ impl AskTable {
     fn remove(&mut self, ask_id: &str) -> Option<PendingAsk> {
         let ask = self.pending.remove(ask_id)?;
         self.deadlines.remove(&(ask.deadline, ask.ask_id.clone()));
+        if let Some(count) = self.by_caller.get_mut(&ask.caller) {
+            *count -= 1;
+            if *count == 0 {
+                self.by_caller.remove(&ask.caller);
+            }
+        }
         Some(ask)
     }
 
@@ -332,6 +346,8 @@ mod tests {
             .collect();
         assert_eq!(forgotten, ["from-2"]);
         assert_eq!(table.len(), 1);
+        assert_eq!(table.pending_from(ConnId(1)), 1);
+        assert_eq!(table.pending_from(ConnId(2)), 0);
         assert_eq!(table.next_deadline(), Some(now + Duration::from_secs(4)));
         assert_eq!(
             table.take_for_reply("from-2", ConnId(3)).unwrap_err(),

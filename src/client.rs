@@ -34,8 +34,8 @@ use crate::{
     framing::{FrameReader, encode_line},
     paths::DataDir,
     protocol::{
-        AskFailure, Asked, Broadcasted, Delivery, FromHub, Hello, MAX_LINE_BYTES, Op, Request,
-        Undelivered, Welcome,
+        AskFailure, Asked, Broadcasted, Delivery, FromHub, Hello, MAX_EVENT_LINE_BYTES,
+        MAX_LINE_BYTES, Op, Request, Undelivered, Welcome,
     },
 };
 
@@ -50,10 +50,6 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How much longer than the deadline the client waits for an answer: an answer the hub wrote
 /// just before the deadline is still on its way.
 const ANSWER_GRACE: Duration = Duration::from_secs(1);
-
-/// Events can be a little longer than the longest request the hub accepts: they carry the same
-/// text plus the ids and names the hub adds.
-const MAX_EVENT_LINE_BYTES: usize = MAX_LINE_BYTES + 64 * 1024;
 
 /// Something the hub told this peer without being asked.
 #[derive(Debug, Clone, PartialEq)]

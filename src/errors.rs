@@ -29,11 +29,13 @@ pub enum ErrorCode {
     BadArgs,
     ProtocolMismatch,
     InboxFull,
+    TooManyAsks,
+    PeerBusy,
 }
 
 impl ErrorCode {
     /// Every code, in the order the README's table lists them.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::PeerNotFound,
         ErrorCode::PeerGone,
         ErrorCode::Timeout,
@@ -46,6 +48,8 @@ impl ErrorCode {
         ErrorCode::BadArgs,
         ErrorCode::ProtocolMismatch,
         ErrorCode::InboxFull,
+        ErrorCode::TooManyAsks,
+        ErrorCode::PeerBusy,
     ];
 
     /// The wire name, e.g. `peer_not_found`.
@@ -63,6 +67,8 @@ impl ErrorCode {
             ErrorCode::BadArgs => "bad_args",
             ErrorCode::ProtocolMismatch => "protocol_mismatch",
             ErrorCode::InboxFull => "inbox_full",
+            ErrorCode::TooManyAsks => "too_many_asks",
+            ErrorCode::PeerBusy => "peer_busy",
         }
     }
 
@@ -95,6 +101,12 @@ impl ErrorCode {
             }
             ErrorCode::InboxFull => {
                 "the recipient's pushes are off and its inbox of undelivered messages is full; nothing was sent"
+            }
+            ErrorCode::TooManyAsks => {
+                "this session already has the most asks waiting for replies that one session may have; nothing was sent"
+            }
+            ErrorCode::PeerBusy => {
+                "the recipient has not read the messages it was sent yet (or the hub holds too many unread); nothing was sent"
             }
         }
     }

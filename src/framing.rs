@@ -1,10 +1,20 @@
 //! Line framing for the wire protocol: the one place that turns bytes into JSON lines and back,
 //! and enforces [`MAX_LINE_BYTES`].
 
-use std::io;
+use std::{
+    io,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use serde::Serialize;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+use tokio::{
+    io::{AsyncBufRead, AsyncBufReadExt},
+    time::Instant,
+};
 
 /// Why no line could be read.
 #[derive(Debug, thiserror::Error)]
@@ -13,18 +23,59 @@ pub enum FrameError {
     TooLong,
     #[error("the line is not UTF-8")]
     NotUtf8,
+    #[error("a line stayed unfinished too long")]
+    Stalled,
+    #[error("too many unfinished lines are held")]
+    OverBudget,
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+/// The bytes of unfinished lines that several readers may hold together.
+#[derive(Debug)]
+pub struct LineBudget {
+    held: AtomicUsize,
+    limit: usize,
+}
+
+impl LineBudget {
+    pub fn new(limit: usize) -> LineBudget {
+        LineBudget {
+            held: AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    fn take(&self, bytes: usize) -> bool {
+        let held = self.held.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if held > self.limit {
+            self.held.fetch_sub(bytes, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    fn give_back(&self, bytes: usize) {
+        self.held.fetch_sub(bytes, Ordering::Relaxed);
+    }
 }
 
 /// Reads newline-terminated lines up to a length limit ([`MAX_LINE_BYTES`] on the hub).
 ///
 /// Unlike `AsyncBufReadExt::lines`, it never buffers more than the limit, and it is cancel safe:
-/// a partial line lives in `self`, so `next_line` can sit in a `select!` next to other work.
+/// a partial line lives in `self`, so `next_line` can sit in a `select!` next to other work. The
+/// hub also bounds how long a line may stay unfinished ([`FrameReader::stalling_after`]) and
+/// what all its connections' unfinished lines hold together ([`FrameReader::within`]).
 pub struct FrameReader<R> {
     inner: R,
     line: Vec<u8>,
     limit: usize,
+    /// When the unfinished line in `line` began.
+    started: Option<Instant>,
+    stall: Option<Duration>,
+    budget: Option<Arc<LineBudget>>,
+    /// What this reader holds of the budget now.
+    reserved: usize,
 }
 
 impl<R: AsyncBufRead + Unpin> FrameReader<R> {
@@ -34,14 +85,37 @@ impl<R: AsyncBufRead + Unpin> FrameReader<R> {
             inner,
             line: Vec::new(),
             limit,
+            started: None,
+            stall: None,
+            budget: None,
+            reserved: 0,
         }
+    }
+
+    /// Fails with [`FrameError::Stalled`] when a line stays unfinished for `stall`.
+    pub fn stalling_after(mut self, stall: Duration) -> Self {
+        self.stall = Some(stall);
+        self
+    }
+
+    /// Holds unfinished lines within `budget`, shared with other readers.
+    pub fn within(mut self, budget: Arc<LineBudget>) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
     /// The next line without its `\n`, or `None` at end of stream. A partial last line without
     /// a newline is returned as a line.
     pub async fn next_line(&mut self) -> Result<Option<String>, FrameError> {
         loop {
-            let available = self.inner.fill_buf().await?;
+            let available = match (self.started, self.stall) {
+                (Some(started), Some(stall)) => {
+                    tokio::time::timeout_at(started + stall, self.inner.fill_buf())
+                        .await
+                        .map_err(|_| FrameError::Stalled)??
+                }
+                _ => self.inner.fill_buf().await?,
+            };
             if available.is_empty() {
                 if self.line.is_empty() {
                     return Ok(None);
@@ -55,6 +129,15 @@ impl<R: AsyncBufRead + Unpin> FrameReader<R> {
             if self.line.len() + chunk.len() > self.limit {
                 return Err(FrameError::TooLong);
             }
+            if !complete {
+                if let Some(budget) = &self.budget {
+                    if !budget.take(chunk.len()) {
+                        return Err(FrameError::OverBudget);
+                    }
+                    self.reserved += chunk.len();
+                }
+                self.started.get_or_insert_with(Instant::now);
+            }
             self.line.extend_from_slice(chunk);
             let consumed = chunk.len() + usize::from(complete);
             self.inner.consume(consumed);
@@ -65,8 +148,25 @@ impl<R: AsyncBufRead + Unpin> FrameReader<R> {
     }
 
     fn take_line(&mut self) -> Result<String, FrameError> {
+        self.give_back_unfinished();
         let bytes = std::mem::take(&mut self.line);
         String::from_utf8(bytes).map_err(|_| FrameError::NotUtf8)
+    }
+
+    /// Returns what the unfinished line held to the budget: it is finished.
+    fn give_back_unfinished(&mut self) {
+        self.started = None;
+        if let Some(budget) = &self.budget {
+            budget.give_back(std::mem::take(&mut self.reserved));
+        }
+    }
+}
+
+impl<R> Drop for FrameReader<R> {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.give_back(self.reserved);
+        }
     }
 }
 
@@ -103,6 +203,39 @@ mod tests {
         input.push(b'\n');
         let mut reader = FrameReader::new(tokio::io::BufReader::new(&input[..]), MAX_LINE_BYTES);
         assert!(matches!(reader.next_line().await, Err(FrameError::TooLong)));
+    }
+
+    #[tokio::test]
+    async fn unfinished_lines_are_held_within_a_shared_budget() {
+        let budget = Arc::new(LineBudget::new(10));
+        let (mut writer, reader) = tokio::io::duplex(64);
+        let mut frames = FrameReader::new(tokio::io::BufReader::new(reader), MAX_LINE_BYTES)
+            .within(budget.clone());
+        use tokio::io::AsyncWriteExt;
+        writer.write_all(b"12345678").await.unwrap();
+        let read = tokio::time::timeout(Duration::from_millis(50), frames.next_line()).await;
+        assert!(read.is_err(), "the line is not finished yet");
+        assert_eq!(budget.held.load(Ordering::Relaxed), 8);
+        writer.write_all(b"9\n").await.unwrap();
+        assert_eq!(frames.next_line().await.unwrap().unwrap(), "123456789");
+        assert_eq!(budget.held.load(Ordering::Relaxed), 0, "given back");
+        writer.write_all(b"0123456789ab").await.unwrap();
+        assert!(matches!(
+            frames.next_line().await,
+            Err(FrameError::OverBudget)
+        ));
+        drop(frames);
+        assert_eq!(budget.held.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_line_left_unfinished_stalls() {
+        let (mut writer, reader) = tokio::io::duplex(64);
+        let mut frames = FrameReader::new(tokio::io::BufReader::new(reader), MAX_LINE_BYTES)
+            .stalling_after(Duration::from_secs(10));
+        use tokio::io::AsyncWriteExt;
+        writer.write_all(b"{\"id\":").await.unwrap();
+        assert!(matches!(frames.next_line().await, Err(FrameError::Stalled)));
     }
 
     #[tokio::test]

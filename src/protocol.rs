@@ -22,6 +22,11 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// text of up to this size plus ids; clients allow for that.)
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
 
+/// The longest line a client reads. Events can be a little longer than the longest request the
+/// hub accepts: they carry the same text plus the ids and names the hub adds, all of them bounded
+/// ([`MAX_NAME_LEN`], [`MAX_ID_LEN`]), so every event fits (a test checks the worst case).
+pub const MAX_EVENT_LINE_BYTES: usize = MAX_LINE_BYTES + 64 * 1024;
+
 /// The longest question or reply text. Longer texts are refused with `bad_args`, nothing sent.
 pub const MAX_TEXT_BYTES: usize = 512 * 1024;
 
@@ -31,6 +36,15 @@ pub const MAX_TIMEOUT_SECS: u64 = 3600;
 
 /// The longest session name.
 pub const MAX_NAME_LEN: usize = 64;
+
+/// The longest id a client may send: `ask_id`, `thread_id`, a Claude Code `session_id`.
+pub const MAX_ID_LEN: usize = 128;
+
+/// The longest `cwd` in a hello.
+pub const MAX_CWD_BYTES: usize = 4096;
+
+/// The longest short text in a hello: `git_branch`, `pushes_reason`, `version`.
+pub const MAX_LABEL_BYTES: usize = 512;
 
 /// A request from a client, answered by exactly one response with the same `id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -368,15 +382,53 @@ pub struct ShuttingDown {}
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Replied {}
 
+/// Whether `text` is 1 to `max` characters of `[A-Za-z0-9._-]`.
+fn is_token(text: &str, max: usize) -> bool {
+    !text.is_empty()
+        && text.len() <= max
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// `text` as it may be quoted back: its first 64 characters, control characters escaped.
+pub fn quoted(text: &str) -> String {
+    let cut: String = text.chars().take(64).collect();
+    let more = if cut.len() < text.len() { "…" } else { "" };
+    format!("{cut:?}{more}")
+}
+
 /// Checks a session name: 1 to 64 characters of `[A-Za-z0-9._-]`.
 pub fn validate_name(name: &str) -> Result<(), RelayError> {
-    let valid_chars = name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if name.is_empty() || name.len() > MAX_NAME_LEN || !valid_chars {
+    if !is_token(name, MAX_NAME_LEN) {
         return Err(RelayError::bad_args(format!(
-            "{name:?} is not a valid session name: use 1 to {MAX_NAME_LEN} characters of letters, \
-             digits, '.', '_' or '-'"
+            "{} is not a valid session name: use 1 to {MAX_NAME_LEN} characters of letters, \
+             digits, '.', '_' or '-'",
+            quoted(name)
+        )));
+    }
+    Ok(())
+}
+
+/// Checks an id a client sends (`ask_id`, `thread_id`, `session_id`): 1 to 128 characters of
+/// `[A-Za-z0-9._-]`, as every id the relay and Claude Code make is.
+pub fn validate_id(field: &str, id: &str) -> Result<(), RelayError> {
+    if !is_token(id, MAX_ID_LEN) {
+        return Err(RelayError::bad_args(format!(
+            "{field} {} is not an id: ids are 1 to {MAX_ID_LEN} characters of letters, digits, \
+             '.', '_' or '-'; copy it from the message it came with",
+            quoted(id)
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a free-text field of at most `max` bytes.
+pub fn validate_len(field: &str, text: &str, max: usize) -> Result<(), RelayError> {
+    if text.len() > max {
+        return Err(RelayError::bad_args(format!(
+            "{field} is {} bytes, over the limit of {max}",
+            text.len()
         )));
     }
     Ok(())
@@ -446,6 +498,31 @@ mod tests {
     }
 
     #[test]
+    fn the_longest_event_fits_the_line_a_client_reads() {
+        // The text of the longest request line a client sends, escaped to fill it.
+        let text = "\u{1}".repeat((MAX_LINE_BYTES - 400) / 6);
+        let request = crate::framing::encode_line(&Request {
+            id: u64::MAX,
+            deadline_ms: Some(u64::MAX),
+            op: Op::Reply(ReplyRequest {
+                ask_id: "a".repeat(MAX_ID_LEN),
+                text: text.clone(),
+            }),
+        });
+        assert!(request.len() <= MAX_LINE_BYTES);
+        let id = "i".repeat(MAX_ID_LEN);
+        let event = crate::framing::encode_line(&FromHub::Reply(Delivery {
+            message_id: id.clone(),
+            ask_id: id.clone(),
+            from: "n".repeat(MAX_NAME_LEN),
+            thread_id: id.clone(),
+            broadcast_id: Some(id),
+            text,
+        }));
+        assert!(event.len() <= MAX_EVENT_LINE_BYTES, "{}", event.len());
+    }
+
+    #[test]
     fn names_are_checked() {
         assert!(validate_name("backend-api.v2_x").is_ok());
         assert!(validate_name(&"a".repeat(64)).is_ok());
@@ -456,6 +533,22 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn ids_are_short_tokens() {
+        assert!(validate_id("ask_id", "ask-mwr82gk5-12").is_ok());
+        assert!(validate_id("session_id", "6f1c2d3e-0000-4000-8000-1234567890ab").is_ok());
+        for bad in ["", "has space", "quote\"", &"a".repeat(129), "line\nbreak"] {
+            let error = validate_id("thread_id", bad).unwrap_err();
+            assert_eq!(error.code, ErrorCode::BadArgs, "{bad:?}");
+        }
+        let long = validate_id("thread_id", &"x".repeat(10_000)).unwrap_err();
+        assert!(
+            long.message.len() < 300,
+            "quoted back short: {}",
+            long.message
+        );
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub fn for_error(code: ErrorCode) -> u8 {
         ErrorCode::BadArgs => 19,
         ErrorCode::ProtocolMismatch => 20,
         ErrorCode::InboxFull => 21,
+        ErrorCode::TooManyAsks => 22,
+        ErrorCode::PeerBusy => 23,
     }
 }
 

@@ -11,6 +11,7 @@ use crate::{
     errors::{ErrorCode, RelayError},
     hub::{
         handle::{Hub, State},
+        outbox::{HUB_UNREAD_BYTES, PEER_BUSY_BYTES},
         texts,
     },
     protocol::{
@@ -18,6 +19,38 @@ use crate::{
         DeliveryMode, FromHub, PeerKind, Replied, ReplyRequest,
     },
 };
+
+/// The most asks one peer may have pending: past it, `too_many_asks` (a burst of asks from one
+/// session cannot flood another, or the hub).
+pub const MAX_PENDING_PER_PEER: usize = 4096;
+
+/// The most asks the hub holds pending from everyone together.
+pub const MAX_PENDING: usize = 65_536;
+
+impl State {
+    /// Refuses `count` more asks from `caller` when it, or the hub, has too many pending.
+    fn room_for_asks(&self, caller: ConnId, count: usize) -> Result<(), RelayError> {
+        let from_caller = self.asks.pending_from(caller);
+        if from_caller + count > MAX_PENDING_PER_PEER {
+            return Err(texts::too_many_asks(from_caller, MAX_PENDING_PER_PEER));
+        }
+        if self.asks.len() + count > MAX_PENDING {
+            return Err(texts::hub_too_many_asks(MAX_PENDING));
+        }
+        Ok(())
+    }
+
+    /// Whether the peer on `target` reads its messages well enough to be sent more: a peer
+    /// with much unread, or a hub holding much unread for everyone, takes no new asks.
+    fn busy(&self, target: ConnId, unread_everywhere: usize) -> Option<RelayError> {
+        let peer = self.peers.get(target)?;
+        let unread = peer.outbox.unread();
+        if unread > PEER_BUSY_BYTES {
+            return Some(texts::peer_busy(&peer.name, unread));
+        }
+        (unread_everywhere > HUB_UNREAD_BYTES).then(|| texts::hub_busy(unread_everywhere))
+    }
+}
 
 impl Hub {
     pub fn ask(&self, conn: ConnId, request: AskRequest) -> Result<Asked, RelayError> {
@@ -28,6 +61,7 @@ impl Hub {
             .ok_or_else(texts::not_registered)?
             .name
             .clone();
+        state.room_for_asks(conn, 1)?;
         let (target, target_peer) = state
             .peers
             .by_name(&request.to)
@@ -40,6 +74,9 @@ impl Hub {
         }
         if !state.has_room_for(target, request.question.len()) {
             return Err(texts::inbox_full(&request.to));
+        }
+        if let Some(busy) = state.busy(target, self.unread().total()) {
+            return Err(busy);
         }
         let ask_id = self.new_id("ask");
         let thread_id = request.thread_id.unwrap_or_else(|| ask_id.clone());
@@ -78,17 +115,21 @@ impl Hub {
         let deadline = Instant::now() + Duration::from_secs(request.timeout_secs);
         let mut targets: Vec<(ConnId, String)> = Vec::new();
         let mut skipped = Vec::new();
+        let unread = self.unread().total();
         for (target, peer) in state.peers.iter() {
             // A command line cannot answer, so it is never asked.
             if (request.exclude_self && target == conn) || peer.kind == PeerKind::Cli {
                 continue;
             }
-            if state.has_room_for(target, request.question.len()) {
+            if state.has_room_for(target, request.question.len())
+                && state.busy(target, unread).is_none()
+            {
                 targets.push((target, peer.name.clone()));
             } else {
                 skipped.push(peer.name.clone());
             }
         }
+        state.room_for_asks(conn, targets.len())?;
         let mut asks = Vec::with_capacity(targets.len());
         for (target, target_name) in targets {
             let ask_id = self.new_id("ask");

@@ -2,15 +2,27 @@
 //!
 //! The connection reads request lines and answers them through the peer's outbox, and, in the
 //! same task, writes whatever the outbox holds (responses and events). Reading and writing run
-//! side by side, so a peer that does not read never stops the hub from reading it, and the
-//! outbox's bound decides when such a peer is dropped.
+//! side by side, so a peer that does not read never stops the hub from reading it; the outbox's
+//! rules (`hub::outbox`) decide when such a peer is dropped, and when its requests wait.
+//!
+//! What one connection may hold is bounded too: it must say hello within [`HELLO_TIMEOUT`] (or
+//! be done by then: `status`, `peers`, a hook's take), a line may stay unfinished for
+//! [`LINE_STALL`] at most, and every connection's unfinished lines together stay within the hub's
+//! line budget.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use interprocess::local_socket::tokio::Stream;
 use tokio::{
     io::{AsyncWriteExt, BufReader},
     sync::oneshot,
+    time::Instant,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -20,8 +32,8 @@ use crate::{
     framing::{FrameError, FrameReader},
     hub::{
         handle::Hub,
-        handlers::{Session, handle_line},
-        outbox::{Outbox, OutboxReceiver},
+        handlers::{BadLine, Session, handle_line},
+        outbox::{Outbox, OutboxReceiver, PAUSE_READING_BYTES, STALL},
         texts,
     },
     protocol::{FromHub, MAX_LINE_BYTES},
@@ -30,14 +42,58 @@ use crate::{
 /// How long a closing connection may take to hand its last queued lines to the peer.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long a connection may go without saying hello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long one line may stay unfinished.
+pub const LINE_STALL: Duration = Duration::from_secs(10);
+
+/// Counts the connections that have not said hello, so the hub can keep room for those that do.
+#[derive(Debug, Default)]
+pub struct Unregistered(AtomicUsize);
+
+impl Unregistered {
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One connection's place in [`Unregistered`], given up when it says hello or closes.
+pub struct NotYetRegistered(Option<Arc<Unregistered>>);
+
+impl NotYetRegistered {
+    pub fn new(unregistered: Arc<Unregistered>) -> Self {
+        unregistered.0.fetch_add(1, Ordering::Relaxed);
+        NotYetRegistered(Some(unregistered))
+    }
+
+    fn registered(&mut self) {
+        if let Some(unregistered) = self.0.take() {
+            unregistered.0.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for NotYetRegistered {
+    fn drop(&mut self) {
+        self.registered();
+    }
+}
+
 /// Serves one connection until the peer leaves, the hub shuts down, or the peer is dropped.
-pub async fn serve(stream: Stream, conn: ConnId, pid: u32, hub: Hub) {
-    let (outbox, receiver) = Outbox::new();
+pub async fn serve(
+    stream: Stream,
+    conn: ConnId,
+    pid: u32,
+    hub: Hub,
+    unregistered: NotYetRegistered,
+) {
+    let (outbox, receiver) = Outbox::new(hub.unread());
     let session = Session::new(conn, pid, outbox);
     let (read_done, reading_ended) = oneshot::channel::<()>();
     let reader_closed = receiver.closed.clone();
     let reading = async {
-        read_requests(&stream, &hub, session, reader_closed).await;
+        read_requests(&stream, &hub, session, reader_closed, unregistered).await;
         drop(read_done);
     };
     // The writer normally stops once the reader is done and the outbox is drained; a peer that
@@ -59,8 +115,11 @@ async fn read_requests(
     hub: &Hub,
     mut session: Session,
     closed: CancellationToken,
+    mut unregistered: NotYetRegistered,
 ) {
-    let mut frames = FrameReader::new(BufReader::new(stream), MAX_LINE_BYTES);
+    let mut frames = FrameReader::new(BufReader::new(stream), MAX_LINE_BYTES)
+        .stalling_after(LINE_STALL)
+        .within(hub.line_budget());
     // One stop future for the life of the connection, rather than new waiters on every line.
     let shutdown = hub.shutdown_token().clone();
     let stop = async {
@@ -70,24 +129,53 @@ async fn read_requests(
         }
     };
     tokio::pin!(stop);
+    let hello_by = tokio::time::sleep_until(Instant::now() + HELLO_TIMEOUT);
+    tokio::pin!(hello_by);
     loop {
+        // A peer that asks and does not read its answers waits until it has read them.
+        if session.outbox.unread() > PAUSE_READING_BYTES {
+            tokio::select! {
+                _ = &mut stop => break,
+                () = session.outbox.drained_to(PAUSE_READING_BYTES) => {}
+            }
+        }
         let frame = tokio::select! {
             _ = &mut stop => break,
+            () = &mut hello_by, if !session.registered => {
+                tracing::info!(conn = session.conn.0, peer_pid = session.pid, "connection_closed_no_hello");
+                break;
+            }
             frame = frames.next_line() => frame,
         };
         match frame {
             Ok(Some(line)) => {
                 let response = handle_line(hub, &mut session, &line);
+                if session.registered {
+                    unregistered.registered();
+                }
                 session.outbox.send(&response);
             }
             Ok(None) => break,
             Err(FrameError::TooLong) => {
-                tracing::warn!(limit = MAX_LINE_BYTES, "bad_msg_line_too_long");
+                session.bad_line(BadLine::TooLong, MAX_LINE_BYTES);
                 session.outbox.send(&unaddressed(texts::line_too_long()));
                 break;
             }
             Err(FrameError::NotUtf8) => {
+                session.bad_line(BadLine::NotUtf8, 0);
                 session.outbox.send(&unaddressed(texts::line_not_utf8()));
+            }
+            Err(FrameError::Stalled) => {
+                session.bad_line(BadLine::Stalled, 0);
+                session.outbox.send(&unaddressed(texts::line_stalled()));
+                break;
+            }
+            Err(FrameError::OverBudget) => {
+                session.bad_line(BadLine::OverBudget, 0);
+                session
+                    .outbox
+                    .send(&unaddressed(texts::lines_over_budget()));
+                break;
             }
             Err(FrameError::Io(e)) => {
                 tracing::debug!(error = %e, "connection_read_failed");
@@ -95,6 +183,7 @@ async fn read_requests(
             }
         }
     }
+    session.closed();
     hub.disconnect(session.conn);
     // Dropping the session drops the last outbox handle, so the writer drains and stops.
 }
@@ -131,20 +220,34 @@ async fn write_lines(stream: &Stream, outbox: OutboxReceiver) {
         let Some(first) = next else { return };
         batch.clear();
         batch.extend_from_slice(&first);
-        let mut count = 1;
         while batch.len() < MAX_BATCH_BYTES
             && let Ok(more) = lines.try_recv()
         {
             batch.extend_from_slice(&more);
-            count += 1;
         }
-        let written = tokio::select! {
-            _ = &mut kicked => return,
-            written = writer.write_all(&batch) => written,
-        };
-        if written.is_err() {
-            return;
+        let mut written = 0;
+        while written < batch.len() {
+            // A peer that takes no bytes for STALL while some wait has stopped reading.
+            let wrote = tokio::select! {
+                _ = &mut kicked => return,
+                wrote = tokio::time::timeout(STALL, writer.write(&batch[written..])) => wrote,
+            };
+            match wrote {
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(n)) => {
+                    written += n;
+                    queued.written(n);
+                }
+                Err(_) => {
+                    tracing::warn!(queued_bytes = queued.unread(), "peer_dropped_not_reading");
+                    closed.cancel();
+                    return;
+                }
+            }
         }
-        queued.written(batch.len(), count);
+        if batch.capacity() > MAX_BATCH_BYTES {
+            // A burst passed: give the memory back rather than keep it per connection.
+            batch = Vec::new();
+        }
     }
 }

@@ -26,10 +26,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     ask::AskTable,
-    hub::{inbox::Inboxes, journal::Journal, registry::Registry, registry::rfc3339},
+    framing::LineBudget,
+    hub::{
+        inbox::Inboxes, journal::Journal, outbox::Unread, registry::Registry, registry::rfc3339,
+    },
     paths::DataDir,
     protocol::{HubStatus, PROTOCOL_VERSION, VERSION},
 };
+
+/// What the unfinished lines of every connection may hold together.
+const LINE_BUDGET_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct Hub {
@@ -38,6 +44,10 @@ pub struct Hub {
 
 struct Shared {
     state: Mutex<State>,
+    /// What every connection's outbox holds unread, together.
+    unread: Arc<Unread>,
+    /// What every connection's unfinished line holds, together.
+    line_budget: Arc<LineBudget>,
     /// Wakes the deadline task when a deadline nearer than any before arrives.
     nearer_deadline: Notify,
     /// Cancelled when the hub starts shutting down.
@@ -73,6 +83,8 @@ impl Hub {
         Ok(Hub {
             shared: Arc::new(Shared {
                 state: Mutex::new(state),
+                unread: Arc::default(),
+                line_budget: Arc::new(LineBudget::new(LINE_BUDGET_BYTES)),
                 nearer_deadline: Notify::new(),
                 shutdown: CancellationToken::new(),
                 started_at,
@@ -80,6 +92,14 @@ impl Hub {
                 next_id: AtomicU64::new(1),
             }),
         })
+    }
+
+    pub(super) fn unread(&self) -> Arc<Unread> {
+        self.shared.unread.clone()
+    }
+
+    pub(super) fn line_budget(&self) -> Arc<LineBudget> {
+        self.shared.line_budget.clone()
     }
 
     pub(super) fn state(&self) -> MutexGuard<'_, State> {

@@ -5,17 +5,14 @@ use serde_json::Value;
 
 use crate::{
     ask::ConnId,
-    errors::{ErrorCode, RelayError},
+    errors::RelayError,
     hub::{handle::Hub, outbox::Outbox, texts},
     protocol::{
-        AskRequest, BroadcastRequest, FromHub, Hello, Op, PROTOCOL_VERSION, RenameRequest,
-        ReplyRequest, Request, ShuttingDown, validate_name, validate_text, validate_timeout,
+        AskRequest, BroadcastRequest, FromHub, Hello, MAX_CWD_BYTES, MAX_LABEL_BYTES, Op,
+        PROTOCOL_VERSION, RenameRequest, ReplyRequest, Request, ShuttingDown, validate_id,
+        validate_len, validate_name, validate_text, validate_timeout,
     },
 };
-
-/// The longest `cwd`, `git_branch`, `pushes_reason` or `session_id` a hello may carry, so that a peer list
-/// always fits in a line.
-const MAX_HELLO_FIELD_BYTES: usize = 4096;
 
 /// What the hub knows about the client at the other end of one connection.
 pub struct Session {
@@ -23,7 +20,35 @@ pub struct Session {
     /// From the socket's peer credentials, not from anything the client said.
     pub pid: u32,
     pub outbox: Outbox,
-    registered: bool,
+    pub registered: bool,
+    /// Lines that were not requests. Only the first is logged (by its kind and size, never its
+    /// content: a peer's bytes do not reach the logs), the count when the connection closes,
+    /// so a flood of bad lines cannot flood the log.
+    bad_lines: u64,
+}
+
+/// What was wrong with a line that is not a request.
+#[derive(Debug, Clone, Copy)]
+pub enum BadLine {
+    NotJson,
+    NotARequest,
+    TooLong,
+    NotUtf8,
+    Stalled,
+    OverBudget,
+}
+
+impl BadLine {
+    fn as_str(self) -> &'static str {
+        match self {
+            BadLine::NotJson => "not_json",
+            BadLine::NotARequest => "not_a_request",
+            BadLine::TooLong => "too_long",
+            BadLine::NotUtf8 => "not_utf8",
+            BadLine::Stalled => "unfinished_line_stalled",
+            BadLine::OverBudget => "unfinished_lines_over_budget",
+        }
+    }
 }
 
 impl Session {
@@ -33,6 +58,33 @@ impl Session {
             pid,
             outbox,
             registered: false,
+            bad_lines: 0,
+        }
+    }
+
+    /// Counts a line that was not a request, and logs the first.
+    pub fn bad_line(&mut self, kind: BadLine, bytes: usize) {
+        self.bad_lines += 1;
+        if self.bad_lines == 1 {
+            tracing::warn!(
+                conn = self.conn.0,
+                peer_pid = self.pid,
+                kind = kind.as_str(),
+                bytes,
+                "bad_msg"
+            );
+        }
+    }
+
+    /// Logs how many bad lines the connection sent, when it sent more than the one logged.
+    pub fn closed(&self) {
+        if self.bad_lines > 1 {
+            tracing::warn!(
+                conn = self.conn.0,
+                peer_pid = self.pid,
+                count = self.bad_lines,
+                "bad_msg_lines"
+            );
         }
     }
 }
@@ -41,12 +93,18 @@ impl Session {
 pub fn handle_line(hub: &Hub, session: &mut Session, line: &str) -> FromHub {
     let value: Value = match serde_json::from_str(line) {
         Ok(value) => value,
-        Err(e) => return error(None, texts::line_not_json(&e)),
+        Err(e) => {
+            session.bad_line(BadLine::NotJson, line.len());
+            return error(None, texts::line_not_json(&e));
+        }
     };
     let id = value.get("id").and_then(Value::as_u64);
     let request: Request = match serde_json::from_value(value) {
         Ok(request) => request,
-        Err(e) => return error(id, texts::not_a_request(&e)),
+        Err(e) => {
+            session.bad_line(BadLine::NotARequest, line.len());
+            return error(id, texts::not_a_request(&e));
+        }
     };
     let id = request.id;
     // A client that gave up on this request has told its user it failed: it must not happen.
@@ -68,10 +126,14 @@ pub fn handle_line(hub: &Hub, session: &mut Session, line: &str) -> FromHub {
         }
         // A hook, which never registers, names its session; a peer takes only its own inbox.
         Op::InboxTake(take) if !session.registered && take.session_id.is_some() => {
-            answer(hub.take_inbox(session.conn, take.session_id.as_deref()))
+            let session_id = take.session_id.as_deref().unwrap_or_default();
+            validate_id("session_id", session_id)
+                .and_then(|()| answer(hub.take_inbox(session.conn, Some(session_id))))
         }
         Op::InboxAck(ack) if !session.registered && ack.session_id.is_some() => {
-            answer(hub.ack_inbox(session.conn, ack.session_id.as_deref(), ack.take_id))
+            let session_id = ack.session_id.as_deref().unwrap_or_default();
+            validate_id("session_id", session_id)
+                .and_then(|()| answer(hub.ack_inbox(session.conn, Some(session_id), ack.take_id)))
         }
         // `relay peers` lists everyone without joining.
         Op::Peers if !session.registered => answer(Ok(hub.all_peers())),
@@ -98,9 +160,6 @@ fn unix_ms() -> u64 {
 }
 
 fn error(id: Option<u64>, e: RelayError) -> FromHub {
-    if e.code == ErrorCode::BadMsg {
-        tracing::warn!(detail = %e.message, "bad_msg");
-    }
     FromHub::Err {
         id,
         code: e.code,
@@ -120,22 +179,17 @@ fn handle_hello(hub: &Hub, session: &mut Session, hello: Hello) -> Result<Value,
         return Err(texts::already_registered());
     }
     validate_name(&hello.name)?;
-    for (field, value) in [
-        ("cwd", hello.cwd.as_str()),
-        ("git_branch", hello.git_branch.as_str()),
-        ("pushes_reason", hello.pushes_reason.as_str()),
-        (
-            "session_id",
-            hello.session_id.as_deref().unwrap_or_default(),
-        ),
-    ] {
-        if value.len() > MAX_HELLO_FIELD_BYTES {
-            return Err(texts::hello_field_too_long(
-                field,
-                value.len(),
-                MAX_HELLO_FIELD_BYTES,
-            ));
-        }
+    // Bounded, so that a peer list always fits a line and no peer can make the hub hold much.
+    validate_len("hello's cwd", &hello.cwd, MAX_CWD_BYTES)?;
+    validate_len("hello's git_branch", &hello.git_branch, MAX_LABEL_BYTES)?;
+    validate_len(
+        "hello's pushes_reason",
+        &hello.pushes_reason,
+        MAX_LABEL_BYTES,
+    )?;
+    validate_len("hello's version", &hello.version, MAX_LABEL_BYTES)?;
+    if let Some(session_id) = &hello.session_id {
+        validate_id("session_id", session_id)?;
     }
     let welcome = hub.register(session.conn, hello, session.pid, session.outbox.clone())?;
     session.registered = true;
@@ -143,12 +197,17 @@ fn handle_hello(hub: &Hub, session: &mut Session, hello: Hello) -> Result<Value,
 }
 
 fn handle_ask(hub: &Hub, conn: ConnId, ask: AskRequest) -> Result<Value, RelayError> {
+    validate_name(&ask.to)?;
     validate_text("question", &ask.question)?;
     validate_timeout(ask.timeout_secs)?;
+    if let Some(thread_id) = &ask.thread_id {
+        validate_id("thread_id", thread_id)?;
+    }
     answer(hub.ask(conn, ask))
 }
 
 fn handle_reply(hub: &Hub, conn: ConnId, reply: ReplyRequest) -> Result<Value, RelayError> {
+    validate_id("ask_id", &reply.ask_id)?;
     validate_text("reply", &reply.text)?;
     answer(hub.reply(conn, reply))
 }

@@ -2,27 +2,52 @@
 //!
 //! Everything the hub writes to a peer (responses and events) goes through its outbox: a queue
 //! drained by that connection's writer. Sending never waits, so a peer that stops reading cannot
-//! stall the hub or anyone else. The queue is bounded by bytes and by count rather than by a
-//! small count alone, so that a burst a healthy peer will read (the failures of 300 asks at once,
-//! say) fits, while a peer that has stopped reading is found out: when its queue overflows the
-//! outbox closes the connection, the hub drops the peer, and the asks pending on it fail for
-//! their callers with `peer_gone`.
+//! stall the hub or anyone else. What bounds the queue:
+//! - a peer is dropped for not reading, never for receiving a burst: its writer drops it when it
+//!   takes no bytes for [`STALL`] while some wait, and its disconnect fails the asks pending on
+//!   it with `peer_gone`;
+//! - the hub stops reading a peer's requests while [`PAUSE_READING_BYTES`] of answers wait for
+//!   it, so a peer cannot make the hub queue without bound by asking and not reading;
+//! - asks to a peer with [`PEER_BUSY_BYTES`] unread, or while every outbox together holds
+//!   [`HUB_UNREAD_BYTES`], are refused with `peer_busy` (answers and failure notices to asks
+//!   already made are always queued: there are at most so many of those).
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
 };
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::{framing::encode_line, protocol::FromHub};
 
-/// How many bytes may wait for a peer before the peer counts as stuck.
-pub const OUTBOX_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// How long a peer may take no bytes while some wait for it before it counts as not reading.
+pub const STALL: Duration = Duration::from_secs(15);
 
-/// How many lines may wait for a peer before the peer counts as stuck.
-pub const OUTBOX_MAX_LINES: usize = 10_000;
+/// Unread bytes for one peer above which the hub stops reading its requests until it catches up.
+pub const PAUSE_READING_BYTES: usize = 8 * 1024 * 1024;
+
+/// Unread bytes for one peer above which asks to it are refused with `peer_busy`.
+pub const PEER_BUSY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Unread bytes in every outbox together above which new asks are refused with `peer_busy`.
+pub const HUB_UNREAD_BYTES: usize = 256 * 1024 * 1024;
+
+/// The unread bytes of every outbox of one hub together.
+#[derive(Debug, Default)]
+pub struct Unread {
+    bytes: AtomicUsize,
+}
+
+impl Unread {
+    pub fn total(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Outbox {
@@ -32,11 +57,13 @@ pub struct Outbox {
     closed: CancellationToken,
 }
 
-/// What sits in the queue now.
-#[derive(Debug, Default)]
+/// What sits in one queue now.
+#[derive(Debug)]
 pub struct Queued {
     bytes: AtomicUsize,
-    lines: AtomicUsize,
+    hub: Arc<Unread>,
+    /// Signalled whenever the writer took some bytes.
+    drained: Notify,
 }
 
 /// The connection's side of an outbox: the lines to write and the signal to stop.
@@ -47,18 +74,48 @@ pub struct OutboxReceiver {
 }
 
 impl Queued {
-    /// Called by the writer once it has written `lines` lines of `bytes` bytes in all.
-    pub fn written(&self, bytes: usize, lines: usize) {
+    /// Called by the writer once it has written `bytes` bytes of queued lines.
+    pub fn written(&self, bytes: usize) {
         self.bytes.fetch_sub(bytes, Ordering::Relaxed);
-        self.lines.fetch_sub(lines, Ordering::Relaxed);
+        self.hub.bytes.fetch_sub(bytes, Ordering::Relaxed);
+        self.drained.notify_waiters();
+    }
+
+    pub fn unread(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once at most `bytes` wait (at once if that is so now).
+    pub async fn at_most(&self, bytes: usize) {
+        loop {
+            let drained = self.drained.notified();
+            if self.unread() <= bytes {
+                return;
+            }
+            drained.await;
+        }
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        // What was never written is no longer held.
+        self.hub
+            .bytes
+            .fetch_sub(*self.bytes.get_mut(), Ordering::Relaxed);
     }
 }
 
 impl Outbox {
-    pub fn new() -> (Outbox, OutboxReceiver) {
+    /// An outbox whose unread bytes count towards `hub`'s.
+    pub fn new(hub: Arc<Unread>) -> (Outbox, OutboxReceiver) {
         let (lines_tx, lines_rx) = mpsc::unbounded_channel();
         let closed = CancellationToken::new();
-        let queued = Arc::new(Queued::default());
+        let queued = Arc::new(Queued {
+            bytes: AtomicUsize::new(0),
+            hub,
+            drained: Notify::new(),
+        });
         let outbox = Outbox {
             lines: lines_tx,
             queued: queued.clone(),
@@ -72,25 +129,29 @@ impl Outbox {
         (outbox, receiver)
     }
 
-    /// Queues a message. Returns false when it could not be queued: the connection is closing,
-    /// or its queue overflowed and the connection has now been told to close.
+    /// Queues a message. Returns false when the connection is closing.
     pub fn send(&self, message: &FromHub) -> bool {
         if self.closed.is_cancelled() {
             return false;
         }
         let line = encode_line(message);
-        let bytes = self.queued.bytes.fetch_add(line.len(), Ordering::Relaxed) + line.len();
-        let lines = self.queued.lines.fetch_add(1, Ordering::Relaxed) + 1;
-        if bytes > OUTBOX_MAX_BYTES || lines > OUTBOX_MAX_LINES {
-            tracing::warn!(
-                queued_bytes = bytes,
-                queued_lines = lines,
-                "peer_dropped_not_reading"
-            );
-            self.close();
+        let bytes = line.len();
+        if self.lines.send(line).is_err() {
             return false;
         }
-        self.lines.send(line).is_ok()
+        self.queued.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.queued.hub.bytes.fetch_add(bytes, Ordering::Relaxed);
+        true
+    }
+
+    /// How many bytes wait for the peer to read them.
+    pub fn unread(&self) -> usize {
+        self.queued.unread()
+    }
+
+    /// Resolves once at most `bytes` wait for the peer.
+    pub async fn drained_to(&self, bytes: usize) {
+        self.queued.at_most(bytes).await
     }
 
     /// Tells the connection to close now, without draining its queue.

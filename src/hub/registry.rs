@@ -176,7 +176,7 @@ mod tests {
             pid: 1,
             connected_at: now,
             last_seen: now,
-            outbox: Outbox::new().0,
+            outbox: Outbox::new(Default::default()).0,
             inbox: Owner::Connection(ConnId(0)),
         }
     }

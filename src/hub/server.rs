@@ -9,16 +9,26 @@ use interprocess::local_socket::{
     tokio::{Listener, Stream, prelude::*},
 };
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
-use tokio::sync::watch;
+use tokio::{io::AsyncWriteExt, sync::watch};
 
 use crate::{
     ask::ConnId,
-    hub::{connection, handle::Hub},
+    framing::encode_line,
+    hub::{
+        connection::{self, NotYetRegistered, Unregistered},
+        handle::Hub,
+        texts,
+    },
     paths::DataDir,
+    protocol::FromHub,
 };
 
 /// How long the hub waits for its connections to close on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// The most connections that have not said hello yet: past it new connections are refused, so
+/// that clients which never say hello cannot take every file descriptor from sessions that do.
+pub const MAX_UNREGISTERED: usize = 256;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ServerConfig {
@@ -74,6 +84,7 @@ pub async fn serve(
     let deadlines = tokio::spawn(run_deadlines(hub.clone()));
     tokio::pin!(shutdown);
     let mut next_conn = 0u64;
+    let unregistered = Arc::new(Unregistered::default());
     tracing::info!(idle_exit_secs = config.idle_exit.as_secs(), "hub_listening");
     loop {
         let idle = *live_rx.borrow_and_update() == 0;
@@ -82,11 +93,15 @@ pub async fn serve(
                 Ok(stream) => {
                     next_conn += 1;
                     let Some(pid) = admit(&stream, uid) else { continue };
+                    if unregistered.count() >= MAX_UNREGISTERED {
+                        refuse(stream, pid);
+                        continue;
+                    }
                     live.send_modify(|n| *n += 1);
                     let guard = LiveGuard(live.clone());
-                    let hub = hub.clone();
+                    let (hub, waiting) = (hub.clone(), NotYetRegistered::new(unregistered.clone()));
                     tokio::spawn(async move {
-                        connection::serve(stream, ConnId(next_conn), pid, hub).await;
+                        connection::serve(stream, ConnId(next_conn), pid, hub, waiting).await;
                         drop(guard);
                     });
                 }
@@ -131,6 +146,21 @@ fn admit(stream: &Stream, uid: u32) -> Option<u32> {
             None
         }
     }
+}
+
+/// Turns a connection away with one line saying why, without waiting on it.
+fn refuse(stream: Stream, pid: u32) {
+    tracing::warn!(peer_pid = pid, "refused_too_many_unregistered");
+    let error = texts::too_many_unregistered();
+    let line = encode_line(&FromHub::Err {
+        id: None,
+        code: error.code,
+        message: error.message,
+    });
+    tokio::spawn(async move {
+        let mut writer = &stream;
+        let _ = tokio::time::timeout(Duration::from_millis(100), writer.write_all(&line)).await;
+    });
 }
 
 /// Counts a connection as live until dropped.

@@ -18,7 +18,16 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use crate::{
-    hub::{ServerConfig, bind, inbox::ORPHAN_GRACE, serve},
+    hub::{
+        ServerConfig,
+        asking::MAX_PENDING_PER_PEER,
+        bind,
+        connection::{HELLO_TIMEOUT, LINE_STALL},
+        inbox::ORPHAN_GRACE,
+        outbox::{PEER_BUSY_BYTES, STALL},
+        serve,
+        server::MAX_UNREGISTERED,
+    },
     paths::DataDir,
     protocol::PROTOCOL_VERSION,
 };
@@ -148,8 +157,15 @@ struct Peer {
 }
 
 impl Peer {
-    fn send(&mut self, message: &Value) {
-        writeln!(self.stream, "{message}").expect("write to the hub");
+    /// Writes `bytes` to the hub. A blocking write, like every read: the hub, which must read
+    /// them for the write to finish, runs on the test's own thread.
+    async fn write(&mut self, bytes: Vec<u8>) {
+        let mut stream = self.stream.try_clone().unwrap();
+        blocking(move || stream.write_all(&bytes).expect("write to the hub")).await;
+    }
+
+    async fn send(&mut self, message: &Value) {
+        self.write(format!("{message}\n").into_bytes()).await;
     }
 
     /// The next line from the hub; `None` when it closed the connection.
@@ -172,7 +188,7 @@ impl Peer {
         let id = self.next_id;
         self.next_id += 1;
         op["id"] = json!(id);
-        self.send(&op);
+        self.send(&op).await;
         loop {
             let line = self.read().await.expect("the hub answers");
             if line["id"] == id {
@@ -315,7 +331,7 @@ async fn a_target_that_leaves_fails_its_asks_with_peer_gone_at_once() {
 async fn the_hub_exits_when_idle_for_its_idle_time_and_a_connection_resets_it() {
     let hub = TestHub::start();
     advance(IDLE_EXIT - Duration::from_secs(1)).await;
-    let peer = hub.connect().await;
+    let peer = hub.peer("alpha", "on", None).await;
     advance(Duration::from_secs(10)).await;
     assert!(!hub.served.is_finished(), "a connection keeps it up");
     peer.close().await;
@@ -357,10 +373,10 @@ async fn a_departed_sessions_inbox_waits_for_the_grace_then_expires() {
         assert_eq!(beta.event().await["type"], "settled");
         beta.close().await;
     }
-    let mut hook = hub.connect().await;
     let take = |session: &str| json!({"op": "inbox_take", "session_id": session});
 
     advance(ORPHAN_GRACE - Duration::from_secs(1)).await;
+    let mut hook = hub.connect().await;
     let early = hook.ok(take("early")).await;
     assert_eq!(early["messages"][0]["text"], "early", "{early}");
     hook.ok(json!({"op": "inbox_ack", "take_id": early["take_id"], "session_id": "early"}))
@@ -469,4 +485,137 @@ async fn a_request_after_its_deadline_is_refused_and_not_applied() {
     in_time["deadline_ms"] = json!(u64::MAX);
     alpha.ok(in_time).await;
     assert_eq!(beta.event().await["type"], "ask");
+}
+
+/// A connection that never says hello is closed after HELLO_TIMEOUT; until then it may ask what
+/// needs no hello.
+#[tokio::test(start_paused = true)]
+async fn a_connection_that_never_says_hello_is_closed() {
+    let hub = TestHub::start();
+    let mut silent = hub.connect().await;
+    silent.ok(json!({"op": "status"})).await;
+    advance(HELLO_TIMEOUT - Duration::from_secs(1)).await;
+    silent.ok(json!({"op": "status"})).await;
+    advance(Duration::from_secs(1)).await;
+    assert_eq!(silent.read().await, None, "closed by the hub");
+    let mut greeted = hub.peer("alpha", "on", None).await;
+    advance(HELLO_TIMEOUT * 10).await;
+    greeted.ok(json!({"op": "status"})).await;
+}
+
+/// Past MAX_UNREGISTERED connections without hello, new ones are turned away at once with a
+/// reason, and a session that says hello is let in again as soon as they go.
+#[tokio::test(start_paused = true)]
+async fn connections_without_hello_cannot_take_every_place() {
+    let hub = TestHub::start();
+    let mut silent = Vec::new();
+    for _ in 0..MAX_UNREGISTERED {
+        silent.push(hub.connect().await);
+    }
+    // Each is counted once it is accepted: a round trip on the last makes sure all were.
+    silent.last_mut().unwrap().ok(json!({"op": "status"})).await;
+    let mut refused = hub.connect().await;
+    let answer = refused.read().await.expect("a reason");
+    assert_eq!(answer["code"], "hub_unreachable", "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("have not said hello")
+    );
+    assert_eq!(refused.read().await, None);
+    advance(HELLO_TIMEOUT).await;
+    for mut peer in silent {
+        assert_eq!(peer.read().await, None);
+    }
+    hub.peer("alpha", "on", None).await;
+}
+
+/// A burst of 10,001 asks in one write at one session does not knock that session off: it gets
+/// the first MAX_PENDING_PER_PEER, the asker is refused the rest with `too_many_asks`.
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_asks_is_refused_past_the_limit_and_the_target_stays() {
+    let hub = TestHub::start();
+    let mut asker = hub.peer("asker", "on", None).await;
+    let mut victim = hub.peer("victim", "on", None).await;
+    let burst: String = (0..10_001)
+        .map(|n| format!("{}\n", json!({"id": 10_000 + n, "op": "ask", "to": "victim", "question": "q", "timeout_secs": 600})))
+        .collect();
+    asker.write(burst.into_bytes()).await;
+    let mut refused = 0;
+    for _ in 0..10_001 {
+        let answer = asker.read().await.expect("an answer to each");
+        match answer["type"].as_str() {
+            Some("ok") => {}
+            _ => {
+                assert_eq!(answer["code"], "too_many_asks", "{answer}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(refused, 10_001 - MAX_PENDING_PER_PEER);
+    for _ in 0..MAX_PENDING_PER_PEER {
+        assert_eq!(victim.event().await["type"], "ask");
+    }
+    victim.nothing_waiting().await;
+    let peers = asker.ok(json!({"op": "peers"})).await;
+    assert_eq!(peers["peers"][0]["name"], "victim", "still there: {peers}");
+}
+
+/// A peer that stops reading is dropped once it has taken no bytes for STALL, and the asks
+/// pending on it fail for their callers; meanwhile, past PEER_BUSY_BYTES unread, new asks to it
+/// are refused with `peer_busy`.
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_stops_reading_is_refused_asks_then_dropped() {
+    let hub = TestHub::start();
+    let mut asker = hub.peer("asker", "on", None).await;
+    let _deaf = hub.peer("deaf", "on", None).await;
+    let mut other = hub.peer("other", "on", None).await;
+    let big = "x".repeat(512 * 1024);
+    let mut sent = 0;
+    let busy = loop {
+        let mut events = Vec::new();
+        let answer = asker
+            .request_keeping(
+                json!({"op": "ask", "to": "deaf", "question": big, "timeout_secs": 600}),
+                &mut events,
+            )
+            .await;
+        if answer["type"] == "err" {
+            break answer;
+        }
+        sent += 1;
+        assert!(sent < 100, "never refused");
+    };
+    assert_eq!(busy["code"], "peer_busy", "{busy}");
+    assert!(sent * 512 * 1024 > PEER_BUSY_BYTES);
+    asker.nothing_waiting().await;
+    // Everyone else is served as before.
+    asker.ok(ask("other", 600)).await;
+    assert_eq!(other.event().await["type"], "ask");
+    advance(STALL).await;
+    for _ in 0..sent {
+        assert_eq!(asker.event().await["code"], "peer_gone");
+    }
+    let peers = asker.ok(json!({"op": "peers"})).await;
+    let names: Vec<&Value> = peers["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["name"])
+        .collect();
+    assert_eq!(names, [&json!("other")], "deaf was dropped: {peers}");
+}
+
+/// A line left unfinished closes its connection after LINE_STALL, with the reason.
+#[tokio::test(start_paused = true)]
+async fn a_line_left_unfinished_closes_its_connection() {
+    let hub = TestHub::start();
+    let mut peer = hub.peer("alpha", "on", None).await;
+    peer.write(b"{\"id\":5,\"op\":\"pe".to_vec()).await;
+    advance(LINE_STALL).await;
+    let answer = peer.read().await.expect("the reason");
+    assert_eq!(answer["code"], "bad_msg", "{answer}");
+    assert!(answer["message"].as_str().unwrap().contains("unfinished"));
+    assert_eq!(peer.read().await, None);
 }

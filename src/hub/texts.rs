@@ -39,12 +39,6 @@ pub fn protocol_mismatch(client_version: &str, client_protocol: u32) -> RelayErr
     )
 }
 
-pub fn hello_field_too_long(field: &str, bytes: usize, limit: usize) -> RelayError {
-    RelayError::bad_args(format!(
-        "hello's {field} is {bytes} bytes, over the limit of {limit}"
-    ))
-}
-
 pub fn name_taken(name: &str) -> RelayError {
     RelayError::new(
         ErrorCode::NameTaken,
@@ -82,6 +76,45 @@ pub fn inbox_full(name: &str) -> RelayError {
             "{name}'s pushes are off and its inbox of undelivered messages is full, so nothing was sent; \
              tell the user: {name} must be used (a prompt there delivers the inbox) or restarted with the \
              channels flag"
+        ),
+    )
+}
+
+pub fn too_many_asks(pending: usize, max: usize) -> RelayError {
+    RelayError::new(
+        ErrorCode::TooManyAsks,
+        format!(
+            "this session has {pending} asks waiting for replies, and {max} is the most one session may \
+             have; nothing was sent: wait for replies (or their timeouts) first"
+        ),
+    )
+}
+
+pub fn hub_too_many_asks(max: usize) -> RelayError {
+    RelayError::new(
+        ErrorCode::TooManyAsks,
+        format!(
+            "the hub holds {max} asks waiting for replies, its most; nothing was sent: try again later"
+        ),
+    )
+}
+
+pub fn peer_busy(name: &str, unread: usize) -> RelayError {
+    RelayError::new(
+        ErrorCode::PeerBusy,
+        format!(
+            "{name} has not read the {} KiB it was last sent yet; nothing was sent: try again shortly",
+            unread / 1024
+        ),
+    )
+}
+
+pub fn hub_busy(unread: usize) -> RelayError {
+    RelayError::new(
+        ErrorCode::PeerBusy,
+        format!(
+            "the hub holds {} MiB that sessions have not read yet; nothing was sent: try again shortly",
+            unread / (1024 * 1024)
         ),
     )
 }
@@ -175,6 +208,25 @@ pub fn line_too_long() -> RelayError {
     RelayError::bad_msg(format!(
         "a line is longer than {MAX_LINE_BYTES} bytes (1 MiB); the hub closes this connection"
     ))
+}
+
+pub fn line_stalled() -> RelayError {
+    RelayError::bad_msg(format!(
+        "a line stayed unfinished for {} s; the hub closes this connection",
+        super::connection::LINE_STALL.as_secs()
+    ))
+}
+
+pub fn lines_over_budget() -> RelayError {
+    RelayError::bad_msg(
+        "the hub holds too many unfinished lines from its connections; it closes this one, try again",
+    )
+}
+
+pub fn too_many_unregistered() -> RelayError {
+    RelayError::hub_unreachable(
+        "too many connections to the hub have not said hello; it refuses new ones until they do or time out, try again in a few seconds",
+    )
 }
 
 pub fn line_not_utf8() -> RelayError {
