@@ -9,8 +9,10 @@
 //! a test's temp dir (HOMEs, stderr files, hub logs) for inspection.
 
 mod claude_support;
+mod common;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -185,8 +187,13 @@ fn stage_repo(to: &Path) {
             if src.is_dir() {
                 copy(&src, &dst);
             } else if src.is_file() {
-                // fs::copy keeps the mode, so bin/relay-channel stays executable.
-                fs::copy(&src, &dst).unwrap();
+                if src.metadata().unwrap().permissions().mode() & 0o111 != 0 {
+                    // bin/relay-channel. Not fs::copy, which would hold it open for writing in
+                    // this process: see common::write_executable.
+                    common::copy_executable(&src, &dst);
+                } else {
+                    fs::copy(&src, &dst).unwrap();
+                }
             }
         }
     }

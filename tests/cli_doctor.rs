@@ -87,8 +87,7 @@ fn fake_claude_dir(relay: &Relay) -> PathBuf {
     let dir = relay.dir.path().join("fakebin");
     fs::create_dir_all(&dir).unwrap();
     let claude = dir.join("claude");
-    fs::write(&claude, "#!/bin/sh\necho '2.1.197 (Claude Code)'\n").unwrap();
-    fs::set_permissions(&claude, fs::Permissions::from_mode(0o755)).unwrap();
+    common::write_executable(&claude, "#!/bin/sh\necho '2.1.197 (Claude Code)'\n");
     dir
 }
 
@@ -376,8 +375,7 @@ fn a_relay_channel_of_another_version_on_path_is_a_warning() {
     let old = relay.dir.path().join("oldbin");
     fs::create_dir_all(&old).unwrap();
     let channel = old.join("relay-channel");
-    fs::write(&channel, "#!/bin/sh\necho 'relay-channel 0.0.1'\n").unwrap();
-    fs::set_permissions(&channel, fs::Permissions::from_mode(0o755)).unwrap();
+    common::write_executable(&channel, "#!/bin/sh\necho 'relay-channel 0.0.1'\n");
     let path = format!("{}:{}", old.display(), healthy_path(&relay));
 
     let (_, report) = doctor_json(&relay, &path);

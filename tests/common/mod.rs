@@ -230,6 +230,50 @@ impl Drop for Relay {
     }
 }
 
+/// Creates `path` as an executable (mode 755) holding `contents`, for a test that then runs it.
+///
+/// Why not `fs::write` and `set_permissions`: while a file is open for writing, exec of it fails
+/// with ETXTBSY ("Text file busy"), and the test process is not the only holder of the fds it
+/// opens. Every other test runs in a thread of the same process and starts processes of its own;
+/// a child forked at the moment this thread holds the file open for writing gets a copy of that
+/// fd, and keeps it from fork until its own exec (when O_CLOEXEC closes it). If this thread
+/// execs the file in that window, the exec fails. So the file is written by a short-lived
+/// `sh` child instead: the only writable fd on it ever lives in that child, which has exited
+/// before this returns, and no later fork can copy it.
+pub fn write_executable(path: impl AsRef<Path>, contents: &str) {
+    let path = path.as_ref();
+    let mut child = Command::new("sh")
+        .args(["-c", r#"cat > "$1" && chmod 755 "$1""#, "sh"])
+        .arg(path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("start sh");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(contents.as_bytes()).unwrap();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "writing {}: {status}", path.display());
+}
+
+/// Copies `from` to `to` as an executable (mode 755) with cp(1), for a test that then runs the
+/// copy. `fs::copy` would hold `to` open for writing in this process: see [`write_executable`]
+/// for why that makes running it fail now and then with ETXTBSY.
+pub fn copy_executable(from: impl AsRef<Path>, to: impl AsRef<Path>) {
+    let (from, to) = (from.as_ref(), to.as_ref());
+    let status = Command::new("sh")
+        .args(["-c", r#"cp -- "$1" "$2" && chmod 755 "$2""#, "sh"])
+        .args([from, to])
+        .stdin(Stdio::null())
+        .status()
+        .expect("start sh");
+    assert!(
+        status.success(),
+        "copying {} to {}: {status}",
+        from.display(),
+        to.display()
+    );
+}
+
 /// Sends a signal to a pid with kill(1).
 pub fn kill(pid: u32, signal: &str) {
     let _ = Command::new("kill")
