@@ -204,11 +204,25 @@ impl Relay {
             .any(|line| line["event"] == event && also(line))
     }
 
-    /// Every line of today's log file, parsed.
+    /// Every complete line of the log files, parsed.
+    ///
+    /// A last line without its newline is left out: a process is writing it at this moment. Each
+    /// line is one `write` with `O_APPEND`, which keeps lines of different processes apart but is
+    /// not atomic for a reader: Linux copies a write into the file page by page and makes each
+    /// page's part visible as it goes, so a line that crosses a 4 KiB boundary can be read cut at
+    /// that boundary (as `relay logs` knows, holding such a line back). It is whole at the next
+    /// look, and callers that wait for a line look again.
     pub fn log_lines(&self) -> Vec<Value> {
         let mut lines = Vec::new();
         for entry in fs::read_dir(self.logs()).unwrap().flatten() {
-            let text = fs::read_to_string(entry.path()).unwrap();
+            let mut bytes = fs::read(entry.path()).unwrap();
+            bytes.truncate(
+                bytes
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(0, |end| end + 1),
+            );
+            let text = String::from_utf8(bytes).unwrap();
             for line in text.lines() {
                 let value: Value = serde_json::from_str(line)
                     .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
