@@ -8,13 +8,12 @@
 //!
 //! It also remembers how recent asks ended, so that a late `relay_reply` is told *why* its ask is
 //! no longer pending (answered, timed out and when, asker gone) instead of a bare "unknown".
+//! The table says why ([`NotPending`]); the hub words it for the user.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use time::OffsetDateTime;
 use tokio::time::Instant;
-
-use crate::errors::{ErrorCode, RelayError};
 
 /// Identifies one hub connection: the caller or the target of an ask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -41,6 +40,29 @@ enum Ending {
     TimedOut { at: OffsetDateTime, after_secs: u64 },
     TargetGone,
     CallerGone,
+}
+
+/// Why a reply cannot answer an ask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotPending {
+    /// No ask with this id is remembered: never existed, or ended long ago.
+    Unknown,
+    /// It is pending, but for another session.
+    AddressedTo {
+        target: String,
+    },
+    Answered,
+    TimedOut {
+        at: OffsetDateTime,
+        after_secs: u64,
+        caller: String,
+    },
+    /// Its caller disconnected.
+    CallerGone {
+        caller: String,
+    },
+    /// Its target (this session) disconnected since it was asked.
+    TargetGone,
 }
 
 /// How many ended asks are remembered for the error message of a late reply.
@@ -83,24 +105,19 @@ impl AskTable {
         self.deadlines.first().map(|(when, _)| *when)
     }
 
-    /// Removes the ask `ask_id` so that `replier` can answer it. Fails with `unknown_ask`, saying
-    /// why, when the ask is not pending or is addressed to someone else.
+    /// Removes the ask `ask_id` so that `replier` can answer it, or says why it cannot: the ask
+    /// is not pending, or is addressed to someone else.
     pub fn take_for_reply(
         &mut self,
         ask_id: &str,
         replier: ConnId,
-    ) -> Result<PendingAsk, RelayError> {
+    ) -> Result<PendingAsk, NotPending> {
         match self.pending.get(ask_id) {
             Some(ask) if ask.target == replier => {}
             Some(ask) => {
-                return Err(RelayError::new(
-                    ErrorCode::UnknownAsk,
-                    format!(
-                        "ask {ask_id} was addressed to {}, not to this session; only the session that \
-                         was asked can reply",
-                        ask.target_name
-                    ),
-                ));
+                return Err(NotPending::AddressedTo {
+                    target: ask.target_name.clone(),
+                });
             }
             None => return Err(self.why_not_pending(ask_id)),
         }
@@ -185,33 +202,20 @@ impl AskTable {
             .insert(ask.ask_id.clone(), (ending, ask.caller_name.clone()));
     }
 
-    fn why_not_pending(&self, ask_id: &str) -> RelayError {
-        let message = match self.ended.get(ask_id) {
-            None => format!(
-                "no ask with id {ask_id:?} is pending: copy the ask_id from the <channel> tag of the question"
-            ),
-            Some((Ending::Answered, _)) => {
-                format!("ask {ask_id} was already answered; nothing was sent")
-            }
-            Some((Ending::TimedOut { at, after_secs }, caller)) => {
-                let at = at
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default();
-                format!(
-                    "ask {ask_id} timed out at {at} after {after_secs} s and {caller} was told; the reply was \
-                     not delivered: tell the user, or send {caller} a new relay_ask if it still matters"
-                )
-            }
-            Some((Ending::CallerGone, caller)) => format!(
-                "{caller}, the session that asked {ask_id}, has disconnected; the reply cannot be delivered"
-            ),
-            Some((Ending::TargetGone, _)) => {
-                format!(
-                    "ask {ask_id} is no longer pending: this session reconnected after it was asked"
-                )
-            }
-        };
-        RelayError::new(ErrorCode::UnknownAsk, message)
+    fn why_not_pending(&self, ask_id: &str) -> NotPending {
+        match self.ended.get(ask_id) {
+            None => NotPending::Unknown,
+            Some((Ending::Answered, _)) => NotPending::Answered,
+            Some((Ending::TimedOut { at, after_secs }, caller)) => NotPending::TimedOut {
+                at: *at,
+                after_secs: *after_secs,
+                caller: caller.clone(),
+            },
+            Some((Ending::CallerGone, caller)) => NotPending::CallerGone {
+                caller: caller.clone(),
+            },
+            Some((Ending::TargetGone, _)) => NotPending::TargetGone,
+        }
     }
 }
 
@@ -267,27 +271,22 @@ mod tests {
         let now = Instant::now();
         let mut table = AskTable::new();
         table.insert(ask("a", 1, 2, now + Duration::from_secs(10)));
-        let wrong = table.take_for_reply("a", ConnId(3)).unwrap_err();
-        assert_eq!(wrong.code, ErrorCode::UnknownAsk);
-        assert!(
-            wrong.message.contains("addressed to peer2"),
-            "{}",
-            wrong.message
+        assert_eq!(
+            table.take_for_reply("a", ConnId(3)).unwrap_err(),
+            NotPending::AddressedTo {
+                target: "peer2".into()
+            }
         );
         assert_eq!(table.take_for_reply("a", ConnId(2)).unwrap().ask_id, "a");
         assert!(table.is_empty());
         assert_eq!(table.next_deadline(), None);
-        let again = table.take_for_reply("a", ConnId(2)).unwrap_err();
-        assert!(
-            again.message.contains("already answered"),
-            "{}",
-            again.message
+        assert_eq!(
+            table.take_for_reply("a", ConnId(2)).unwrap_err(),
+            NotPending::Answered
         );
-        let never = table.take_for_reply("zzz", ConnId(2)).unwrap_err();
-        assert!(
-            never.message.contains("no ask with id"),
-            "{}",
-            never.message
+        assert_eq!(
+            table.take_for_reply("zzz", ConnId(2)).unwrap_err(),
+            NotPending::Unknown
         );
     }
 
@@ -298,8 +297,10 @@ mod tests {
         table.insert(ask("a", 1, 2, now));
         assert_eq!(table.expire(now).len(), 1);
         let late = table.take_for_reply("a", ConnId(2)).unwrap_err();
-        assert!(late.message.contains("timed out at"), "{}", late.message);
-        assert!(late.message.contains("peer1 was told"), "{}", late.message);
+        assert!(
+            matches!(&late, NotPending::TimedOut { after_secs: 5, caller, .. } if caller == "peer1"),
+            "{late:?}"
+        );
     }
 
     #[test]
@@ -324,11 +325,11 @@ mod tests {
         assert_eq!(forgotten, ["from-2"]);
         assert_eq!(table.len(), 1);
         assert_eq!(table.next_deadline(), Some(now + Duration::from_secs(4)));
-        let late = table.take_for_reply("from-2", ConnId(3)).unwrap_err();
-        assert!(
-            late.message.contains("has disconnected"),
-            "{}",
-            late.message
+        assert_eq!(
+            table.take_for_reply("from-2", ConnId(3)).unwrap_err(),
+            NotPending::CallerGone {
+                caller: "peer2".into()
+            }
         );
     }
 
@@ -342,12 +343,9 @@ mod tests {
             table.take_for_reply(&id, ConnId(2)).unwrap();
         }
         assert_eq!(table.ended.len(), REMEMBERED_ENDINGS);
-        assert!(
-            table
-                .take_for_reply("a0", ConnId(2))
-                .unwrap_err()
-                .message
-                .contains("no ask with id")
+        assert_eq!(
+            table.take_for_reply("a0", ConnId(2)).unwrap_err(),
+            NotPending::Unknown
         );
     }
 }

@@ -83,6 +83,9 @@ pub struct Hello {
     /// Whether Claude Code shows this peer's channel pushes, as far as the peer can tell.
     #[serde(default)]
     pub pushes: Pushes,
+    /// Why the peer thinks so, in a few words for people (`relay peers`, `relay doctor`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pushes_reason: String,
     /// The Claude Code session id (`CLAUDE_CODE_SESSION_ID`), by which the session's hooks find
     /// its inbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -239,6 +242,10 @@ pub struct PeerInfo {
     pub git_branch: String,
     /// Whether the peer's Claude Code shows channel pushes (`on`, `off`, `unknown`).
     pub channels: Pushes,
+    /// Why the peer's channel decided so: the flag it found on `claude`'s command line, its
+    /// absence, `RELAY_CHANNELS`, or an MCP revision without a path for pushes.
+    #[serde(default)]
+    pub channels_reason: String,
     pub pid: u32,
     /// RFC 3339, UTC.
     pub connected_at: String,

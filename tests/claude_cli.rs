@@ -1,12 +1,13 @@
-//! End-to-end tests with the REAL `claude` CLI (pinned, see
-//! `.ci/install-claude.sh`), run offline against a scripted mock of the
-//! Messages API. They prove what unit tests cannot: that Claude Code loads
-//! the plugin, that our channel's pushes reach a real session's model as
-//! `<channel>` blocks, and that the model's tool calls travel back.
+//! End-to-end tests with the REAL `claude` CLI, run offline against a scripted mock of the
+//! Messages API. They prove what unit tests cannot: that Claude Code loads the plugin, that our
+//! channel's pushes reach a real session's model as `<channel>` blocks, and that the model's tool
+//! calls travel back.
 //!
-//! Without the CLI (outside CI) every test prints one "skipped" line and
-//! passes; under `CI=true` a missing CLI fails. Set `RELAY_TEST_KEEP=1` to keep
-//! a test's temp dir (HOMEs, stderr files, hub logs) for inspection.
+//! Every case in `claude_cli/cases.rs` runs once per CLI version in `.ci/claude-versions` (the
+//! oldest supported and the newest tested), each installed by `.ci/install-claude.sh`; the
+//! version is in the test's name (`v2_1_332::...`). Without a CLI (outside CI) a test prints one
+//! "skipped" line and passes; under `CI=true` a missing CLI fails. Set `RELAY_TEST_KEEP=1` to
+//! keep a test's temp dir (HOMEs, stderr and `--debug-file` logs, hub logs) for inspection.
 
 mod claude_support;
 mod common;
@@ -40,8 +41,10 @@ fn relay_bin_dir() -> PathBuf {
         .to_owned()
 }
 
-fn harness(test: &str) -> Option<Harness> {
-    let cli = claude_or_skip(test)?;
+/// The world of one test against CLI `version`; `None` when it is to be skipped (see
+/// [`claude_or_skip`]).
+fn harness(test: &str, version: &str) -> Option<Harness> {
+    let cli = claude_or_skip(test, version)?;
     Some(Harness::new(cli, relay_bin_dir()))
 }
 
@@ -151,27 +154,6 @@ fn run_cli(h: &Harness, home_name: &str, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// Test 1: The plugin passes the CLI's own strict validation. With a
-/// marketplace.json present, validating the repo root checks only the
-/// marketplace manifest; commands and hooks are checked when plugin.json is
-/// named, so do both.
-#[test]
-fn plugin_validates_strict() {
-    let Some(h) = harness("plugin_validates_strict") else {
-        return;
-    };
-    let root = repo_root();
-    let manifest = root.join(".claude-plugin/plugin.json");
-    for target in [&root, &manifest] {
-        let (ok, out) = run_cli(
-            &h,
-            "validate",
-            &["plugin", "validate", "--strict", &target.to_string_lossy()],
-        );
-        assert!(ok, "strict validation failed:\n{out}");
-    }
-}
-
 /// Copy the repo minus `target/` and `.git/`: installing from a directory
 /// marketplace copies the whole tree into the plugin cache, build output
 /// included (hundreds of MB).
@@ -200,388 +182,10 @@ fn stage_repo(to: &Path) {
     copy(&repo_root(), to);
 }
 
-/// Test 2: Installed the way a user installs it (marketplace add + install), the
-/// relay MCP server connects. `claude mcp list` exits 0 either way; read it.
-#[test]
-fn installed_plugin_server_connects() {
-    let Some(h) = harness("installed_plugin_server_connects") else {
-        return;
-    };
-    let repo = h.root().join("checkout");
-    stage_repo(&repo);
-    let repo = repo.to_string_lossy().into_owned();
-    let steps: [&[&str]; 3] = [
-        &["plugin", "marketplace", "add", &repo],
-        &["plugin", "install", "relay@claude-relay"],
-        &["mcp", "list"],
-    ];
-    let mut log = String::new();
-    for args in steps {
-        // One HOME for all three steps: they build on each other's config.
-        let (ok, out) = run_cli(&h, "installer", args);
-        log.push_str(&out);
-        assert!(ok, "command failed:\n{log}");
-    }
-    let line = log
-        .lines()
-        .find(|l| l.contains(SOURCE))
-        .unwrap_or_else(|| panic!("no {SOURCE} line in `claude mcp list`:\n{log}"));
-    assert!(
-        line.contains("Connected") && !line.contains("Failed"),
-        "relay server not connected:\n{log}\n=== relay logs\n{}",
-        h.relay_logs()
-    );
-}
-
-/// Test 3: alpha asks beta; the ask reaches beta's model as a channel block, beta's
-/// model replies with the ask_id it saw, the reply reaches alpha's model.
-#[test]
-fn ask_and_reply_between_two_sessions() {
-    let Some(h) = harness("ask_and_reply_between_two_sessions") else {
-        return;
-    };
-    let mut ss = h.start_ready(&["alpha", "beta"], READY);
-    h.mock.script(&ss[0].id, asker("QUESTION-1: what is 6*7?"));
-    h.mock.script(&ss[1].id, replier("ANSWER-1: 42"));
-    ss[0].send("START-ASK");
-    let (alpha, beta) = (&ss[0], &ss[1]);
-
-    let peers_req = expect(&h, &ss, alpha, "relay_peers result", |r| {
-        result_json(r, "relay_peers").is_some()
-    });
-    let peers = result_json(&peers_req, "relay_peers").unwrap();
-    assert_eq!(peers["me"], "alpha", "relay_peers: {peers}");
-    assert!(
-        peer_names(&peers).contains(&"beta".to_owned()),
-        "relay_peers: {peers}"
-    );
-    // beta was started with `--channels plugin:relay@inline`: its channel read that from the
-    // real claude process's command line.
-    let beta_entry = peers["peers"]
-        .as_array()
-        .and_then(|list| list.iter().find(|p| p["name"] == "beta"))
-        .cloned()
-        .unwrap_or_default();
-    assert_eq!(beta_entry["channels"], "on", "relay_peers: {peers}");
-
-    let ask_req = expect(&h, &ss, alpha, "relay_ask result", |r| {
-        result_json(r, "relay_ask").is_some()
-    });
-    let ask = result_json(&ask_req, "relay_ask").unwrap();
-    assert_eq!(ask["ok"], true, "relay_ask failed: {ask}");
-    let ask_id = ask["ask_id"].as_str().expect("ask_id").to_owned();
-
-    let got = expect(&h, &ss, beta, "ask pushed from alpha", |r| {
-        channels_of(r, "ask")
-            .iter()
-            .any(|c| c.attr("ask_id") == Some(&ask_id))
-    });
-    let block = channels_of(&got, "ask").remove(0);
-    assert_eq!(block.attr("source"), Some(SOURCE), "{block:?}");
-    assert_eq!(block.attr("from"), Some("alpha"), "{block:?}");
-    assert!(block.content.contains("QUESTION-1"), "{block:?}");
-
-    let reply_req = expect(&h, &ss, beta, "relay_reply result", |r| {
-        result_json(r, "relay_reply").is_some()
-    });
-    let reply = result_json(&reply_req, "relay_reply").unwrap();
-    assert_eq!(reply["ok"], true, "relay_reply failed: {reply}");
-
-    let back = expect(&h, &ss, alpha, "reply pushed from beta", |r| {
-        channels_of(r, "reply")
-            .iter()
-            .any(|c| c.attr("ask_id") == Some(&ask_id))
-    });
-    let block = channels_of(&back, "reply").remove(0);
-    assert_eq!(block.attr("source"), Some(SOURCE), "{block:?}");
-    assert_eq!(block.attr("from"), Some("beta"), "{block:?}");
-    assert!(block.content.contains("ANSWER-1: 42"), "{block:?}");
-}
-
-/// Test 3b: `relay ask` from a shell reaches a real session as a channel block from a `cli`
-/// peer, the session's model replies, and the command line prints the reply.
-#[test]
-fn relay_command_line_asks_a_real_session() {
-    let Some(h) = harness("relay_command_line_asks_a_real_session") else {
-        return;
-    };
-    let ss = h.start_ready(&["beta"], READY);
-    h.mock.script(&ss[0].id, replier("ANSWER-CLI: 7"));
-    let home = h.root().join("home-shell");
-    fs::create_dir_all(&home).expect("shell HOME");
-    let mut asking = std::process::Command::new(env!("CARGO_BIN_EXE_relay"))
-        .args([
-            "ask",
-            "beta",
-            "QUESTION-CLI: what is 3+4?",
-            "--as",
-            "ops",
-            "--json",
-        ])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", &home)
-        .env("CLAUDE_PLUGIN_DATA", h.plugin_data_dir())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run relay ask");
-    let got = expect(&h, &ss, &ss[0], "ask pushed from the command line", |r| {
-        channels_of(r, "ask")
-            .iter()
-            .any(|c| c.attr("from") == Some("ops") && c.content.contains("QUESTION-CLI"))
-    });
-    let block = channels_of(&got, "ask").remove(0);
-    assert_eq!(block.attr("source"), Some(SOURCE), "{block:?}");
-    let deadline = std::time::Instant::now() + STEP;
-    let status = loop {
-        if let Some(status) = asking.try_wait().expect("relay ask status") {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = asking.kill();
-            let _ = asking.wait();
-            h.fail(&ss, "relay ask did not print the reply in time");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let output = asking.wait_with_output().expect("relay ask output");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        status.success(),
-        "relay ask failed: {status}: {stdout} {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let reply: Value = serde_json::from_str(&stdout).expect("relay ask --json output");
-    assert_eq!(reply["from"], "beta", "{reply}");
-    assert_eq!(reply["text"], "ANSWER-CLI: 7", "{reply}");
-}
-
-/// Test 4: A broadcast from alpha reaches beta and gamma; both replies reach alpha.
-#[test]
-fn broadcast_reaches_all_and_replies_return() {
-    let Some(h) = harness("broadcast_reaches_all_and_replies_return") else {
-        return;
-    };
-    let mut ss = h.start_ready(&["alpha", "beta", "gamma"], READY);
-    h.mock.script(&ss[0].id, |r| {
-        if r.last_user_text().contains("START-BROADCAST") {
-            return Some(Reply::tool(
-                tool("relay_broadcast"),
-                json!({"question": "BCAST-Q: which branch are you on?"}),
-            ));
-        }
-        if r.tool_result(&tool("relay_broadcast")).is_some() {
-            return Some(Reply::text("broadcast sent"));
-        }
-        None
-    });
-    h.mock.script(&ss[1].id, replier("BCAST-A from beta"));
-    h.mock.script(&ss[2].id, replier("BCAST-A from gamma"));
-    ss[0].send("START-BROADCAST");
-    let (alpha, beta, gamma) = (&ss[0], &ss[1], &ss[2]);
-
-    let sent = expect(&h, &ss, alpha, "relay_broadcast result", |r| {
-        result_json(r, "relay_broadcast").is_some()
-    });
-    let sent = result_json(&sent, "relay_broadcast").unwrap();
-    assert_eq!(sent["ok"], true, "relay_broadcast failed: {sent}");
-    assert_eq!(sent["peer_count"], 2, "relay_broadcast: {sent}");
-
-    for peer in [beta, gamma] {
-        let got = expect(&h, &ss, peer, "broadcast pushed from alpha", |r| {
-            channels_of(r, "ask")
-                .iter()
-                .any(|c| c.attr("from") == Some("alpha") && c.content.contains("BCAST-Q"))
-        });
-        let block = channels_of(&got, "ask").remove(0);
-        assert_eq!(block.attr("source"), Some(SOURCE), "{block:?}");
-        if let Some(id) = sent["broadcast_id"].as_str() {
-            assert_eq!(block.attr("broadcast_id"), Some(id), "{block:?}");
-        }
-        expect(&h, &ss, peer, "relay_reply ok", |r| {
-            result_json(r, "relay_reply").is_some_and(|v| v["ok"] == true)
-        });
-    }
-
-    // The two replies may arrive in one turn or in two: look at the whole
-    // conversation alpha's model has been shown.
-    expect(&h, &ss, alpha, "replies from beta and gamma", |r| {
-        let replies: Vec<ChannelBlock> = r
-            .all_channels()
-            .into_iter()
-            .filter(|c| c.attr("kind") == Some("reply"))
-            .collect();
-        ["beta", "gamma"].iter().all(|who| {
-            replies.iter().any(|c| {
-                c.attr("from") == Some(who) && c.content.contains(&format!("BCAST-A from {who}"))
-            })
-        })
-    });
-}
-
-/// Test 5: A user types `/relay:relay-rename <name>` (the namespaced form: under
-/// `-p` the bare `/relay-rename` is "Unknown command"); the command makes the
-/// model call relay_rename, and alpha's relay_peers then shows the new name.
-/// relay_rename is left out of `--allowedTools`: the command's own
-/// `allowed-tools` front matter must be what grants it.
-#[test]
-fn slash_command_rename_is_seen_by_peers() {
-    let Some(mut h) = harness("slash_command_rename_is_seen_by_peers") else {
-        return;
-    };
-    h.allowed_tools.retain(|t| *t != tool("relay_rename"));
-    let mut ss = h.start_ready(&["alpha", "beta"], READY);
-    h.mock.script(&ss[1].id, |r| {
-        let text = r.last_user_text();
-        if text.contains("<command-name>/relay:relay-rename</command-name>") {
-            let name = between(&text, "<command-args>", "</command-args>").trim();
-            return Some(Reply::tool(tool("relay_rename"), json!({"new_name": name})));
-        }
-        if r.tool_result(&tool("relay_rename")).is_some() {
-            return Some(Reply::text("renamed"));
-        }
-        None
-    });
-    h.mock.script(&ss[0].id, |r| {
-        if r.last_user_text().contains("START-PEERS") {
-            return Some(Reply::tool(tool("relay_peers"), json!({})));
-        }
-        if r.tool_result(&tool("relay_peers")).is_some() {
-            return Some(Reply::text("listed"));
-        }
-        None
-    });
-
-    // The bare form does not resolve to a plugin command under `-p` (CLI
-    // 2.1.197): Claude Code answers it locally, the model is never asked.
-    // Checked here so the docs' advice to type the namespaced form stays true.
-    ss[1].send("/relay-rename beta-bare");
-    let unknown = ss[1].wait_event(STEP, |e| {
-        e["type"] == "result" && e["result"] == "Unknown command: /relay-rename"
-    });
-    if unknown.is_none() {
-        h.fail(
-            &ss,
-            "bare /relay-rename was not reported as an unknown command",
-        );
-    }
-
-    ss[1].send("/relay:relay-rename beta-renamed");
-    let renamed = expect(&h, &ss, &ss[1], "relay_rename result", |r| {
-        r.tool_result(&tool("relay_rename")).is_some()
-    });
-    let result = result_json(&renamed, "relay_rename").unwrap();
-    assert_eq!(result["ok"], true, "relay_rename failed: {result}");
-    assert_eq!(result["name"], "beta-renamed", "relay_rename: {result}");
-
-    ss[0].send("START-PEERS");
-    let listed = expect(&h, &ss, &ss[0], "relay_peers result", |r| {
-        result_json(r, "relay_peers").is_some()
-    });
-    let peers = result_json(&listed, "relay_peers").unwrap();
-    let names = peer_names(&peers);
-    assert!(
-        names.contains(&"beta-renamed".to_owned())
-            && !names.contains(&"beta".to_owned())
-            && !names.contains(&"beta-bare".to_owned()),
-        "alpha's relay_peers after the rename: {peers}"
-    );
-}
-
-/// Regression: a rename made as soon as a session is up must stick. The
-/// channel follows Claude Code's session file (`~/.claude/sessions/<pid>.json`)
-/// to pick up a user's `/rename`, but Claude Code writes that file just AFTER
-/// starting the MCP servers; the follower must not take its first sight of the
-/// file (name unchanged) for a rename and undo relay_rename.
-#[test]
-fn early_rename_is_not_reverted() {
-    let Some(h) = harness("early_rename_is_not_reverted") else {
-        return;
-    };
-    let mut ss = h.start_ready(&["alpha"], READY);
-    ss.push(h.spawn("beta"));
-    let mut renamed = false;
-    h.mock.script(&ss[1].id, move |r| {
-        // Until the relay tools are offered, fall through to the default
-        // reply, which waits for the MCP server.
-        if !renamed && r.tool_names().contains(&tool("relay_rename")) {
-            renamed = true;
-            return Some(Reply::tool(
-                tool("relay_rename"),
-                json!({"new_name": "beta-early"}),
-            ));
-        }
-        None
-    });
-    h.mock.script(&ss[0].id, |r| {
-        if r.last_user_text().contains("START-PEERS") {
-            return Some(Reply::tool(tool("relay_peers"), json!({})));
-        }
-        None
-    });
-    ss[1].send("hello");
-    let done = expect(&h, &ss, &ss[1], "relay_rename result", |r| {
-        r.tool_result(&tool("relay_rename")).is_some()
-    });
-    let result = result_json(&done, "relay_rename").unwrap();
-    assert_eq!(result["ok"], true, "relay_rename failed: {result}");
-
-    // Nothing signals "the follower decided not to act": give it a few of its
-    // 1 s polls, then look.
-    std::thread::sleep(Duration::from_secs(3));
-    ss[0].send("START-PEERS");
-    let listed = expect(&h, &ss, &ss[0], "relay_peers result", |r| {
-        result_json(r, "relay_peers").is_some()
-    });
-    let peers = result_json(&listed, "relay_peers").unwrap();
-    if !peer_names(&peers).contains(&"beta-early".to_owned()) {
-        h.fail(
-            &ss,
-            &format!("beta's rename to beta-early was undone; alpha's relay_peers: {peers}"),
-        );
-    }
-}
-
 fn between<'a>(text: &'a str, open: &str, close: &str) -> &'a str {
     let start = text.find(open).map_or(0, |i| i + open.len());
     let end = text[start..].find(close).map_or(text.len(), |i| start + i);
     &text[start..end]
-}
-
-/// Test 6: Canary: the same exchange WITHOUT the seeded feature flag must not
-/// deliver the push, so the tests above cannot pass vacuously (e.g. if a CLI
-/// upgrade started delivering to everyone, or the mock matched too loosely).
-/// The ask itself must still succeed: only the push is gated.
-#[test]
-fn canary_no_push_without_feature_flag() {
-    let Some(mut h) = harness("canary_no_push_without_feature_flag") else {
-        return;
-    };
-    h.seed_channels = false;
-    let mut ss = h.start_ready(&["alpha", "beta"], READY);
-    h.mock.script(&ss[0].id, asker("CANARY-Q"));
-    h.mock.script(&ss[1].id, replier("CANARY-A"));
-    ss[0].send("START-ASK");
-
-    let ask_req = expect(&h, &ss, &ss[0], "relay_ask result", |r| {
-        result_json(r, "relay_ask").is_some()
-    });
-    let ask = result_json(&ask_req, "relay_ask").unwrap();
-    assert_eq!(ask["ok"], true, "relay_ask failed: {ask}");
-
-    let leaked = h.mock.wait_for(&ss[1].id, CANARY_WAIT, |r| {
-        r.all_channels()
-            .iter()
-            .any(|c| c.content.contains("CANARY-Q"))
-    });
-    if leaked.is_some() {
-        h.fail(
-            &ss,
-            "beta received a channel push without the seeded feature flag",
-        );
-    }
 }
 
 /// Every string in the request's messages (hook context may come as its own block or message).
@@ -632,92 +236,21 @@ fn attr_in(head: &str, key: &str) -> Option<String> {
     Some(head[start..start + end].to_owned())
 }
 
-/// beta runs WITHOUT the channels flag, so its Claude Code would drop pushes. alpha's ask is
-/// reported `queued`; the next prompt typed in beta carries the question (from the plugin's
-/// prompt hook); beta's relay_reply reaches alpha live; and alpha, whose pushes are on, never
-/// gets a message a second time through the hook.
-#[test]
-fn a_session_without_the_channels_flag_gets_questions_at_its_next_prompt() {
-    let Some(mut h) =
-        harness("a_session_without_the_channels_flag_gets_questions_at_its_next_prompt")
-    else {
-        return;
-    };
-    h.without_channels_flag = vec!["beta"];
-    let mut ss = h.start_ready(&["alpha", "beta"], READY);
-    h.mock.script(&ss[0].id, asker("INBOX-Q"));
-    h.mock.script(&ss[1].id, |r: &Request| {
-        if let Some((head, _)) = relay_messages(r)
-            .into_iter()
-            .find(|(_, text)| text.contains("INBOX-Q"))
-        {
-            let ask_id = attr_in(&head, "ask_id").unwrap_or_default();
-            return Some(Reply::tool(
-                tool("relay_reply"),
-                json!({"ask_id": ask_id, "text": "INBOX-A"}),
+/// One module of every case per tested CLI version; `build.rs` writes one invocation per line
+/// of `.ci/claude-versions`.
+macro_rules! claude_cli_tests {
+    ($module:ident, $version:literal) => {
+        mod $module {
+            use super::*;
+
+            const VERSION: &str = $version;
+
+            include!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/claude_cli/cases.rs"
             ));
         }
-        if r.tool_result(&tool("relay_reply")).is_some() {
-            return Some(Reply::text("replied"));
-        }
-        None
-    });
-    ss[0].send("START-ASK");
-    let ask_req = expect(&h, &ss, &ss[0], "relay_ask result", |r| {
-        result_json(r, "relay_ask").is_some()
-    });
-    let ask = result_json(&ask_req, "relay_ask").unwrap();
-    assert_eq!(ask["delivery"], "queued", "relay_ask: {ask}");
-    let ask_id = ask["ask_id"].as_str().unwrap().to_owned();
-
-    // The user types something in beta: the hook hands over the question.
-    ss[1].send("CHECK-MESSAGES");
-    let seen = expect(&h, &ss, &ss[1], "the question via the prompt hook", |r| {
-        relay_messages(r)
-            .iter()
-            .any(|(_, text)| text.contains("INBOX-Q"))
-    });
-    let (head, _) = relay_messages(&seen)
-        .into_iter()
-        .find(|(_, t)| t.contains("INBOX-Q"))
-        .unwrap();
-    assert_eq!(attr_in(&head, "from").as_deref(), Some("alpha"), "{head}");
-    assert_eq!(
-        attr_in(&head, "ask_id").as_deref(),
-        Some(ask_id.as_str()),
-        "{head}"
-    );
-    assert!(all_message_text(&seen).contains("untrusted text from other sessions"));
-
-    let reply_req = expect(&h, &ss, &ss[0], "beta's reply as a live push", |r| {
-        channels_of(r, "reply")
-            .iter()
-            .any(|c| c.content.contains("INBOX-A"))
-    });
-    let reply = channels_of(&reply_req, "reply").into_iter().next().unwrap();
-    assert_eq!(reply.attr("ask_id"), Some(ask_id.as_str()));
-
-    // Nothing twice: beta's question was never pushed as a channel block, and alpha (pushes on)
-    // never got anything through the hook.
-    let requests = h.mock.requests();
-    for r in requests
-        .iter()
-        .filter(|r| r.session.as_deref() == Some(ss[1].id.as_str()))
-    {
-        assert!(
-            !r.all_channels()
-                .iter()
-                .any(|c| c.content.contains("INBOX-Q")),
-            "beta got a push"
-        );
-    }
-    let replies_at_alpha = requests
-        .iter()
-        .filter(|r| r.session.as_deref() == Some(ss[0].id.as_str()))
-        .filter(|r| !relay_messages(r).is_empty())
-        .count();
-    assert_eq!(
-        replies_at_alpha, 0,
-        "alpha got hook messages although its pushes are on"
-    );
+    };
 }
+
+include!(concat!(env!("OUT_DIR"), "/claude_versions.rs"));

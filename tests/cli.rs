@@ -128,6 +128,21 @@ fn peers_lists_every_session_without_joining() {
     assert!(row.starts_with("alpha "), "{row}");
     assert!(row.contains(&alpha.pid().to_string()), "{row}");
     assert!(row.contains(" ago"), "{row}");
+    assert!(
+        !table.stdout.contains("channels on:"),
+        "only sessions whose pushes are not on get a note: {table:?}"
+    );
+
+    let mut gamma = relay.spawn_channel("gamma", &[("RELAY_CHANNELS", "off")]);
+    gamma.initialize();
+    relay.registered(&mut gamma);
+    let table = relay.relay(&["peers"]);
+    assert!(
+        table
+            .stdout
+            .ends_with("\ngamma: channels off: RELAY_CHANNELS=off\n"),
+        "{table:?}"
+    );
 }
 
 #[test]

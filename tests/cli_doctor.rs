@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Every check, in the order the doctor runs them.
-const CHECKS: [&str; 10] = [
+const CHECKS: [&str; 11] = [
     "relay-hub",
     "relay-channel",
     "launcher",
@@ -26,6 +26,7 @@ const CHECKS: [&str; 10] = [
     "socket",
     "hub",
     "stale-socket",
+    "pushes",
     "claude",
     "plugin",
     "sessions",
@@ -84,10 +85,18 @@ fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
 
 /// A directory holding a fake `claude` that answers `--version` as Claude Code does.
 fn fake_claude_dir(relay: &Relay) -> PathBuf {
-    let dir = relay.dir.path().join("fakebin");
+    fake_claude_of_version(relay, "2.1.197")
+}
+
+/// A directory holding a fake `claude` of `version`.
+fn fake_claude_of_version(relay: &Relay, version: &str) -> PathBuf {
+    let dir = relay.dir.path().join(format!("fakebin-{version}"));
     fs::create_dir_all(&dir).unwrap();
     let claude = dir.join("claude");
-    common::write_executable(&claude, "#!/bin/sh\necho '2.1.197 (Claude Code)'\n");
+    common::write_executable(
+        &claude,
+        &format!("#!/bin/sh\necho '{version} (Claude Code)'\n"),
+    );
     dir
 }
 
@@ -411,5 +420,55 @@ fn a_relay_channel_of_another_version_on_path_is_a_warning() {
         check(&report, "relay-channel")["status"],
         "pass",
         "{report}"
+    );
+}
+
+/// Claude Code changes fast: a `claude` outside the versions the suite runs against
+/// (`.ci/claude-versions`) is a warning that says so; one inside passes.
+#[test]
+fn a_claude_outside_the_tested_range_is_a_warning() {
+    let relay = Relay::new();
+    record_plugin_installed(&relay);
+    for (version, status, says) in [
+        ("2.1.197", "pass", "tested range 2.1.197 to "),
+        ("2.1.250", "pass", "tested range 2.1.197 to "),
+        ("2.0.99", "warn", "older than 2.1.197, the oldest"),
+        (
+            "9.0.0",
+            "warn",
+            "the newest Claude Code the relay is tested with",
+        ),
+    ] {
+        let path = format!(
+            "{}:{}",
+            fake_claude_of_version(&relay, version).display(),
+            bin_dir().display()
+        );
+        let (_, report) = doctor_json(&relay, &path);
+        let claude = check(&report, "claude");
+        assert_eq!(claude["status"], status, "{version}: {claude}");
+        assert!(
+            claude["detail"].as_str().unwrap().contains(says),
+            "{version}: {claude}"
+        );
+    }
+}
+
+/// The pushes check lists each connected session whose pushes are off, with its channel's
+/// reason.
+#[test]
+fn sessions_whose_pushes_are_off_are_named_with_the_reason() {
+    let mut relay = Relay::new();
+    let _alpha = relay.channel("alpha");
+    let mut beta = relay.spawn_channel("beta", &[("RELAY_CHANNELS", "off")]);
+    beta.initialize();
+    relay.registered(&mut beta);
+    let (_, report) = doctor_json(&relay, &healthy_path(&relay));
+    let pushes = check(&report, "pushes");
+    assert_eq!(pushes["status"], "warn", "{pushes}");
+    assert_eq!(
+        pushes["detail"],
+        "1 of 2 connected session(s) get messages only at their next prompt: beta (off: RELAY_CHANNELS=off)",
+        "{pushes}"
     );
 }

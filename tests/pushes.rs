@@ -60,8 +60,33 @@ fn relay_peers_shows_whose_pushes_are_on_off_or_unknown() {
     let seen_by_on = on.ok("relay_peers", json!({}));
     assert_eq!(channels_of(&seen_by_on, "observer"), "unknown");
 
-    // The result is logged, with what decided it.
-    assert!(relay.logged("channel_started", |l| {
-        l["pushes"] == "off" && l["pushes_source"] == "parent command line"
+    // Each says why, and so does its log line.
+    let reason = |peers: &serde_json::Value, name: &str| {
+        peers["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()["channels_reason"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        reason(&peers, "with-flag"),
+        "claude was started with --dangerously-load-development-channels plugin:relay@claude-relay"
+    );
+    assert_eq!(
+        reason(&peers, "without-flag"),
+        "claude was started without a channels flag naming plugin:relay"
+    );
+    assert_eq!(reason(&peers, "forced"), "RELAY_CHANNELS=on");
+    assert!(
+        reason(&seen_by_on, "observer").contains("is not claude"),
+        "{seen_by_on}"
+    );
+    assert!(relay.logged("pushes_decided", |l| {
+        l["pushes"] == "off"
+            && l["reason"] == "claude was started without a channels flag naming plugin:relay"
     }));
 }

@@ -9,7 +9,7 @@ use std::{process::ExitCode, time::Duration};
 
 use claude_relay::{
     control,
-    hub::daemon::{self, DEFAULT_IDLE_SECS, DaemonOptions},
+    hub::{self, DEFAULT_IDLE_SECS, DaemonOptions},
     paths::DataDir,
     protocol::HubStatus,
 };
@@ -79,7 +79,7 @@ fn main() -> ExitCode {
         }
     };
     match mode {
-        Mode::Serve { foreground } => daemon::run(DaemonOptions {
+        Mode::Serve { foreground } => hub::run(DaemonOptions {
             idle_exit: idle_exit_from_env(),
             data,
             foreground,

@@ -14,12 +14,12 @@ use std::{
 use tokio::sync::{mpsc, watch};
 
 use crate::{
-    channel::identity,
+    channel::{identity, pushes::PushState},
     client::{Event, HubClient, lock},
     errors::RelayError,
     logging::SessionLabel,
     paths::DataDir,
-    protocol::{Hello, Op, PROTOCOL_VERSION, PeerKind, Pushes, RenameRequest, Renamed, VERSION},
+    protocol::{Hello, Op, PROTOCOL_VERSION, PeerKind, RenameRequest, Renamed, VERSION},
 };
 
 /// How long a tool waits for a connection to the hub before it answers `hub_unreachable`.
@@ -37,7 +37,6 @@ pub struct LinkConfig {
     pub name: String,
     pub cwd: String,
     pub git_branch: String,
-    pub pushes: Pushes,
     /// `CLAUDE_CODE_SESSION_ID`: the session's hooks find its inbox by it.
     pub session_id: Option<String>,
     /// Claude Code writes its session file a few milliseconds after it starts its MCP servers.
@@ -69,8 +68,9 @@ struct Inner {
 }
 
 impl Link {
-    /// Starts the supervisor. Events from the hub go to `events`.
-    pub fn start(config: LinkConfig, label: SessionLabel, events: mpsc::Sender<Event>) -> Link {
+    /// A link that does not connect until [`Link::start`]: tools called before then wait for it
+    /// as for a reconnect.
+    pub fn new(config: LinkConfig, label: SessionLabel) -> Link {
         label.set(&config.name);
         let inner = Arc::new(Inner {
             name: Mutex::new(config.name.clone()),
@@ -80,8 +80,13 @@ impl Link {
             last_rename: Mutex::new(None),
             label,
         });
-        tokio::spawn(supervise(inner.clone(), events));
         Link { inner }
+    }
+
+    /// Starts the supervisor, registering with `pushes` (known once the MCP handshake is done:
+    /// the negotiated revision can turn them off). Events from the hub go to `events`.
+    pub fn start(&self, pushes: PushState, events: mpsc::Sender<Event>) {
+        tokio::spawn(supervise(self.inner.clone(), pushes, events));
     }
 
     /// This session's name.
@@ -127,7 +132,7 @@ impl Link {
     }
 }
 
-async fn supervise(inner: Arc<Inner>, events: mpsc::Sender<Event>) {
+async fn supervise(inner: Arc<Inner>, pushes: PushState, events: mpsc::Sender<Event>) {
     if let Some(file) = &inner.config.await_session_file
         && let Some(name) = identity::await_chosen_name(file, SESSION_FILE_GRACE).await
     {
@@ -144,7 +149,8 @@ async fn supervise(inner: Arc<Inner>, events: mpsc::Sender<Event>) {
             kind: PeerKind::Channel,
             cwd: config.cwd.clone(),
             git_branch: config.git_branch.clone(),
-            pushes: config.pushes,
+            pushes: pushes.pushes,
+            pushes_reason: pushes.reason.clone(),
             session_id: config.session_id.clone(),
         };
         let (hub_events_tx, mut hub_events) = mpsc::channel(64);

@@ -22,6 +22,7 @@ use crate::{
     channel::{
         inbox::LocalInbox,
         link::{Link, LinkConfig},
+        pushes::PushState,
         tools::RelayServer,
     },
     client::Event,
@@ -41,8 +42,8 @@ pub struct ChannelConfig {
     pub default_timeout_secs: u64,
     /// Claude Code's file for the parent session, watched to follow `/rename`.
     pub session_file: Option<PathBuf>,
-    /// What decided `link.pushes`: the parent's command line or `RELAY_CHANNELS`.
-    pub pushes_source: &'static str,
+    /// Whether Claude Code shows pushes, as far as the environment tells before the handshake.
+    pub pushes: PushState,
     /// Problems with the environment, logged once logging is up.
     pub warnings: Vec<String>,
 }
@@ -87,14 +88,12 @@ impl ChannelConfig {
         let await_session_file = session_file
             .clone()
             .filter(|file| env_name.is_none() && under_claude_code && !file.exists());
-        let (pushes_state, pushes_source) = pushes::from_env();
         let link = LinkConfig {
             await_session_file,
             data,
             hub_exe: std::env::current_exe()?.with_file_name("relay-hub"),
             name,
             git_branch: identity::git_branch(&cwd),
-            pushes: pushes_state,
             session_id: std::env::var("CLAUDE_CODE_SESSION_ID")
                 .ok()
                 .filter(|id| !id.is_empty()),
@@ -104,7 +103,7 @@ impl ChannelConfig {
             link,
             default_timeout_secs,
             session_file,
-            pushes_source,
+            pushes: PushState::from_env(),
             warnings,
         })
     }
@@ -129,18 +128,12 @@ pub async fn run(config: ChannelConfig) -> ExitCode {
     tracing::info!(
         cwd = %config.link.cwd,
         git_branch = %config.link.git_branch,
-        pushes = config.link.pushes.as_str(),
-        pushes_source = config.pushes_source,
         "channel_started"
     );
 
-    let (events_tx, events) = mpsc::channel(256);
-    let link = Link::start(config.link.clone(), label, events_tx);
-    if let Some(session_file) = config.session_file.clone() {
-        tokio::spawn(follow::follow_renames(link.clone(), session_file));
-    }
+    let link = Link::new(config.link.clone(), label);
     let local = LocalInbox::default();
-    let server = RelayServer::new(link, config.default_timeout_secs, local.clone());
+    let server = RelayServer::new(link.clone(), config.default_timeout_secs, local.clone());
     // Claude Code gives its servers pipes: serving them on the reactor, not tokio's blocking
     // stdin/stdout threads, saves a thread hand-off per message and the threads themselves.
     let service = tokio::select! {
@@ -153,10 +146,26 @@ pub async fn run(config: ChannelConfig) -> ExitCode {
         },
         () = stop.recv() => return ExitCode::SUCCESS,
     };
+    let negotiated = service
+        .peer()
+        .peer_info()
+        .map(|client| client.protocol_version.clone());
+    let pushes = config.pushes.after_handshake(negotiated.as_ref());
+    tracing::info!(
+        pushes = pushes.pushes.as_str(),
+        reason = %pushes.reason,
+        mcp_revision = negotiated.as_ref().map(|revision| revision.as_str()),
+        "pushes_decided"
+    );
+    let (events_tx, events) = mpsc::channel(256);
+    link.start(pushes.clone(), events_tx);
+    if let Some(session_file) = config.session_file.clone() {
+        tokio::spawn(follow::follow_renames(link.clone(), session_file));
+    }
     tokio::spawn(push_events(
         events,
         service.peer().clone(),
-        config.link.pushes,
+        pushes.pushes,
         local,
     ));
     tokio::select! {

@@ -4,15 +4,15 @@
 //! Tool arguments are parsed here rather than by rmcp's macros so that every bad argument comes
 //! back as this project's `bad_args` error, in the same JSON shape as every other error.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{borrow::Cow, collections::BTreeMap, sync::Arc};
 
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     handler::server::common::schema_for_type,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-        JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
-        Tool,
+        JsonObject, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities,
+        ServerConfig, Tool,
     },
     schemars::{self, JsonSchema},
     service::RequestContext,
@@ -21,7 +21,7 @@ use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
 use crate::{
-    channel::{inbox::LocalInbox, link::Link, notify::push_for},
+    channel::{inbox::LocalInbox, link::Link, notify::push_for, pushes::NEWEST_REVISION},
     client::Event,
     errors::RelayError,
     protocol::{
@@ -34,7 +34,12 @@ use crate::{
 /// The server instructions: they go into Claude's system prompt under this server's name.
 pub const INSTRUCTIONS: &str = "\
 Claude Relay connects this Claude Code session with the other sessions running on this machine. \
-Each session has a name; relay_peers lists the others.
+Each session has a name; relay_peers lists the others, and the names it lists (and only those) \
+are relay peers: reach them with relay_ask and relay_broadcast. Claude Code may offer its own \
+cross-session messaging too (tools such as SendMessage or ListAgents, messages introduced as \
+\"Another Claude session sent a message\"); that is a separate system. A relay question is answered \
+with relay_reply only: an answer sent any other way (SendMessage, or text in the transcript) never \
+reaches the asker.
 
 Messages from other sessions arrive as <channel source=\"...\" kind=\"...\" ...> blocks:
 - kind=\"ask\": session `from` asks this session a question; `ask_id` identifies it. Answer it with \
@@ -88,6 +93,15 @@ hook normally shows them already; call this when the user asks for messages or n
 const RENAME_DESCRIPTION: &str = "Rename this session on the relay, so others can reach it by the new \
 name: 1 to 64 characters of letters, digits, '.', '_' or '-'. Fails with name_taken if a live session \
 already has it.";
+
+/// The tools Claude Code must always put in the prompt. From 2.1.332 it defers MCP tools behind
+/// tool search unless a tool's `_meta` says `anthropic/alwaysLoad`: then "ask backend-api ..."
+/// would not find relay_ask, and a session asked a question would have to search before it
+/// could reply. `relay_inbox` and `relay_rename` stay deferred: they are rarely needed and cost
+/// prompt space in every request. (Per tool rather than `alwaysLoad` on the plugin's server
+/// entry, which loads all six and makes Claude Code's start wait for the server; both started
+/// as fast here, see docs/benchmarks.md.)
+const ALWAYS_LOADED: [&str; 4] = ["relay_peers", "relay_ask", "relay_reply", "relay_broadcast"];
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -182,6 +196,18 @@ impl RelayServer {
                 schema_for_type::<RenameArgs>(),
             ),
         ];
+        let tools = tools
+            .into_iter()
+            .map(|tool| {
+                if ALWAYS_LOADED.contains(&tool.name.as_ref()) {
+                    let mut meta = rmcp::model::MetaObject::new();
+                    meta.insert("anthropic/alwaysLoad".to_owned(), Value::Bool(true));
+                    tool.with_meta(meta)
+                } else {
+                    tool
+                }
+            })
+            .collect();
         RelayServer {
             link,
             default_timeout_secs,
@@ -351,6 +377,12 @@ fn tool_result(outcome: Result<Value, RelayError>) -> CallToolResult {
 }
 
 impl ServerHandler for RelayServer {
+    /// Revisions up to [`NEWEST_REVISION`] only: on a later one (2026-07-28, which Claude Code
+    /// 2.1.332 offers first) Claude Code registers no channel and drops every push silently.
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        Cow::Borrowed(ProtocolVersion::known_up_to(&NEWEST_REVISION))
+    }
+
     fn get_info(&self) -> ServerConfig {
         let mut experimental = BTreeMap::new();
         experimental.insert("claude/channel".to_owned(), JsonObject::new());

@@ -10,7 +10,7 @@ use crate::{
     cli::{CliError, Global, Outcome, exit, output, status::not_running},
     client::HubClient,
     errors::ErrorCode,
-    protocol::{Op, PeerInfo, PeerList},
+    protocol::{Op, PeerInfo, PeerKind, PeerList, Pushes},
 };
 
 pub async fn run(global: &Global) -> Outcome {
@@ -37,6 +37,7 @@ pub async fn run(global: &Global) -> Outcome {
         outln!("no sessions are connected");
     } else {
         out!("{}", table(&list.peers, OffsetDateTime::now_utc()));
+        out!("{}", why_not_live(&list.peers));
     }
     Ok(ExitCode::from(exit::SUCCESS))
 }
@@ -68,6 +69,26 @@ fn table(peers: &[PeerInfo], now: OffsetDateTime) -> String {
         ],
         &rows,
     )
+}
+
+/// One line per session whose pushes are not on, saying why its channel decided so: those
+/// sessions see messages only at their next prompt.
+fn why_not_live(peers: &[PeerInfo]) -> String {
+    let mut notes = String::new();
+    for peer in peers {
+        if peer.kind == PeerKind::Channel && peer.channels != Pushes::On {
+            let reason = or_dash(&peer.channels_reason);
+            notes.push_str(&format!(
+                "{}: channels {}: {reason}\n",
+                peer.name,
+                peer.channels.as_str()
+            ));
+        }
+    }
+    if !notes.is_empty() {
+        notes.insert(0, '\n');
+    }
+    notes
 }
 
 fn or_dash(text: &str) -> String {

@@ -126,6 +126,7 @@ pub async fn join(data: &DataDir, name: &str) -> Result<CliSession, CliError> {
             .unwrap_or_default(),
         git_branch: String::new(),
         pushes: Pushes::On,
+        pushes_reason: "the command line reads its replies from its own connection".to_owned(),
         session_id: None,
     };
     let welcome = client.request(Op::Hello(hello)).await?;

@@ -10,17 +10,19 @@ use std::time::Duration;
 use interprocess::local_socket::tokio::Stream;
 use tokio::{
     io::{AsyncWriteExt, BufReader},
-    sync::{oneshot, watch},
+    sync::oneshot,
 };
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     ask::ConnId,
     errors::RelayError,
     framing::{FrameError, FrameReader},
     hub::{
+        handle::Hub,
         handlers::{Session, handle_line},
         outbox::{Outbox, OutboxReceiver},
-        state::Hub,
+        texts,
     },
     protocol::{FromHub, MAX_LINE_BYTES},
 };
@@ -29,19 +31,13 @@ use crate::{
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Serves one connection until the peer leaves, the hub shuts down, or the peer is dropped.
-pub async fn serve(
-    stream: Stream,
-    conn: ConnId,
-    pid: u32,
-    hub: Hub,
-    shutdown: watch::Receiver<bool>,
-) {
+pub async fn serve(stream: Stream, conn: ConnId, pid: u32, hub: Hub) {
     let (outbox, receiver) = Outbox::new();
     let session = Session::new(conn, pid, outbox);
     let (read_done, reading_ended) = oneshot::channel::<()>();
     let reader_closed = receiver.closed.clone();
     let reading = async {
-        read_requests(&stream, &hub, session, reader_closed, shutdown).await;
+        read_requests(&stream, &hub, session, reader_closed).await;
         drop(read_done);
     };
     // The writer normally stops once the reader is done and the outbox is drained; a peer that
@@ -62,15 +58,15 @@ async fn read_requests(
     stream: &Stream,
     hub: &Hub,
     mut session: Session,
-    mut closed: watch::Receiver<bool>,
-    mut shutdown: watch::Receiver<bool>,
+    closed: CancellationToken,
 ) {
     let mut frames = FrameReader::new(BufReader::new(stream), MAX_LINE_BYTES);
     // One stop future for the life of the connection, rather than new waiters on every line.
+    let shutdown = hub.shutdown_token().clone();
     let stop = async {
         tokio::select! {
-            _ = signalled(&mut closed) => {}
-            _ = signalled(&mut shutdown) => {}
+            () = closed.cancelled() => {}
+            () = shutdown.cancelled() => {}
         }
     };
     tokio::pin!(stop);
@@ -87,23 +83,11 @@ async fn read_requests(
             Ok(None) => break,
             Err(FrameError::TooLong) => {
                 tracing::warn!(limit = MAX_LINE_BYTES, "bad_msg_line_too_long");
-                let error = RelayError::bad_msg(format!(
-                    "a line is longer than {MAX_LINE_BYTES} bytes (1 MiB); the hub closes this connection"
-                ));
-                session.outbox.send(&FromHub::Err {
-                    id: None,
-                    code: error.code,
-                    message: error.message,
-                });
+                session.outbox.send(&unaddressed(texts::line_too_long()));
                 break;
             }
             Err(FrameError::NotUtf8) => {
-                let error = RelayError::bad_msg("the line is not UTF-8; see docs/protocol.md");
-                session.outbox.send(&FromHub::Err {
-                    id: None,
-                    code: error.code,
-                    message: error.message,
-                });
+                session.outbox.send(&unaddressed(texts::line_not_utf8()));
             }
             Err(FrameError::Io(e)) => {
                 tracing::debug!(error = %e, "connection_read_failed");
@@ -119,13 +103,22 @@ async fn read_requests(
 /// out together, so a burst (a broadcast's fan-out, many failures at once) costs few syscalls.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
 
+/// An error that answers no request: the line it is about could not be read as one.
+fn unaddressed(error: RelayError) -> FromHub {
+    FromHub::Err {
+        id: None,
+        code: error.code,
+        message: error.message,
+    }
+}
+
 async fn write_lines(stream: &Stream, outbox: OutboxReceiver) {
     let OutboxReceiver {
         mut lines,
         queued,
-        mut closed,
+        closed,
     } = outbox;
-    let kicked = signalled(&mut closed);
+    let kicked = closed.cancelled();
     tokio::pin!(kicked);
     let mut writer = stream;
     let mut batch = Vec::new();
@@ -153,12 +146,5 @@ async fn write_lines(stream: &Stream, outbox: OutboxReceiver) {
             return;
         }
         queued.written(batch.len(), count);
-    }
-}
-
-/// Resolves once the flag is set; never, if its sender is gone without setting it.
-async fn signalled(flag: &mut watch::Receiver<bool>) {
-    if flag.wait_for(|set| *set).await.is_err() {
-        std::future::pending::<()>().await;
     }
 }

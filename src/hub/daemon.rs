@@ -21,10 +21,7 @@ use std::{
 };
 
 use crate::{
-    hub::{
-        server::{self, ServerConfig},
-        state::Hub,
-    },
+    hub::server::{self, ServerConfig},
     logging::{self, Component, SessionLabel},
     paths::DataDir,
     signals::termination,
@@ -80,11 +77,11 @@ fn run_inner(options: DaemonOptions) -> io::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let (listener, uid) = server::bind(data)?;
+        let bound = server::bind(data)?;
         let config = ServerConfig {
             idle_exit: options.idle_exit,
         };
-        server::serve(listener, uid, Hub::new(), config, termination()).await;
+        server::serve(bound, config, termination()).await;
         io::Result::Ok(())
     })?;
     tracing::info!("hub_exited");

@@ -6,15 +6,14 @@ use serde_json::Value;
 use crate::{
     ask::ConnId,
     errors::{ErrorCode, RelayError},
-    hub::{outbox::Outbox, registry::not_registered, state::Hub},
+    hub::{handle::Hub, outbox::Outbox, texts},
     protocol::{
         AskRequest, BroadcastRequest, FromHub, Hello, Op, PROTOCOL_VERSION, RenameRequest,
-        ReplyRequest, Request, ShuttingDown, VERSION, validate_name, validate_text,
-        validate_timeout,
+        ReplyRequest, Request, ShuttingDown, validate_name, validate_text, validate_timeout,
     },
 };
 
-/// The longest `cwd`, `git_branch` or `session_id` a hello may carry, so that a peer list
+/// The longest `cwd`, `git_branch`, `pushes_reason` or `session_id` a hello may carry, so that a peer list
 /// always fits in a line.
 const MAX_HELLO_FIELD_BYTES: usize = 4096;
 
@@ -42,24 +41,12 @@ impl Session {
 pub fn handle_line(hub: &Hub, session: &mut Session, line: &str) -> FromHub {
     let value: Value = match serde_json::from_str(line) {
         Ok(value) => value,
-        Err(e) => {
-            return error(
-                None,
-                RelayError::bad_msg(format!("the line is not JSON ({e}); see docs/protocol.md")),
-            );
-        }
+        Err(e) => return error(None, texts::line_not_json(&e)),
     };
     let id = value.get("id").and_then(Value::as_u64);
     let request: Request = match serde_json::from_value(value) {
         Ok(request) => request,
-        Err(e) => {
-            return error(
-                id,
-                RelayError::bad_msg(format!(
-                    "the line is not a valid request ({e}); see docs/protocol.md"
-                )),
-            );
-        }
+        Err(e) => return error(id, texts::not_a_request(&e)),
     };
     let id = request.id;
     let result = match request.op {
@@ -75,7 +62,7 @@ pub fn handle_line(hub: &Hub, session: &mut Session, line: &str) -> FromHub {
         }
         // `relay peers` lists everyone without joining.
         Op::Peers if !session.registered => answer(Ok(hub.all_peers())),
-        _ if !session.registered => Err(not_registered()),
+        _ if !session.registered => Err(texts::not_registered()),
         Op::InboxTake(_) => answer(hub.take_inbox(session.conn, None)),
         Op::Peers => answer(hub.peers(session.conn)),
         Op::Ask(ask) => handle_ask(hub, session.conn, ask),
@@ -107,39 +94,27 @@ fn answer<T: Serialize>(result: Result<T, RelayError>) -> Result<Value, RelayErr
 
 fn handle_hello(hub: &Hub, session: &mut Session, hello: Hello) -> Result<Value, RelayError> {
     if hello.protocol != PROTOCOL_VERSION {
-        return Err(RelayError::new(
-            ErrorCode::ProtocolMismatch,
-            format!(
-                "the running hub (claude-relay {VERSION}, pid {}) speaks relay protocol {PROTOCOL_VERSION} but this \
-                 client (claude-relay {}) speaks protocol {}: install one version of claude-relay, then stop the \
-                 old hub with `kill {}` (sessions reconnect by themselves)",
-                std::process::id(),
-                hello.version,
-                hello.protocol,
-                std::process::id(),
-            ),
-        ));
+        return Err(texts::protocol_mismatch(&hello.version, hello.protocol));
     }
     if session.registered {
-        return Err(RelayError::new(
-            ErrorCode::AlreadyRegistered,
-            "this connection already said hello; send hello once per connection",
-        ));
+        return Err(texts::already_registered());
     }
     validate_name(&hello.name)?;
     for (field, value) in [
         ("cwd", hello.cwd.as_str()),
         ("git_branch", hello.git_branch.as_str()),
+        ("pushes_reason", hello.pushes_reason.as_str()),
         (
             "session_id",
             hello.session_id.as_deref().unwrap_or_default(),
         ),
     ] {
         if value.len() > MAX_HELLO_FIELD_BYTES {
-            return Err(RelayError::bad_args(format!(
-                "hello's {field} is {} bytes, over the limit of {MAX_HELLO_FIELD_BYTES}",
-                value.len()
-            )));
+            return Err(texts::hello_field_too_long(
+                field,
+                value.len(),
+                MAX_HELLO_FIELD_BYTES,
+            ));
         }
     }
     let welcome = hub.register(session.conn, hello, session.pid, session.outbox.clone())?;

@@ -1,13 +1,27 @@
-//! A peer's inbox: the messages kept for a session whose Claude Code does not show channel
-//! pushes, until its next prompt's hook (or `relay_inbox`) takes them.
+//! Inboxes: the messages kept for a session whose Claude Code does not show channel pushes, until
+//! its next prompt's hook (or `relay_inbox`) takes them.
 //!
-//! The inbox is bounded by count and bytes. New asks and replies to a full inbox are refused to
+//! An [`Inbox`] is bounded by count and bytes. New asks and replies to a full inbox are refused to
 //! their senders (`inbox_full`), so nothing is dropped for them; a failure notice that finds the
 //! inbox full is dropped, counted, logged and reported with the next take.
+//!
+//! [`Inboxes`] holds them by owner. A channel's inbox belongs to its Claude Code session id, so it
+//! outlives the connection: when the channel disconnects (the hub restarted it, or it is
+//! reconnecting) the inbox waits [`ORPHAN_GRACE`] for the session to come back, and the session's
+//! prompt hook can still take it meanwhile. Those waits are deadlines like an ask's, expired by the
+//! hub's one deadline task. A peer without a session id owns its inbox only while connected.
 
-use std::collections::VecDeque;
+use std::{
+    collections::{BTreeSet, HashMap, VecDeque},
+    time::Duration,
+};
 
-use crate::protocol::FromHub;
+use tokio::time::Instant;
+
+use crate::{ask::ConnId, protocol::FromHub};
+
+/// How long the inbox of a disconnected session is kept for it.
+pub const ORPHAN_GRACE: Duration = Duration::from_secs(600);
 
 /// The most messages an inbox keeps.
 pub const INBOX_MAX_MESSAGES: usize = 500;
@@ -85,14 +99,102 @@ impl Inbox {
         self.bytes -= bytes;
         true
     }
+}
 
-    /// Adds the messages of `older`, an inbox this one replaces, in front of its own.
-    pub fn adopt(&mut self, older: Inbox) {
-        let mut merged = older.messages;
-        merged.extend(self.messages.drain(..));
-        self.messages = merged;
-        self.bytes += older.bytes;
-        self.dropped += older.dropped;
+/// Who an inbox belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Owner {
+    /// A Claude Code session, by its id: the inbox outlives its channel's connection.
+    Session(String),
+    /// A peer that gave no session id: the inbox lives as long as its connection.
+    Connection(ConnId),
+}
+
+/// What became of a departed owner's inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Released {
+    /// It waits for its session: `waiting` messages, expiring at what is now the `nearest`
+    /// deadline or not (the deadline task must then wake up sooner).
+    Kept { waiting: usize, nearest: bool },
+    /// It is gone, with this many messages.
+    Lost(usize),
+}
+
+/// An inbox and, while its session is away, when it expires.
+#[derive(Debug, Default)]
+struct Kept {
+    inbox: Inbox,
+    expires: Option<Instant>,
+}
+
+/// Every inbox, by owner, with the expiry deadlines of orphaned ones.
+#[derive(Debug, Default)]
+pub struct Inboxes {
+    kept: HashMap<Owner, Kept>,
+    expiries: BTreeSet<(Instant, Owner)>,
+}
+
+impl Inboxes {
+    /// The inbox of `owner`, which is connected now: made if it had none, and no longer expiring
+    /// if it was waiting for its session to come back. Returns how many messages wait in it.
+    pub fn claim(&mut self, owner: &Owner) -> usize {
+        let kept = self.kept.entry(owner.clone()).or_default();
+        if let Some(at) = kept.expires.take() {
+            self.expiries.remove(&(at, owner.clone()));
+        }
+        kept.inbox.len()
+    }
+
+    pub fn get(&self, owner: &Owner) -> Option<&Inbox> {
+        self.kept.get(owner).map(|kept| &kept.inbox)
+    }
+
+    pub fn get_mut(&mut self, owner: &Owner) -> Option<&mut Inbox> {
+        self.kept.get_mut(owner).map(|kept| &mut kept.inbox)
+    }
+
+    /// `owner` disconnected: a session's non-empty inbox waits [`ORPHAN_GRACE`] from `now` for it
+    /// to come back; any other inbox is gone.
+    pub fn release(&mut self, owner: &Owner, now: Instant) -> Released {
+        let Some(kept) = self.kept.get_mut(owner) else {
+            return Released::Lost(0);
+        };
+        match owner {
+            Owner::Session(_) if !kept.inbox.is_empty() => {
+                let at = now + ORPHAN_GRACE;
+                kept.expires = Some(at);
+                let waiting = kept.inbox.len();
+                let nearest = self.next_expiry().is_none_or(|first| at < first);
+                self.expiries.insert((at, owner.clone()));
+                Released::Kept { waiting, nearest }
+            }
+            _ => {
+                let lost = kept.inbox.len();
+                self.kept.remove(owner);
+                Released::Lost(lost)
+            }
+        }
+    }
+
+    /// The nearest expiry of an orphaned inbox.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.expiries.first().map(|(at, _)| *at)
+    }
+
+    /// Removes every orphaned inbox whose grace ended at or before `now`, and returns each with
+    /// its owner.
+    pub fn expire(&mut self, now: Instant) -> Vec<(Owner, Inbox)> {
+        let mut expired = Vec::new();
+        while let Some((at, owner)) = self.expiries.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.expiries.remove(&(at, owner.clone()));
+            if let Some(kept) = self.kept.remove(&owner) {
+                expired.push((owner, kept.inbox));
+            }
+        }
+        expired
     }
 }
 
@@ -149,6 +251,50 @@ mod tests {
         assert!(!inbox.withdraw_question("a9"));
         assert_eq!(inbox.take().0, [message(2)]);
         assert!(inbox.has_room(INBOX_MAX_BYTES), "its size was given back");
+    }
+
+    #[test]
+    fn a_session_inbox_waits_for_its_session_and_expires_after_the_grace() {
+        let now = Instant::now();
+        let mut inboxes = Inboxes::default();
+        let session = Owner::Session("s1".into());
+        assert_eq!(inboxes.claim(&session), 0);
+        assert!(inboxes.get_mut(&session).unwrap().keep(message(1), 1));
+        assert_eq!(
+            inboxes.release(&session, now),
+            Released::Kept {
+                waiting: 1,
+                nearest: true
+            }
+        );
+        assert_eq!(inboxes.next_expiry(), Some(now + ORPHAN_GRACE));
+        // Back before the grace ended: the messages are there, and nothing expires.
+        assert_eq!(inboxes.claim(&session), 1);
+        assert_eq!(inboxes.next_expiry(), None);
+        inboxes.release(&session, now);
+        assert!(
+            inboxes
+                .expire(now + ORPHAN_GRACE - Duration::from_secs(1))
+                .is_empty()
+        );
+        let expired = inboxes.expire(now + ORPHAN_GRACE);
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].0, session);
+        assert!(inboxes.get(&session).is_none());
+    }
+
+    #[test]
+    fn other_inboxes_end_with_their_connection() {
+        let mut inboxes = Inboxes::default();
+        let conn = Owner::Connection(ConnId(7));
+        inboxes.claim(&conn);
+        assert!(inboxes.get_mut(&conn).unwrap().keep(message(1), 1));
+        assert_eq!(inboxes.release(&conn, Instant::now()), Released::Lost(1));
+        assert!(inboxes.get(&conn).is_none());
+        let empty = Owner::Session("s2".into());
+        inboxes.claim(&empty);
+        assert_eq!(inboxes.release(&empty, Instant::now()), Released::Lost(0));
+        assert!(inboxes.get(&empty).is_none(), "an empty inbox is not kept");
     }
 
     #[test]

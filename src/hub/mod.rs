@@ -1,15 +1,36 @@
 //! The hub: one daemon per data directory that routes asks, replies and broadcasts between peers.
 //!
-//! Shaped like tokio's mini-redis: [`server`] accepts connections and runs one task per
-//! connection ([`connection`] owns the socket and the framing), [`handlers`] has one handler per
-//! wire message, [`state::Hub`] is the shared state behind a small API, and one background task
-//! expires the deadlines of pending asks. [`daemon`] turns the process into that single daemon.
+//! Shaped like tokio's mini-redis. Where each concern lives:
+//! - [`daemon`]: turning the process into the one hub of a data directory (lock, daemonize);
+//! - [`server`]: binding the socket, the accept loop, idle exit, graceful shutdown, and the one
+//!   background task that runs deadlines;
+//! - [`connection`]: one client's socket: framing in, its outbox's lines out;
+//! - [`handlers`]: one handler per wire message, which checks it and applies it to the [`Hub`];
+//! - [`handle`]: the [`Hub`] handle and the state behind its one lock;
+//! - the operations on that state, by concern: [`presence`] (hello, peers, rename, leaving),
+//!   [`asking`] (ask, broadcast, reply, timeouts and failures), [`delivery`] (push or inbox, and
+//!   taking an inbox);
+//! - the data they work on: [`registry`] (live peers and names), `crate::ask` (pending asks and
+//!   their deadlines), [`inbox`] (messages kept for sessions whose pushes are off), [`outbox`]
+//!   (the bounded queue of what is written to one peer);
+//! - [`texts`]: every sentence the hub says to a person or a model.
 
-pub mod connection;
-pub mod daemon;
-pub mod handlers;
-pub mod inbox;
-pub mod outbox;
-pub mod registry;
-pub mod server;
-pub mod state;
+mod asking;
+mod connection;
+mod daemon;
+mod delivery;
+mod handle;
+mod handlers;
+mod inbox;
+mod outbox;
+mod presence;
+mod registry;
+mod server;
+mod texts;
+
+#[cfg(test)]
+mod tests;
+
+pub use daemon::{DEFAULT_IDLE_SECS, DaemonOptions, run};
+pub use handle::Hub;
+pub use server::{Bound, ServerConfig, bind, serve};

@@ -13,7 +13,8 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::{framing::encode_line, protocol::FromHub};
 
@@ -27,7 +28,8 @@ pub const OUTBOX_MAX_LINES: usize = 10_000;
 pub struct Outbox {
     lines: mpsc::UnboundedSender<Vec<u8>>,
     queued: Arc<Queued>,
-    closed: Arc<watch::Sender<bool>>,
+    /// Cancelled to close the connection at once, without draining the queue.
+    closed: CancellationToken,
 }
 
 /// What sits in the queue now.
@@ -41,7 +43,7 @@ pub struct Queued {
 pub struct OutboxReceiver {
     pub lines: mpsc::UnboundedReceiver<Vec<u8>>,
     pub queued: Arc<Queued>,
-    pub closed: watch::Receiver<bool>,
+    pub closed: CancellationToken,
 }
 
 impl Queued {
@@ -55,17 +57,17 @@ impl Queued {
 impl Outbox {
     pub fn new() -> (Outbox, OutboxReceiver) {
         let (lines_tx, lines_rx) = mpsc::unbounded_channel();
-        let (closed_tx, closed_rx) = watch::channel(false);
+        let closed = CancellationToken::new();
         let queued = Arc::new(Queued::default());
         let outbox = Outbox {
             lines: lines_tx,
             queued: queued.clone(),
-            closed: Arc::new(closed_tx),
+            closed: closed.clone(),
         };
         let receiver = OutboxReceiver {
             lines: lines_rx,
             queued,
-            closed: closed_rx,
+            closed,
         };
         (outbox, receiver)
     }
@@ -73,7 +75,7 @@ impl Outbox {
     /// Queues a message. Returns false when it could not be queued: the connection is closing,
     /// or its queue overflowed and the connection has now been told to close.
     pub fn send(&self, message: &FromHub) -> bool {
-        if *self.closed.borrow() {
+        if self.closed.is_cancelled() {
             return false;
         }
         let line = encode_line(message);
@@ -93,6 +95,6 @@ impl Outbox {
 
     /// Tells the connection to close now, without draining its queue.
     pub fn close(&self) {
-        self.closed.send_replace(true);
+        self.closed.cancel();
     }
 }

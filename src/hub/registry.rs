@@ -9,11 +9,9 @@ use time::OffsetDateTime;
 
 use crate::{
     ask::ConnId,
-    errors::{ErrorCode, RelayError},
-    hub::{inbox::Inbox, outbox::Outbox},
-    protocol::{
-        AskFailure, Delivery, DeliveryMode, FromHub, MAX_NAME_LEN, PeerInfo, PeerKind, Pushes,
-    },
+    errors::RelayError,
+    hub::{inbox::Owner, outbox::Outbox, texts},
+    protocol::{DeliveryMode, MAX_NAME_LEN, PeerInfo, PeerKind, Pushes},
 };
 
 /// A registered peer.
@@ -24,13 +22,14 @@ pub struct Peer {
     pub cwd: String,
     pub git_branch: String,
     pub pushes: Pushes,
+    /// Why the peer's channel says so (its hello's `pushes_reason`).
+    pub pushes_reason: String,
     pub pid: u32,
     pub connected_at: OffsetDateTime,
     pub last_seen: OffsetDateTime,
-    /// The Claude Code session id, by which the session's hooks find this peer.
-    pub session_id: Option<String>,
     pub outbox: Outbox,
-    pub inbox: Inbox,
+    /// Whose inbox keeps this peer's messages when they cannot be pushed.
+    pub inbox: Owner,
 }
 
 impl Peer {
@@ -41,6 +40,7 @@ impl Peer {
             cwd: self.cwd.clone(),
             git_branch: self.git_branch.clone(),
             channels: self.pushes,
+            channels_reason: self.pushes_reason.clone(),
             pid: self.pid,
             connected_at: rfc3339(self.connected_at),
             last_seen: rfc3339(self.last_seen),
@@ -55,35 +55,6 @@ impl Peer {
             Pushes::On => DeliveryMode::Live,
             Pushes::Off | Pushes::Unknown => DeliveryMode::Queued,
         }
-    }
-
-    /// Whether a message with `bytes` bytes of text can be delivered now.
-    pub fn has_room_for(&self, bytes: usize) -> bool {
-        self.delivery() == DeliveryMode::Live || self.inbox.has_room(bytes)
-    }
-
-    /// Pushes `message` or keeps it in the inbox, and says which. A message that finds the
-    /// inbox full (only a failure notice can: asks and replies are checked for room first) is
-    /// dropped, counted and logged.
-    pub fn deliver(&mut self, message: &FromHub, bytes: usize) -> DeliveryMode {
-        let delivery = self.delivery();
-        if delivery == DeliveryMode::Live {
-            self.outbox.send(message);
-            return delivery;
-        }
-        if !self.inbox.keep(message.clone(), bytes) {
-            tracing::warn!(session = %self.name, "inbox_full_message_dropped");
-            return delivery;
-        }
-        // The connection keeps its own book of pending asks; tell it this one is settled.
-        if let FromHub::Reply(Delivery { ask_id, .. })
-        | FromHub::AskFailed(AskFailure { ask_id, .. }) = message
-        {
-            self.outbox.send(&FromHub::Settled {
-                ask_id: ask_id.clone(),
-            });
-        }
-        delivery
     }
 }
 
@@ -100,26 +71,15 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     pub fn len(&self) -> usize {
         self.peers.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.peers.is_empty()
     }
 
     /// Registers `peer` on `conn` under its name, or the first free `name-N`. Returns the name
     /// it got.
     pub fn register(&mut self, conn: ConnId, mut peer: Peer) -> Result<String, RelayError> {
         if self.peers.contains_key(&conn) {
-            return Err(RelayError::new(
-                ErrorCode::AlreadyRegistered,
-                "this connection already said hello; send hello once per connection",
-            ));
+            return Err(texts::already_registered());
         }
         peer.name = self.free_name(&peer.name);
         let name = peer.name.clone();
@@ -148,12 +108,12 @@ impl Registry {
             if holder == conn {
                 return Ok(new_name.to_owned());
             }
-            return Err(RelayError::new(
-                ErrorCode::NameTaken,
-                format!("another live session is already named {new_name:?}; choose another name"),
-            ));
+            return Err(texts::name_taken(new_name));
         }
-        let peer = self.peers.get_mut(&conn).ok_or_else(not_registered)?;
+        let peer = self
+            .peers
+            .get_mut(&conn)
+            .ok_or_else(texts::not_registered)?;
         let old = std::mem::replace(&mut peer.name, new_name.to_owned());
         self.names.remove(&old);
         self.names.insert(new_name.to_owned(), conn);
@@ -166,14 +126,6 @@ impl Registry {
 
     pub fn get_mut(&mut self, conn: ConnId) -> Option<&mut Peer> {
         self.peers.get_mut(&conn)
-    }
-
-    /// The peer whose Claude Code session id is `session_id`.
-    pub fn by_session_id(&self, session_id: &str) -> Option<ConnId> {
-        self.peers
-            .iter()
-            .find(|(_, peer)| peer.session_id.as_deref() == Some(session_id))
-            .map(|(conn, _)| *conn)
     }
 
     /// The peer registered under `name`.
@@ -194,13 +146,6 @@ impl Registry {
     }
 }
 
-pub fn not_registered() -> RelayError {
-    RelayError::new(
-        ErrorCode::NotRegistered,
-        "this connection has not said hello yet; send hello first",
-    )
-}
-
 fn truncate(name: &str, max: usize) -> &str {
     // Names are ASCII (validated), so any byte index is a character boundary.
     &name[..name.len().min(max)]
@@ -209,6 +154,7 @@ fn truncate(name: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::errors::ErrorCode;
 
     fn peer(name: &str) -> Peer {
         let now = OffsetDateTime::now_utc();
@@ -218,18 +164,18 @@ mod tests {
             cwd: "/tmp".into(),
             git_branch: String::new(),
             pushes: Pushes::Unknown,
-            session_id: None,
+            pushes_reason: String::new(),
             pid: 1,
             connected_at: now,
             last_seen: now,
             outbox: Outbox::new().0,
-            inbox: Inbox::default(),
+            inbox: Owner::Connection(ConnId(0)),
         }
     }
 
     #[test]
     fn taken_names_get_numbered_suffixes() {
-        let mut registry = Registry::new();
+        let mut registry = Registry::default();
         assert_eq!(registry.register(ConnId(1), peer("api")).unwrap(), "api");
         assert_eq!(registry.register(ConnId(2), peer("api")).unwrap(), "api-2");
         assert_eq!(registry.register(ConnId(3), peer("api")).unwrap(), "api-3");
@@ -240,7 +186,7 @@ mod tests {
 
     #[test]
     fn suffixed_names_stay_within_the_length_limit() {
-        let mut registry = Registry::new();
+        let mut registry = Registry::default();
         let long = "x".repeat(MAX_NAME_LEN);
         registry.register(ConnId(1), peer(&long)).unwrap();
         let second = registry.register(ConnId(2), peer(&long)).unwrap();
@@ -250,7 +196,7 @@ mod tests {
 
     #[test]
     fn a_connection_registers_once() {
-        let mut registry = Registry::new();
+        let mut registry = Registry::default();
         registry.register(ConnId(1), peer("a")).unwrap();
         let err = registry.register(ConnId(1), peer("b")).unwrap_err();
         assert_eq!(err.code, ErrorCode::AlreadyRegistered);
@@ -258,7 +204,7 @@ mod tests {
 
     #[test]
     fn rename_moves_the_name_and_refuses_taken_ones() {
-        let mut registry = Registry::new();
+        let mut registry = Registry::default();
         registry.register(ConnId(1), peer("a")).unwrap();
         registry.register(ConnId(2), peer("b")).unwrap();
         assert_eq!(

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::{
     ask::ConnId,
-    hub::{connection, state::Hub},
+    hub::{connection, handle::Hub},
     paths::DataDir,
 };
 
@@ -26,9 +26,15 @@ pub struct ServerConfig {
     pub idle_exit: Duration,
 }
 
+/// The hub's bound socket, and the uid that peers must have to be let in.
+pub struct Bound {
+    listener: Listener,
+    uid: u32,
+}
+
 /// Binds the hub's socket (mode 0600). The caller must hold the hub lock: any socket file
 /// already there belongs to a dead hub and is removed.
-pub fn bind(data: &DataDir) -> io::Result<(Listener, u32)> {
+pub fn bind(data: &DataDir) -> io::Result<Bound> {
     let socket = data.socket();
     match std::fs::remove_file(&socket) {
         Ok(()) => tracing::warn!(path = %socket.display(), "removed_stale_socket"),
@@ -41,20 +47,17 @@ pub fn bind(data: &DataDir) -> io::Result<(Listener, u32)> {
         .create_tokio()?;
     // The socket was created by this process, so its owner is the uid peers must match.
     let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&socket)?);
-    Ok((listener, uid))
+    Ok(Bound { listener, uid })
 }
 
-/// Serves until `shutdown` resolves or the hub has been idle for `config.idle_exit`.
-pub async fn serve(
-    listener: Listener,
-    uid: u32,
-    hub: Hub,
-    config: ServerConfig,
-    shutdown: impl Future<Output = ()>,
-) {
+/// Serves a new hub on `bound` until `shutdown` resolves, a client asks it to stop, or it has
+/// been idle for `config.idle_exit`.
+pub async fn serve(bound: Bound, config: ServerConfig, shutdown: impl Future<Output = ()>) {
+    let Bound { listener, uid } = bound;
+    let hub = Hub::new();
     let live = Arc::new(watch::Sender::new(0usize));
     let mut live_rx = live.subscribe();
-    let expiry = tokio::spawn(expire_asks(hub.clone()));
+    let deadlines = tokio::spawn(run_deadlines(hub.clone()));
     tokio::pin!(shutdown);
     let mut next_conn = 0u64;
     tracing::info!(idle_exit_secs = config.idle_exit.as_secs(), "hub_listening");
@@ -67,9 +70,9 @@ pub async fn serve(
                     let Some(pid) = admit(&stream, uid) else { continue };
                     live.send_modify(|n| *n += 1);
                     let guard = LiveGuard(live.clone());
-                    let (hub, stop) = (hub.clone(), hub.shutdown_signal());
+                    let hub = hub.clone();
                     tokio::spawn(async move {
-                        connection::serve(stream, ConnId(next_conn), pid, hub, stop).await;
+                        connection::serve(stream, ConnId(next_conn), pid, hub).await;
                         drop(guard);
                     });
                 }
@@ -87,7 +90,7 @@ pub async fn serve(
                 tracing::info!(reason = "signal", "hub_shutdown");
                 break;
             }
-            _ = hub.shutdown_requested() => {
+            () = hub.shutdown_token().cancelled() => {
                 tracing::info!(reason = "requested", "hub_shutdown");
                 break;
             }
@@ -96,7 +99,7 @@ pub async fn serve(
     drop(listener);
     hub.request_shutdown();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, live_rx.wait_for(|n| *n == 0)).await;
-    expiry.abort();
+    deadlines.abort();
 }
 
 /// Checks the connecting process's credentials: only this user's processes may connect.
@@ -124,11 +127,11 @@ impl Drop for LiveGuard {
     }
 }
 
-/// The one task that fails asks whose deadline passed: it sleeps until the nearest deadline, or
-/// until an ask with a nearer one arrives.
-async fn expire_asks(hub: Hub) {
+/// The one task that runs deadlines (asks that time out, inboxes of departed sessions that
+/// expire): it sleeps until the nearest, or until a nearer one is added.
+async fn run_deadlines(hub: Hub) {
     loop {
-        let next = hub.expire_due_asks();
+        let next = hub.expire_due();
         let until_next = async {
             match next {
                 Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -138,7 +141,7 @@ async fn expire_asks(hub: Hub) {
         tokio::select! {
             _ = until_next => {}
             _ = hub.nearer_deadline() => {}
-            _ = hub.shutdown_requested() => return,
+            () = hub.shutdown_token().cancelled() => return,
         }
     }
 }

@@ -153,6 +153,23 @@ impl Request {
             .find(|r| r.name == name || r.name.ends_with(name))
     }
 
+    /// Whether tool `name` can be called in reply to this request: offered at the top of the
+    /// prompt, or (Claude Code 2.1.332 defers MCP tools behind tool search) loaded by the
+    /// `ToolSearch` call this request answers.
+    pub fn can_call(&self, name: &str) -> bool {
+        self.tool_names().iter().any(|t| t == name)
+            || self
+                .tool_result("ToolSearch")
+                .is_some_and(|found| found.text.contains(name))
+    }
+
+    /// Whether tool `name` is offered only by name, to be loaded with `ToolSearch` first.
+    pub fn is_deferred(&self, name: &str) -> bool {
+        !self.can_call(name)
+            && self.tool_names().iter().any(|t| t == "ToolSearch")
+            && self.body["messages"].to_string().contains(name)
+    }
+
     /// `<channel>` blocks in the last user message.
     pub fn channels(&self) -> Vec<ChannelBlock> {
         parse_channels(&self.last_user_text())
@@ -265,6 +282,18 @@ impl Reply {
                 input,
             }],
         }
+    }
+
+    /// A call of tool `name` as a model would make it in reply to `request`: directly when the
+    /// tool can be called, else first `ToolSearch` to load a deferred tool (the script is asked
+    /// again with its result, and then calls the tool). `None` when the tool is not offered.
+    pub fn call(request: &Request, name: &str, input: Value) -> Option<Self> {
+        if request.can_call(name) {
+            return Some(Reply::tool(name, input));
+        }
+        request
+            .is_deferred(name)
+            .then(|| Reply::tool("ToolSearch", json!({"query": format!("select:{name}")})))
     }
 
     /// Add another block (e.g. a second tool call in the same turn).

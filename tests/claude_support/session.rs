@@ -32,10 +32,6 @@ use tempfile::TempDir;
 
 use super::mock_api::{MockApi, tail};
 
-/// The CLI version the harness was written against. Channels sit behind an
-/// undocumented feature flag, so a different version may behave differently.
-pub const PINNED_VERSION: &str = "2.1.197";
-
 /// Name of the plugin (`.claude-plugin/plugin.json`) and of its MCP server.
 pub const PLUGIN: &str = "relay";
 
@@ -57,77 +53,46 @@ pub const ALLOWED_TOOLS: [&str; 5] = [
     "relay_rename",
 ];
 
-/// Where `.ci/install-claude.sh` installs the CLI: `$CLAUDE_CLI_CACHE_DIR`,
-/// or `$HOME/.cache/claude-relay/claude-cli`.
-fn install_cache_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("CLAUDE_CLI_CACHE_DIR") {
-        return Some(PathBuf::from(dir));
-    }
-    let home = std::env::var_os("HOME")?;
-    Some(Path::new(&home).join(".cache/claude-relay/claude-cli"))
+/// Where `.ci/install-claude.sh` installs CLI `version`:
+/// `$CLAUDE_CLI_CACHE_DIR/VERSION`, or `$HOME/.cache/claude-relay/claude-cli/VERSION`.
+fn install_dir(version: &str) -> Option<PathBuf> {
+    let cache = match std::env::var_os("CLAUDE_CLI_CACHE_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(&std::env::var_os("HOME")?).join(".cache/claude-relay/claude-cli"),
+    };
+    Some(cache.join(version))
 }
 
-/// Find the `claude` executable: `$CLAUDE_BIN`, then the install script's cache dir.
-pub fn find_claude() -> Result<PathBuf, String> {
-    if let Some(bin) = std::env::var_os("CLAUDE_BIN") {
-        let bin = PathBuf::from(bin);
-        return if bin.is_file() {
-            Ok(bin)
-        } else {
-            Err(format!("CLAUDE_BIN={} does not exist", bin.display()))
-        };
-    }
-    let dir = install_cache_dir().ok_or("neither CLAUDE_BIN nor HOME is set")?;
+/// The `claude` executable of `version`, as `.ci/install-claude.sh` installed it.
+pub fn find_claude(version: &str) -> Result<PathBuf, String> {
+    let dir = install_dir(version).ok_or("neither CLAUDE_CLI_CACHE_DIR nor HOME is set")?;
     let bin = dir.join("node_modules/.bin/claude");
     if bin.is_file() {
         Ok(bin)
     } else {
         Err(format!(
-            "no claude CLI at {} (set CLAUDE_BIN, or run .ci/install-claude.sh)",
+            "no claude CLI {version} at {} (run .ci/install-claude.sh)",
             bin.display()
         ))
     }
 }
 
-/// The CLI to test with, or `None` when the test should be skipped: outside
-/// CI a missing CLI prints one line and skips; under `CI=true` it fails.
-pub fn claude_or_skip(test: &str) -> Option<PathBuf> {
-    match find_claude() {
-        Ok(bin) => {
-            warn_if_not_pinned(&bin);
-            Some(bin)
-        }
+/// The CLI `version` to test with, or `None` when the test should be skipped: outside CI a
+/// missing CLI prints one line and skips; under `CI=true` it fails, since a skipped suite is how
+/// a Claude Code change that breaks the relay could land unseen.
+pub fn claude_or_skip(test: &str, version: &str) -> Option<PathBuf> {
+    match find_claude(version) {
+        Ok(bin) => Some(bin),
         Err(why) if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
-            panic!("{test}: the claude CLI is required under CI: {why}")
+            panic!("{test} ({version}): the claude CLI is required under CI: {why}")
         }
         Err(why) => {
             // Straight to the stderr fd: libtest captures `println!`/`eprintln!`
             // of passing tests, and a silent skip looks like a pass.
-            let _ = writeln!(std::io::stderr(), "skipped {test}: {why}");
+            let _ = writeln!(std::io::stderr(), "skipped {test} ({version}): {why}");
             None
         }
     }
-}
-
-/// Say so (once per test binary) when the CLI is not the pinned version: a
-/// failure may then be the CLI's doing rather than ours.
-fn warn_if_not_pinned(bin: &Path) {
-    static CHECKED: std::sync::Once = std::sync::Once::new();
-    CHECKED.call_once(|| {
-        let version = Command::new(bin)
-            .arg("--version")
-            .env("DISABLE_AUTOUPDATER", "1")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default();
-        if !version.starts_with(PINNED_VERSION) {
-            let _ = writeln!(
-                std::io::stderr(),
-                "warning: {} is {version:?}, the harness is pinned to {PINNED_VERSION}",
-                bin.display()
-            );
-        }
-    });
 }
 
 /// The repository root, loaded as the plugin under test.
@@ -276,6 +241,38 @@ impl Harness {
         (home, cwd)
     }
 
+    /// Where Claude Code writes the debug log of session `name` (`--debug-file`): what it did
+    /// with the MCP server, e.g. the protocol era it negotiated.
+    pub fn debug_file(&self, name: &str) -> PathBuf {
+        self.root().join(format!("{name}.debug"))
+    }
+
+    /// Fails the test unless every session's Claude Code connected to the relay on the legacy
+    /// MCP era, the one with a path for channel pushes: on the modern era (2026-07-28) Claude
+    /// Code registers no channel and drops every push. 2.1.332 logs the era in its `--debug-file`;
+    /// older CLIs, which know only the legacy era, log the connection without it.
+    pub fn assert_legacy_era(&self, sessions: &[Session]) {
+        for s in sessions {
+            let log = fs::read_to_string(self.debug_file(&s.name)).unwrap_or_default();
+            let connected = log.lines().find(|line| {
+                line.contains(&format!("MCP server \"plugin:{PLUGIN}:{PLUGIN}\""))
+                    && line.contains("Connection established")
+            });
+            match connected {
+                Some(line) if !line.contains("\"protocolEra\"") => {}
+                Some(line) if line.contains("\"protocolEra\":\"legacy\"") => {}
+                Some(line) => self.fail(
+                    sessions,
+                    &format!("{} connected on another MCP era: {line}", s.name),
+                ),
+                None => self.fail(
+                    sessions,
+                    &format!("{}'s debug log shows no relay connection", s.name),
+                ),
+            }
+        }
+    }
+
     /// Start session `name` (its relay name, via `CLAUDE_CODE_SESSION_NAME`).
     /// Script its model with `self.mock.script(&session.id, ..)`.
     pub fn spawn(&self, name: &str) -> Session {
@@ -291,8 +288,10 @@ impl Harness {
             "--verbose",
             "--session-id",
             &id,
-            "--plugin-dir",
+            "--debug-file",
         ])
+        .arg(self.debug_file(name))
+        .arg("--plugin-dir")
         .arg(&self.plugin_dir);
         if !self.without_channels_flag.contains(&name) {
             cmd.args(["--channels", &format!("plugin:{PLUGIN}@inline")]);

@@ -176,7 +176,7 @@ fn claude_cli() -> Check {
         },
     };
     match programs::version_line(&program) {
-        Ok(version) => Check::pass(CLAUDE, format!("{} ({version})", program.display())),
+        Ok(line) => in_tested_range(&program, &line),
         Err(why) => Check::fail(
             CLAUDE,
             why,
@@ -186,6 +186,57 @@ fn claude_cli() -> Check {
             ),
         ),
     }
+}
+
+/// The Claude Code versions the relay's suite runs against (`.ci/claude-versions`, read by
+/// `build.rs`), oldest first.
+const TESTED: &str = env!("RELAY_TESTED_CLAUDE");
+
+/// `2.1.332` of `2.1.332 (Claude Code)`, as numbers to compare.
+fn version_of(line: &str) -> Option<Vec<u32>> {
+    let word = line.split_whitespace().next()?;
+    word.split('.').map(|part| part.parse().ok()).collect()
+}
+
+/// Passes a `claude` whose version the relay is tested with, or lies between two that are; warns
+/// outside that range, where Claude Code may have changed what the relay relies on (the channel
+/// contract, hooks, tool loading).
+fn in_tested_range(program: &Path, line: &str) -> Check {
+    let oldest = TESTED.split_whitespace().next().unwrap_or_default();
+    let newest = TESTED.split_whitespace().last().unwrap_or_default();
+    let seen = format!("{} ({line})", program.display());
+    let Some(version) = version_of(line) else {
+        return Check::warn(
+            CLAUDE,
+            format!(
+                "{seen}: cannot read its version; the relay is tested with {oldest} to {newest}"
+            ),
+            None,
+        );
+    };
+    if version_of(oldest).is_some_and(|oldest| version < oldest) {
+        return Check::warn(
+            CLAUDE,
+            format!("{seen} is older than {oldest}, the oldest Claude Code the relay is tested with"),
+            Some("upgrade Claude Code (`claude update`, or `npm install -g @anthropic-ai/claude-code`)".to_owned()),
+        );
+    }
+    if version_of(newest).is_some_and(|newest| version > newest) {
+        return Check::warn(
+            CLAUDE,
+            format!(
+                "{seen} is newer than {newest}, the newest Claude Code the relay is tested with: if \
+                 messages stop arriving, check `relay peers` (CHANNELS and why) and run claude with \
+                 --debug-file"
+            ),
+            Some(
+                "nothing to do while it works; to test this version, add it to .ci/claude-versions \
+                 in the claude-relay checkout and run the suite (docs/operations.md)"
+                    .to_owned(),
+            ),
+        );
+    }
+    Check::pass(CLAUDE, format!("{seen}, tested range {oldest} to {newest}"))
 }
 
 fn plugin_check(plugin: &Plugin) -> Check {

@@ -11,14 +11,16 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::{
+    cli::doctor::CHANNELS_FLAG,
     cli::doctor::Check,
     client::{HubClient, REQUEST_TIMEOUT},
     paths::DataDir,
-    protocol::{Op, PROTOCOL_VERSION, VERSION},
+    protocol::{Op, PROTOCOL_VERSION, PeerKind, PeerList, Pushes, VERSION},
 };
 
 const HUB: &str = "hub";
 const STALE_SOCKET: &str = "stale-socket";
+const PUSHES: &str = "pushes";
 
 /// How long connecting to the socket may take.
 const CONNECT_LIMIT: Duration = Duration::from_secs(5);
@@ -31,12 +33,17 @@ enum Answer {
     Unreachable(std::io::Error),
     /// A hub accepted the connection but its answer to `status` is not usable.
     Broken(String),
-    Status(Value),
+    /// Its status, and its peers when it listed them.
+    Status(Value, Option<PeerList>),
 }
 
 pub async fn check(data: &DataDir) -> Vec<Check> {
     let answer = ask(data).await;
-    vec![hub(data, &answer), stale_socket(data, &answer)]
+    vec![
+        hub(data, &answer),
+        stale_socket(data, &answer),
+        pushes(&answer),
+    ]
 }
 
 async fn ask(data: &DataDir) -> Answer {
@@ -53,7 +60,10 @@ async fn ask(data: &DataDir) -> Answer {
     )
     .await
     {
-        Ok(Ok(status)) => Answer::Status(status),
+        Ok(Ok(status)) => {
+            let peers = client.request::<PeerList>(Op::Peers).await.ok();
+            Answer::Status(status, peers)
+        }
         Ok(Err(e)) => Answer::Broken(format!("{}: {}", e.code, e.message)),
         Err(_) => Answer::Broken(format!(
             "no answer to `status` within {} s",
@@ -104,7 +114,7 @@ fn hub(data: &DataDir, answer: &Answer) -> Check {
                 kill_fix(),
             );
         }
-        Answer::Status(status) => status,
+        Answer::Status(status, _) => status,
     };
     let pid = status["hub_pid"].as_u64();
     let version = status["hub_version"].as_str();
@@ -146,7 +156,7 @@ fn stale_socket(data: &DataDir, answer: &Answer) -> Check {
     let socket = data.socket();
     match answer {
         Answer::NoSocket => Check::pass(STALE_SOCKET, "no socket left behind"),
-        Answer::Status(_) | Answer::Broken(_) => Check::pass(
+        Answer::Status(..) | Answer::Broken(_) => Check::pass(
             STALE_SOCKET,
             format!("a hub accepts connections on {}", socket.display()),
         ),
@@ -173,4 +183,53 @@ fn stale_socket(data: &DataDir, answer: &Answer) -> Check {
             ),
         ),
     }
+}
+
+/// Sessions connected to the hub whose pushes are not on, with the reason each channel gave: they
+/// get their messages only at their next prompt.
+fn pushes(answer: &Answer) -> Check {
+    let peers = match answer {
+        Answer::Status(_, Some(list)) => &list.peers,
+        Answer::Status(_, None) => {
+            return Check::warn(PUSHES, "the hub did not list its sessions", None);
+        }
+        _ => return Check::pass(PUSHES, "no hub running, so no session to check"),
+    };
+    let channels: Vec<_> = peers
+        .iter()
+        .filter(|peer| peer.kind == PeerKind::Channel)
+        .collect();
+    let off: Vec<String> = channels
+        .iter()
+        .filter(|peer| peer.channels != Pushes::On)
+        .map(|peer| {
+            format!(
+                "{} ({}: {})",
+                peer.name,
+                peer.channels.as_str(),
+                peer.channels_reason
+            )
+        })
+        .collect();
+    if off.is_empty() {
+        return Check::pass(
+            PUSHES,
+            format!(
+                "{} session(s) connected, every one shows pushes",
+                channels.len()
+            ),
+        );
+    }
+    Check::warn(
+        PUSHES,
+        format!(
+            "{} of {} connected session(s) get messages only at their next prompt: {}",
+            off.len(),
+            channels.len(),
+            off.join("; ")
+        ),
+        Some(format!(
+            "nothing is lost; for messages the moment they arrive, start those sessions with `claude {CHANNELS_FLAG}`"
+        )),
+    )
 }

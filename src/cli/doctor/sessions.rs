@@ -51,7 +51,7 @@ pub fn check(uid: u32) -> Check {
         let Some(args) = pushes::nul_separated(&entry.path().join("cmdline")) else {
             continue;
         };
-        match pushes::detect(Some(&args)) {
+        match pushes::detect(Some(&args)).pushes {
             Pushes::On => with_flag += 1,
             Pushes::Off if !prints(&args) && !overridden(&entry.path().join("environ")) => {
                 let cwd = fs::read_link(entry.path().join("cwd"))

@@ -1,0 +1,164 @@
+//! The hub's shared state behind a small handle.
+//!
+//! [`Hub`] is a cheap handle (an `Arc`) that every connection task holds. All state lives in one
+//! `std::sync::Mutex` ([`State`]: the peer registry, the pending asks, the inboxes): every
+//! operation is a few map look-ups and non-blocking queue sends, no `.await` ever happens while it
+//! is held, and one lock means an ask, the registry look-up of its target and the event sent to
+//! that target happen atomically: a target cannot vanish between the look-up and the send without
+//! its asks being failed. The operations themselves live by concern in [`super::presence`],
+//! [`super::asking`] and [`super::delivery`].
+//!
+//! Deadlines (asks that time out, inboxes of departed sessions that expire) are kept in ordered
+//! indexes; one background task sleeps until the nearest ([`Hub::expire_due`]) and is woken by
+//! [`Hub::nearer_deadline`] when a sooner one is added.
+
+use std::sync::{
+    Arc, Mutex, MutexGuard,
+    atomic::{AtomicU64, Ordering},
+};
+
+use time::OffsetDateTime;
+use tokio::{sync::Notify, time::Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    ask::AskTable,
+    hub::{inbox::Inboxes, registry::Registry, registry::rfc3339},
+    protocol::{HubStatus, PROTOCOL_VERSION, VERSION},
+};
+
+#[derive(Clone)]
+pub struct Hub {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the deadline task when a deadline nearer than any before arrives.
+    nearer_deadline: Notify,
+    /// Cancelled when the hub starts shutting down.
+    shutdown: CancellationToken,
+    started_at: OffsetDateTime,
+    /// Makes ask, broadcast and message ids unique across hub restarts.
+    id_prefix: String,
+    next_id: AtomicU64,
+}
+
+/// Everything behind the hub's one lock.
+#[derive(Default)]
+pub(super) struct State {
+    pub(super) peers: Registry,
+    pub(super) asks: AskTable,
+    pub(super) inboxes: Inboxes,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Hub {
+    pub fn new() -> Self {
+        let started_at = OffsetDateTime::now_utc();
+        let started_ms = started_at.unix_timestamp_nanos() / 1_000_000;
+        Hub {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                nearer_deadline: Notify::new(),
+                shutdown: CancellationToken::new(),
+                started_at,
+                id_prefix: base36(started_ms.unsigned_abs()),
+                next_id: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    pub(super) fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves maps that are still consistent (every operation
+        // updates them before sending), so a poisoned lock is safe to keep using.
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new id such as `ask-mwr82gk5-12`.
+    pub(super) fn new_id(&self, kind: &str) -> String {
+        let n = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        format!("{kind}-{}-{n}", self.shared.id_prefix)
+    }
+
+    pub fn status(&self) -> HubStatus {
+        let state = self.state();
+        HubStatus {
+            hub_pid: std::process::id(),
+            hub_version: VERSION.to_owned(),
+            protocol: PROTOCOL_VERSION,
+            started_at: rfc3339(self.shared.started_at),
+            peers: state.peers.len(),
+            pending_asks: state.asks.len(),
+        }
+    }
+
+    /// Starts a graceful shutdown: the server stops, and disconnects no longer count as peers
+    /// leaving.
+    pub fn request_shutdown(&self) {
+        self.shared.shutdown.cancel();
+    }
+
+    /// Cancelled once a shutdown has been requested.
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.shared.shutdown
+    }
+
+    pub(super) fn is_shutting_down(&self) -> bool {
+        self.shared.shutdown.is_cancelled()
+    }
+
+    /// Tells the deadline task that a deadline nearer than it sleeps for was added.
+    pub(super) fn wake_deadline_task(&self) {
+        self.shared.nearer_deadline.notify_one();
+    }
+
+    /// Resolves when a deadline nearer than any before has been added.
+    pub async fn nearer_deadline(&self) {
+        self.shared.nearer_deadline.notified().await
+    }
+
+    /// Runs every deadline that has passed (asks time out, orphaned inboxes expire) and returns
+    /// the next one.
+    pub fn expire_due(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let mut state = self.state();
+        self.expire_asks(&mut state, now);
+        super::delivery::expire_inboxes(&mut state, now);
+        [state.asks.next_deadline(), state.inboxes.next_expiry()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+fn base36(mut n: u128) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).expect("ASCII digits")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base36_encodes() {
+        assert_eq!(base36(0), "0");
+        assert_eq!(base36(35), "z");
+        assert_eq!(base36(36), "10");
+    }
+}

@@ -1,0 +1,148 @@
+//! Who is connected: peers joining (hello), being listed, renaming and leaving.
+
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use crate::{
+    ask::ConnId,
+    errors::ErrorCode,
+    errors::RelayError,
+    hub::{
+        handle::Hub,
+        inbox::{Owner, Released},
+        outbox::Outbox,
+        registry::Peer,
+        texts,
+    },
+    protocol::{Hello, PROTOCOL_VERSION, PeerList, Renamed, VERSION, Welcome},
+};
+
+impl Hub {
+    /// Registers the peer on `conn`, answering its hello. A session that comes back gets the
+    /// inbox it left behind.
+    pub fn register(
+        &self,
+        conn: ConnId,
+        hello: Hello,
+        pid: u32,
+        outbox: Outbox,
+    ) -> Result<Welcome, RelayError> {
+        let now = OffsetDateTime::now_utc();
+        let pushes = hello.pushes;
+        let inbox = match &hello.session_id {
+            Some(id) => Owner::Session(id.clone()),
+            None => Owner::Connection(conn),
+        };
+        let peer = Peer {
+            name: hello.name,
+            kind: hello.kind,
+            cwd: hello.cwd,
+            git_branch: hello.git_branch,
+            pushes: hello.pushes,
+            pushes_reason: hello.pushes_reason,
+            pid,
+            connected_at: now,
+            last_seen: now,
+            outbox,
+            inbox: inbox.clone(),
+        };
+        let mut state = self.state();
+        let name = state.peers.register(conn, peer)?;
+        let waiting = state.inboxes.claim(&inbox);
+        drop(state);
+        if waiting > 0 {
+            tracing::info!(session = %name, count = waiting, "inbox_handed_back");
+        }
+        tracing::info!(session = %name, peer_pid = pid, pushes = pushes.as_str(), "peer_registered");
+        Ok(Welcome {
+            name,
+            hub_pid: std::process::id(),
+            hub_version: VERSION.to_owned(),
+            protocol: PROTOCOL_VERSION,
+        })
+    }
+
+    /// Notes that `conn` was heard from, for `last_seen`.
+    pub fn touch(&self, conn: ConnId) {
+        if let Some(peer) = self.state().peers.get_mut(conn) {
+            peer.last_seen = OffsetDateTime::now_utc();
+        }
+    }
+
+    /// Every peer but `conn`.
+    pub fn peers(&self, conn: ConnId) -> Result<PeerList, RelayError> {
+        let state = self.state();
+        state.peers.get(conn).ok_or_else(texts::not_registered)?;
+        let peers = state
+            .peers
+            .iter()
+            .filter(|(other, _)| *other != conn)
+            .map(|(_, peer)| peer.info())
+            .collect();
+        Ok(PeerList { peers })
+    }
+
+    /// Every peer, for a client that has not said hello (`relay peers`).
+    pub fn all_peers(&self) -> PeerList {
+        let peers = self
+            .state()
+            .peers
+            .iter()
+            .map(|(_, peer)| peer.info())
+            .collect();
+        PeerList { peers }
+    }
+
+    pub fn rename(&self, conn: ConnId, new_name: &str) -> Result<Renamed, RelayError> {
+        let old = self.state().peers.rename(conn, new_name)?;
+        if old != new_name {
+            tracing::info!(session = %new_name, old_name = %old, "peer_renamed");
+        }
+        Ok(Renamed {
+            name: new_name.to_owned(),
+        })
+    }
+
+    /// Removes the peer on `conn`: asks addressed to it fail for their callers with `peer_gone`,
+    /// asks it made are forgotten, and its inbox waits for its session to come back.
+    pub fn disconnect(&self, conn: ConnId) {
+        let mut state = self.state();
+        let Some(peer) = state.peers.get(conn) else {
+            return;
+        };
+        let (name, inbox) = (peer.name.clone(), peer.inbox.clone());
+        let gone = state.asks.remove_target(conn);
+        // These asks fail now, so their questions must not wait in the inbox for a reconnect.
+        for ask in &gone {
+            state.withdraw_queued_question(ask);
+        }
+        let forgotten = state.asks.remove_caller(conn);
+        for ask in &forgotten {
+            state.withdraw_queued_question(ask);
+        }
+        state.peers.remove(conn);
+        match state.inboxes.release(&inbox, Instant::now()) {
+            Released::Kept { waiting, nearest } => {
+                tracing::info!(session = %name, count = waiting, "inbox_kept_for_reconnect");
+                if nearest {
+                    self.wake_deadline_task();
+                }
+            }
+            Released::Lost(0) => {}
+            Released::Lost(lost) => {
+                tracing::warn!(session = %name, lost, "inbox_lost_no_session_id")
+            }
+        }
+        tracing::info!(session = %name, forgotten_asks = forgotten.len(), "peer_left");
+        if self.is_shutting_down() {
+            // The peer did not go anywhere, the hub did: every caller's own channel reports its
+            // pending asks as `hub_unreachable` when its connection closes.
+            return;
+        }
+        for ask in gone {
+            tracing::info!(ask_id = %ask.ask_id, to = %ask.target_name, "ask_failed_peer_gone");
+            let message = texts::target_gone(&ask.target_name, &ask.ask_id);
+            self.fail(&mut state, ask, ErrorCode::PeerGone, message);
+        }
+    }
+}

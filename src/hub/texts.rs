@@ -1,0 +1,160 @@
+//! Every sentence the hub says to a person or a model, in one place.
+//!
+//! Each is one error code and a sentence saying what happened and what to do next. Failures of
+//! asks reach the asking session's model as pushes, so they end with [`FOR_THE_MODEL`]; the
+//! command line strips that part for people.
+
+use time::format_description::well_known::Rfc3339;
+
+use crate::{
+    ask::NotPending,
+    errors::{ErrorCode, FOR_THE_MODEL, RelayError},
+    protocol::{MAX_LINE_BYTES, PROTOCOL_VERSION, VERSION},
+};
+
+pub fn not_registered() -> RelayError {
+    RelayError::new(
+        ErrorCode::NotRegistered,
+        "this connection has not said hello yet; send hello first",
+    )
+}
+
+pub fn already_registered() -> RelayError {
+    RelayError::new(
+        ErrorCode::AlreadyRegistered,
+        "this connection already said hello; send hello once per connection",
+    )
+}
+
+/// A client of another protocol version said hello.
+pub fn protocol_mismatch(client_version: &str, client_protocol: u32) -> RelayError {
+    let pid = std::process::id();
+    RelayError::new(
+        ErrorCode::ProtocolMismatch,
+        format!(
+            "the running hub (claude-relay {VERSION}, pid {pid}) speaks relay protocol {PROTOCOL_VERSION} but this \
+             client (claude-relay {client_version}) speaks protocol {client_protocol}: install one version of \
+             claude-relay, then stop the old hub with `kill {pid}` (sessions reconnect by themselves)"
+        ),
+    )
+}
+
+pub fn hello_field_too_long(field: &str, bytes: usize, limit: usize) -> RelayError {
+    RelayError::bad_args(format!(
+        "hello's {field} is {bytes} bytes, over the limit of {limit}"
+    ))
+}
+
+pub fn name_taken(name: &str) -> RelayError {
+    RelayError::new(
+        ErrorCode::NameTaken,
+        format!("another live session is already named {name:?}; choose another name"),
+    )
+}
+
+pub fn peer_not_found(name: &str) -> RelayError {
+    RelayError::new(
+        ErrorCode::PeerNotFound,
+        format!(
+            "no live session is named {name:?}; relay_peers (or `relay peers` in a shell) lists who is connected"
+        ),
+    )
+}
+
+pub fn asked_itself(name: &str) -> RelayError {
+    RelayError::bad_args(format!(
+        "{name:?} is this session itself; ask another session (relay_peers, or `relay peers` in a shell, lists them)"
+    ))
+}
+
+pub fn command_line_cannot_answer(name: &str) -> RelayError {
+    RelayError::bad_args(format!(
+        "{name:?} is a relay command line, which cannot answer questions; ask a Claude Code session \
+         (relay_peers, or `relay peers` in a shell, lists them)"
+    ))
+}
+
+/// A message to a session whose inbox is full.
+pub fn inbox_full(name: &str) -> RelayError {
+    RelayError::new(
+        ErrorCode::InboxFull,
+        format!(
+            "{name}'s pushes are off and its inbox of undelivered messages is full, so nothing was sent; \
+             tell the user: {name} must be used (a prompt there delivers the inbox) or restarted with the \
+             channels flag"
+        ),
+    )
+}
+
+pub fn no_session_with_id(session_id: &str) -> RelayError {
+    RelayError::new(
+        ErrorCode::PeerNotFound,
+        format!("no live session registered with Claude Code session id {session_id:?}"),
+    )
+}
+
+/// Why a reply cannot answer its ask.
+pub fn not_pending(ask_id: &str, why: NotPending) -> RelayError {
+    let message = match why {
+        NotPending::Unknown => format!(
+            "no ask with id {ask_id:?} is pending: copy the ask_id from the <channel> tag of the question"
+        ),
+        NotPending::AddressedTo { target } => format!(
+            "ask {ask_id} was addressed to {target}, not to this session; only the session that was asked \
+             can reply"
+        ),
+        NotPending::Answered => format!("ask {ask_id} was already answered; nothing was sent"),
+        NotPending::TimedOut {
+            at,
+            after_secs,
+            caller,
+        } => {
+            let at = at.format(&Rfc3339).unwrap_or_default();
+            format!(
+                "ask {ask_id} timed out at {at} after {after_secs} s and {caller} was told; the reply was \
+                 not delivered: tell the user, or send {caller} a new relay_ask if it still matters"
+            )
+        }
+        NotPending::CallerGone { caller } => format!(
+            "{caller}, the session that asked {ask_id}, has disconnected; the reply cannot be delivered"
+        ),
+        NotPending::TargetGone => {
+            format!(
+                "ask {ask_id} is no longer pending: this session reconnected after it was asked"
+            )
+        }
+    };
+    RelayError::new(ErrorCode::UnknownAsk, message)
+}
+
+/// The failure an asker is told when its target disconnected before replying.
+pub fn target_gone(target: &str, ask_id: &str) -> String {
+    format!("{target} disconnected before it replied to ask {ask_id}{FOR_THE_MODEL}")
+}
+
+/// The failure an asker is told when no reply came in time.
+pub fn timed_out(target: &str, ask_id: &str, timeout_secs: u64) -> String {
+    format!("{target} did not reply to ask {ask_id} within {timeout_secs} s{FOR_THE_MODEL}")
+}
+
+pub fn line_not_json(error: &serde_json::Error) -> RelayError {
+    RelayError::bad_msg(format!(
+        "the line is not JSON ({error}); see docs/protocol.md"
+    ))
+}
+
+pub fn not_a_request(error: &serde_json::Error) -> RelayError {
+    RelayError::bad_msg(format!(
+        "the line is not a valid request ({error}); see docs/protocol.md"
+    ))
+}
+
+pub fn line_too_long() -> RelayError {
+    RelayError::bad_msg(format!(
+        "a line is longer than {MAX_LINE_BYTES} bytes (1 MiB); the hub closes this connection"
+    ))
+}
+
+pub fn line_not_utf8() -> RelayError {
+    RelayError::bad_msg("the line is not UTF-8; see docs/protocol.md")
+}
