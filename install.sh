@@ -1,10 +1,12 @@
 #!/bin/sh
 # Sets up claude-relay on this machine, and upgrades it: re-run after `git pull`.
-#  1. builds and installs relay-channel and relay-hub (cargo install --path . --locked);
-#  2. when the `claude` CLI is on PATH, stages the plugin's files as the `claude-relay`
-#     marketplace and installs (or updates) the `relay` plugin;
+#  1. builds and installs relay, relay-channel and relay-hub (cargo install --path . --locked),
+#     and says how to put them on PATH when they are not;
+#  2. checks the installed binaries with `relay demo` (two sessions through a private hub);
 #  3. replaces a running hub of another version when no session uses it (or says what to do);
-#  4. prints the command that launches Claude Code with the relay's channel turned on.
+#  4. when the `claude` CLI is on PATH, stages the plugin's files as the `claude-relay`
+#     marketplace and installs (or updates) the `relay` plugin;
+#  5. prints the command that launches Claude Code with the relay's channel turned on.
 set -eu
 here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
 cd "$here"
@@ -14,13 +16,41 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
-echo "==> Building and installing relay, relay-channel and relay-hub"
-cargo install --path . --locked --force --quiet
+echo "==> Building and installing relay, relay-channel and relay-hub (the first build takes minutes)"
+cargo install --path . --locked --force
 bin_dir="${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}/bin"
 echo "    installed in $bin_dir"
+
+# When the binaries are not on PATH: what will not be found, and the line that fixes it.
+path_note() {
+    case "$bin_dir" in
+        "$HOME"/*) shown="\$HOME/${bin_dir#"$HOME"/}" ;;
+        *) shown=$bin_dir ;;
+    esac
+    line="export PATH=\"$shown:\$PATH\""
+    case "${SHELL:-}" in
+        */zsh) rc="~/.zshrc" ;;
+        */bash) rc="~/.bashrc" ;;
+        */fish) rc="~/.config/fish/config.fish"; line="fish_add_path $shown" ;;
+        *) rc="your shell's rc file (~/.profile for sh)" ;;
+    esac
+    echo "    note: $bin_dir is not on your PATH."
+    echo "    Your shell will not find \`relay\` (relay demo, relay doctor, ...) until it is: add"
+    echo "    this line to $rc, then open a new terminal:"
+    echo
+    echo "        $line"
+    echo
+    if [ "$bin_dir" = "${CARGO_HOME:-$HOME/.cargo}/bin" ]; then
+        echo "    The plugin finds relay-channel there anyway: its launcher looks in cargo's bin directory."
+    else
+        echo "    The plugin's launcher does not look there: Claude Code needs it on its PATH too (or"
+        echo "    RELAY_BIN_DIR=$bin_dir in its environment)."
+    fi
+}
+on_path=true
 case ":$PATH:" in
     *":$bin_dir:"*) ;;
-    *) echo "    note: $bin_dir is not on your PATH; add it so the plugin can find relay-channel" ;;
+    *) on_path=false; path_note ;;
 esac
 
 echo "==> Checking the installed binaries: relay demo (two sessions through a private hub)"
@@ -101,3 +131,6 @@ Then, in one session: "ask <other session> what they are working on". /relay:rel
 the sessions. From a shell: `relay demo` shows two sessions talking, `relay doctor` checks this
 installation, `relay --help` lists the rest. More in docs/install.md.
 MSG
+if [ "$on_path" = false ]; then
+    echo "(Until $bin_dir is on your PATH, \`relay\` is $bin_dir/relay: see the note above.)"
+fi

@@ -10,8 +10,10 @@
 //! keep a test's temp dir (HOMEs, stderr and `--debug-file` logs, hub logs) for inspection.
 
 mod claude_support;
+mod common;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -167,8 +169,13 @@ fn stage_repo(to: &Path) {
             if src.is_dir() {
                 copy(&src, &dst);
             } else if src.is_file() {
-                // fs::copy keeps the mode, so bin/relay-channel stays executable.
-                fs::copy(&src, &dst).unwrap();
+                if src.metadata().unwrap().permissions().mode() & 0o111 != 0 {
+                    // bin/relay-channel. Not fs::copy, which would hold it open for writing in
+                    // this process: see common::write_executable.
+                    common::copy_executable(&src, &dst);
+                } else {
+                    fs::copy(&src, &dst).unwrap();
+                }
             }
         }
     }

@@ -26,6 +26,35 @@ fn status_without_a_hub_exits_1_with_a_clear_line() {
     assert_eq!(run.json()["running"], false);
 }
 
+/// The README's rule for `--json` failures, each case where no hub runs: an `error` object on
+/// stdout, but `status` answers `running: false`, and a command line clap cannot parse gets
+/// clap's message on stderr only.
+#[test]
+fn under_json_a_failure_is_an_error_object_on_stdout_as_the_readme_says() {
+    let relay = Relay::new();
+    for (args, code) in [
+        (vec!["peers", "--json"], 1),
+        (vec!["ask", "alpha", "hello?", "--json"], HUB_UNREACHABLE),
+        (vec!["broadcast", "anyone?", "--json"], HUB_UNREACHABLE),
+        (vec!["logs", "--json"], 1),
+    ] {
+        let run = relay.relay(&args);
+        assert_eq!(run.code, code, "{args:?}: {run:?}");
+        let error = &run.json()["error"];
+        let message = error["message"].as_str().unwrap();
+        assert!(run.stderr.contains(message), "{args:?}: {run:?}");
+        let expected = (code == HUB_UNREACHABLE).then_some("hub_unreachable");
+        assert_eq!(error["code"].as_str(), expected, "{args:?}: {run:?}");
+    }
+    let status = relay.relay(&["status", "--json"]);
+    assert_eq!(status.code, 1, "{status:?}");
+    assert_eq!(status.json()["running"], false, "{status:?}");
+    let unparsed = relay.relay(&["status", "--json", "--frobnicate"]);
+    assert_eq!(unparsed.code, USAGE, "{unparsed:?}");
+    assert_eq!(unparsed.stdout, "", "{unparsed:?}");
+    assert!(unparsed.stderr.contains("--frobnicate"), "{unparsed:?}");
+}
+
 #[test]
 fn status_describes_the_running_hub() {
     let mut relay = Relay::new();

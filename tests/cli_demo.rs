@@ -224,18 +224,14 @@ fn sigterm_mid_demo_still_cleans_up_and_exits_130() {
 /// A copy of `relay` in a directory of its own, next to `channel_script` as its `relay-channel`
 /// (if any), run with TMPDIR in the test's world so that the demo's temp dir can be checked.
 fn run_copied_relay(channel_script: Option<&str>) -> RelayRun {
-    use std::os::unix::fs::PermissionsExt;
-
     let tmp = tempfile::tempdir().expect("temp dir");
     let relay = Relay::new().with_env("TMPDIR", tmp.path().to_str().unwrap());
     let bin = relay.dir.path().join("bin");
     fs::create_dir_all(&bin).unwrap();
     let exe = bin.join("relay");
-    fs::copy(common::RELAY_EXE, &exe).unwrap();
+    common::copy_executable(common::RELAY_EXE, &exe);
     if let Some(script) = channel_script {
-        let channel = bin.join("relay-channel");
-        fs::write(&channel, script).unwrap();
-        fs::set_permissions(&channel, fs::Permissions::from_mode(0o755)).unwrap();
+        common::write_executable(bin.join("relay-channel"), script);
     }
     let mut command = relay.command(exe.to_str().unwrap(), relay.dir.path());
     command.arg("demo");

@@ -93,12 +93,10 @@ fn fake_claude_of_version(relay: &Relay, version: &str) -> PathBuf {
     let dir = relay.dir.path().join(format!("fakebin-{version}"));
     fs::create_dir_all(&dir).unwrap();
     let claude = dir.join("claude");
-    fs::write(
+    common::write_executable(
         &claude,
-        format!("#!/bin/sh\necho '{version} (Claude Code)'\n"),
-    )
-    .unwrap();
-    fs::set_permissions(&claude, fs::Permissions::from_mode(0o755)).unwrap();
+        &format!("#!/bin/sh\necho '{version} (Claude Code)'\n"),
+    );
     dir
 }
 
@@ -255,15 +253,34 @@ fn without_claude_the_claude_check_fails_with_the_install_fix() {
     );
 }
 
+/// The fix is install.sh, and by hand what it does: the marketplace is a staged copy of the
+/// plugin's files in `${XDG_DATA_HOME:-$HOME/.local/share}/claude-relay/marketplace`, never the
+/// checkout (Claude Code copies a directory marketplace whole, `target/` included).
 #[test]
 fn without_the_plugin_the_plugin_check_fails_with_the_install_script() {
-    let relay = Relay::new();
+    let plain = Relay::new();
+    let stage = plain.home.join(".local/share/claude-relay/marketplace");
+    let xdg = Relay::new();
+    let xdg_data = xdg.dir.path().join("xdg-data");
+    let xdg = xdg.with_env("XDG_DATA_HOME", xdg_data.to_str().unwrap());
+    let xdg_stage = xdg_data.join("claude-relay/marketplace");
 
-    let (code, report) = doctor_json(&relay, &healthy_path(&relay));
-    assert_eq!(code, 1);
-    let plugin = check(&report, "plugin");
-    assert_eq!(plugin["status"], "fail", "{report}");
-    assert!(plugin["fix"].as_str().unwrap().contains("./install.sh"));
+    for (relay, stage) in [(&plain, stage), (&xdg, xdg_stage)] {
+        let (code, report) = doctor_json(relay, &healthy_path(relay));
+        assert_eq!(code, 1);
+        let plugin = check(&report, "plugin");
+        assert_eq!(plugin["status"], "fail", "{report}");
+        let fix = plugin["fix"].as_str().unwrap();
+        assert!(fix.starts_with("run ./install.sh"), "{fix}");
+        let stage = stage.display();
+        assert!(
+            fix.contains(&format!(
+                "into {stage}, then `claude plugin marketplace add {stage}`"
+            )) && fix.contains("`claude plugin install relay@claude-relay`"),
+            "{fix}"
+        );
+        assert!(!fix.contains("<checkout>"), "{fix}");
+    }
 }
 
 /// A process whose command line reads `claude ARGS`, killed by pid when dropped.
@@ -386,8 +403,7 @@ fn a_relay_channel_of_another_version_on_path_is_a_warning() {
     let old = relay.dir.path().join("oldbin");
     fs::create_dir_all(&old).unwrap();
     let channel = old.join("relay-channel");
-    fs::write(&channel, "#!/bin/sh\necho 'relay-channel 0.0.1'\n").unwrap();
-    fs::set_permissions(&channel, fs::Permissions::from_mode(0o755)).unwrap();
+    common::write_executable(&channel, "#!/bin/sh\necho 'relay-channel 0.0.1'\n");
     let path = format!("{}:{}", old.display(), healthy_path(&relay));
 
     let (_, report) = doctor_json(&relay, &path);

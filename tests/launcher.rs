@@ -32,7 +32,7 @@ fn without_a_binary_the_launcher_names_the_install_command() {
     let root = tempfile::tempdir().unwrap();
     fs::create_dir_all(root.path().join("bin")).unwrap();
     let launcher = root.path().join("bin/relay-channel");
-    fs::copy(LAUNCHER, &launcher).unwrap();
+    common::copy_executable(LAUNCHER, &launcher);
     let output = Command::new(&launcher)
         .env_clear()
         .env(

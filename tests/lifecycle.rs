@@ -195,7 +195,7 @@ fn tools_answer_hub_unreachable_within_seconds_when_no_hub_can_start() {
     let lonely = relay.dir.path().join("bin");
     fs::create_dir_all(&lonely).unwrap();
     let exe = lonely.join("relay-channel");
-    fs::copy(common::CHANNEL_EXE, &exe).unwrap();
+    common::copy_executable(common::CHANNEL_EXE, &exe);
     let mut command = std::process::Command::new(&exe);
     command
         .env_clear()

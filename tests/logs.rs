@@ -70,7 +70,9 @@ fn hub_and_channels_write_one_json_object_per_line_to_the_daily_file() {
         .expect("alpha registered");
     assert_eq!(registered["peer_pid"], alpha.pid());
     // Peer text is not logged.
-    let all = fs::read_to_string(relay.logs().join(format!("relay-{}.log", today_utc()))).unwrap();
+    // Lossy: a line being written can be cut inside a character (see common::Relay::log_lines).
+    let all = fs::read(relay.logs().join(format!("relay-{}.log", today_utc()))).unwrap();
+    let all = String::from_utf8_lossy(&all);
     assert!(!all.contains("\"q\""), "question text leaked into the log");
 }
 

@@ -3,7 +3,7 @@
 //! `relay-hub` serves the data directory (`$CLAUDE_PLUGIN_DATA`, else `~/.claude-relay`) as a
 //! daemon; `--foreground` keeps it attached to the terminal for debugging. `--status` prints the
 //! running hub's state as `key=value` lines (exit 1 when none runs) and `--stop` stops it
-//! gracefully.
+//! gracefully. `--help` prints [`help`].
 
 use std::{process::ExitCode, time::Duration};
 
@@ -14,7 +14,35 @@ use claude_relay::{
     protocol::HubStatus,
 };
 
-const USAGE: &str = "usage: relay-hub [--foreground | --status | --stop | --version]";
+const USAGE: &str = "usage: relay-hub [--foreground | --status | --stop | --version | --help]";
+
+/// What `relay-hub --help` prints: what the program is, its arguments and the environment it
+/// reads (the README's Configuration table, rows used by the hub).
+fn help() -> String {
+    format!(
+        "relay-hub {version}: the claude-relay hub, the daemon that routes messages between the
+Claude Code sessions of one user. The sessions' relay-channel starts it, so there is no need
+to run it by hand; `relay status`, `relay hub restart` and `relay doctor` look after it.
+
+{USAGE}
+
+  (none)          serve the data directory as a daemon; exits at once if a hub already does
+  --foreground    serve it attached to the terminal, for debugging
+  --status        print the running hub's state as key=value lines; exit 1 when none runs
+  --stop          stop the running hub gracefully; exit 1 when none runs
+  --version       print the version
+  -h, --help      print this help
+
+Environment:
+  CLAUDE_PLUGIN_DATA    the data directory: socket, lock, logs (Claude Code sets it for
+                        plugins) [default: ~/.claude-relay]
+  RELAY_HUB_IDLE_SECS   seconds the hub stays up after the last session leaves [default: {idle}]
+  RELAY_LOG             log level: error, warn, info, debug, trace, off [default: info]
+",
+        version = env!("CARGO_PKG_VERSION"),
+        idle = DEFAULT_IDLE_SECS,
+    )
+}
 
 enum Mode {
     Serve { foreground: bool },
@@ -33,8 +61,12 @@ fn main() -> ExitCode {
                 println!("relay-hub {}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;
             }
+            "--help" | "-h" => {
+                print!("{}", help());
+                return ExitCode::SUCCESS;
+            }
             other => {
-                eprintln!("relay-hub: unknown argument {other:?}; {USAGE}");
+                eprintln!("relay-hub: unknown argument {other:?}; {USAGE} (--help says more)");
                 return ExitCode::from(2);
             }
         };

@@ -204,11 +204,25 @@ impl Relay {
             .any(|line| line["event"] == event && also(line))
     }
 
-    /// Every line of today's log file, parsed.
+    /// Every complete line of the log files, parsed.
+    ///
+    /// A last line without its newline is left out: a process is writing it at this moment. Each
+    /// line is one `write` with `O_APPEND`, which keeps lines of different processes apart but is
+    /// not atomic for a reader: Linux copies a write into the file page by page and makes each
+    /// page's part visible as it goes, so a line that crosses a 4 KiB boundary can be read cut at
+    /// that boundary (as `relay logs` knows, holding such a line back). It is whole at the next
+    /// look, and callers that wait for a line look again.
     pub fn log_lines(&self) -> Vec<Value> {
         let mut lines = Vec::new();
         for entry in fs::read_dir(self.logs()).unwrap().flatten() {
-            let text = fs::read_to_string(entry.path()).unwrap();
+            let mut bytes = fs::read(entry.path()).unwrap();
+            bytes.truncate(
+                bytes
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(0, |end| end + 1),
+            );
+            let text = String::from_utf8(bytes).unwrap();
             for line in text.lines() {
                 let value: Value = serde_json::from_str(line)
                     .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
@@ -228,6 +242,50 @@ impl Drop for Relay {
             }
         }
     }
+}
+
+/// Creates `path` as an executable (mode 755) holding `contents`, for a test that then runs it.
+///
+/// Why not `fs::write` and `set_permissions`: while a file is open for writing, exec of it fails
+/// with ETXTBSY ("Text file busy"), and the test process is not the only holder of the fds it
+/// opens. Every other test runs in a thread of the same process and starts processes of its own;
+/// a child forked at the moment this thread holds the file open for writing gets a copy of that
+/// fd, and keeps it from fork until its own exec (when O_CLOEXEC closes it). If this thread
+/// execs the file in that window, the exec fails. So the file is written by a short-lived
+/// `sh` child instead: the only writable fd on it ever lives in that child, which has exited
+/// before this returns, and no later fork can copy it.
+pub fn write_executable(path: impl AsRef<Path>, contents: &str) {
+    let path = path.as_ref();
+    let mut child = Command::new("sh")
+        .args(["-c", r#"cat > "$1" && chmod 755 "$1""#, "sh"])
+        .arg(path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("start sh");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(contents.as_bytes()).unwrap();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "writing {}: {status}", path.display());
+}
+
+/// Copies `from` to `to` as an executable (mode 755) with cp(1), for a test that then runs the
+/// copy. `fs::copy` would hold `to` open for writing in this process: see [`write_executable`]
+/// for why that makes running it fail now and then with ETXTBSY.
+pub fn copy_executable(from: impl AsRef<Path>, to: impl AsRef<Path>) {
+    let (from, to) = (from.as_ref(), to.as_ref());
+    let status = Command::new("sh")
+        .args(["-c", r#"cp -- "$1" "$2" && chmod 755 "$2""#, "sh"])
+        .args([from, to])
+        .stdin(Stdio::null())
+        .status()
+        .expect("start sh");
+    assert!(
+        status.success(),
+        "copying {} to {}: {status}",
+        from.display(),
+        to.display()
+    );
 }
 
 /// Sends a signal to a pid with kill(1).

@@ -24,7 +24,33 @@ use crate::{
 const CLAUDE: &str = "claude";
 const PLUGIN: &str = "plugin";
 
-const INSTALL_FIX: &str = "run ./install.sh in the claude-relay checkout (by hand: `claude plugin marketplace add <checkout>` then `claude plugin install relay@claude-relay`)";
+/// What to do when the plugin is missing or of another version: what `install.sh` does. Claude
+/// Code copies a directory marketplace whole into its plugin cache, so `install.sh` adds a staged
+/// copy of the plugin's files as the marketplace, never the checkout (whose `target/` can be
+/// gigabytes); the route by hand is the same.
+fn install_fix() -> String {
+    let stage = marketplace_stage().display().to_string();
+    format!(
+        "run ./install.sh in the claude-relay checkout. By hand, as it does: copy .claude-plugin, \
+         bin, commands, hooks, README.md and LICENSE from the checkout into {stage}, then `claude \
+         plugin marketplace add {stage}` and `claude plugin install {PLUGIN_ID}` (a copy, not the \
+         checkout: Claude Code copies a marketplace directory whole, target/ included)"
+    )
+}
+
+/// Where `install.sh` stages the plugin's files:
+/// `${XDG_DATA_HOME:-$HOME/.local/share}/claude-relay/marketplace`.
+fn marketplace_stage() -> PathBuf {
+    let from = |key| {
+        std::env::var_os(key)
+            .filter(|value| !value.is_empty())
+            .map(PathBuf::from)
+    };
+    from("XDG_DATA_HOME")
+        .or_else(|| from("HOME").map(|home| home.join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("~/.local/share"))
+        .join("claude-relay/marketplace")
+}
 
 /// What Claude Code's configuration says about the relay plugin.
 pub enum Plugin {
@@ -226,12 +252,15 @@ fn plugin_check(plugin: &Plugin) -> Check {
                 "no plugin is installed in Claude Code ({} does not exist)",
                 record.display()
             ),
-            INSTALL_FIX,
+            install_fix(),
         ),
         Plugin::Unreadable(record, why) => Check::fail(
             PLUGIN,
             format!("cannot read {}: {why}", record.display()),
-            format!("check that `claude plugin list` shows {PLUGIN_ID}; if not, {INSTALL_FIX}"),
+            format!(
+                "check that `claude plugin list` shows {PLUGIN_ID}; if not, {}",
+                install_fix()
+            ),
         ),
         Plugin::NotInstalled { record, others } => Check::fail(
             PLUGIN,
@@ -247,7 +276,7 @@ fn plugin_check(plugin: &Plugin) -> Check {
                     )
                 }
             ),
-            INSTALL_FIX,
+            install_fix(),
         ),
         Plugin::Installed { enabled: false, .. } => Check::fail(
             PLUGIN,
@@ -274,7 +303,7 @@ fn plugin_check(plugin: &Plugin) -> Check {
                 Some(version) if version != VERSION => Check::warn(
                     PLUGIN,
                     format!("{detail}, but this relay is {VERSION}"),
-                    Some(format!("{INSTALL_FIX}, then restart the sessions")),
+                    Some(format!("{}; then restart the sessions", install_fix())),
                 ),
                 _ => Check::pass(PLUGIN, detail),
             }
