@@ -86,26 +86,35 @@ fn show_logs(args: &LogsArgs, global: &Global) -> Result<(), Halt> {
     };
     if days.is_empty() {
         return Err(CliError::failure(format!(
-            "there are no log files in {} (relay-YYYY-MM-DD.log); the hub and the channels write them once a session uses the relay",
+            "there are no log files in {} (relay.YYYY-MM-DD.log); the hub and the channels write them once a session uses the relay",
             logs.display()
         ))
         .into());
     }
 
     let mut events = Vec::new();
-    let mut latest: Option<DayReader> = None;
+    // The files of the latest day read so far; a day has two while processes of a release
+    // before tracing-appender still write the old name.
+    let mut latest: Vec<DayReader> = Vec::new();
     for day in days.iter().filter(|day| filter.wants_day(day.date)) {
         let mut reader = DayReader::open(day)?;
         events.extend(keep_events(reader.read_appended()?));
-        if let Some(earlier) = latest.replace(reader) {
-            events.extend(keep_events(earlier.finish().into_iter().collect()));
+        if latest
+            .first()
+            .is_some_and(|earlier| earlier.date() < day.date)
+        {
+            for earlier in latest.drain(..) {
+                events.extend(keep_events(earlier.finish().into_iter().collect()));
+            }
         }
+        latest.push(reader);
     }
-    // Without -f the latest file is complete as it is; with -f its unfinished line is followed.
-    if stop.is_none()
-        && let Some(reader) = latest.take()
-    {
-        events.extend(keep_events(reader.finish().into_iter().collect()));
+    // Without -f the latest files are complete as they are; with -f their unfinished lines are
+    // followed.
+    if stop.is_none() {
+        for reader in latest.drain(..) {
+            events.extend(keep_events(reader.finish().into_iter().collect()));
+        }
     }
     print(events, &filter, printer)?;
 
