@@ -1,14 +1,10 @@
 //! `relay logs -f`: keeps printing what the hub and the channels append, across the midnight
 //! change of file, until SIGINT or SIGTERM.
 
-use std::{
-    path::Path,
-    sync::mpsc::{self, Receiver, RecvTimeoutError},
-    thread,
-    time::{Duration, Instant},
-};
+use std::{path::Path, time::Duration};
 
 use time::Date;
+use tokio::time::{Instant, sleep};
 
 use crate::{
     cli::{
@@ -29,38 +25,16 @@ const POLL: Duration = Duration::from_millis(200);
 /// stamped a line just before midnight writes it within moments.
 const LATE_LINE_GRACE: Duration = Duration::from_secs(10);
 
-/// A receiver that gets one message on SIGINT or SIGTERM. The handlers are installed before this
-/// returns, so a signal sent once following has begun ends it cleanly instead of killing the
-/// process; a thread with its own small runtime waits for them, since `relay logs` runs outside
-/// any runtime.
-pub fn on_termination() -> Result<Receiver<()>, CliError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::failure(format!("cannot start the signal watcher: {e}")))?;
-    let mut termination = {
-        let _entered = runtime.enter();
-        Termination::try_catch()
-            .map_err(|e| CliError::failure(format!("cannot watch for SIGINT and SIGTERM: {e}")))?
-    };
-    let (signalled, stop) = mpsc::channel();
-    thread::spawn(move || {
-        runtime.block_on(termination.recv());
-        let _ = signalled.send(());
-    });
-    Ok(stop)
-}
-
-/// Follows the log from `current` (the files of the latest day read so far) until `stop` says
-/// so. Files that appear for that day or a later one are followed too (a day has two while
-/// processes of a release before tracing-appender still write the old name). When a later day
-/// begins, the earlier day's files are still read for [`LATE_LINE_GRACE`]: a process that opened
+/// Follows the log from `current` (the files of the latest day read so far) until SIGINT or
+/// SIGTERM, caught by `stop`. Files that appear for that day or a later one are followed too (a
+/// day has two while processes of a build before tracing-appender still write the old name).
+/// When a later day begins, the earlier day's files are still read for [`LATE_LINE_GRACE`]: a process that opened
 /// one before midnight may append a last line after the new file appeared.
-pub fn follow(
+pub async fn follow(
     logs: &Path,
     current: Vec<DayReader>,
     wants_day: impl Fn(Date) -> bool,
-    stop: &Receiver<()>,
+    mut stop: Termination,
     show: &mut impl FnMut(Lines) -> Result<(), Halt>,
 ) -> Result<(), Halt> {
     let cannot_read =
@@ -69,12 +43,9 @@ pub fn follow(
     let mut followed: Vec<(DayReader, Option<Instant>)> =
         current.into_iter().map(|reader| (reader, None)).collect();
     loop {
-        match stop.recv_timeout(POLL) {
-            Ok(()) => return Ok(()),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                return Err(CliError::failure("the watcher for SIGINT and SIGTERM stopped").into());
-            }
+        tokio::select! {
+            () = stop.recv() => return Ok(()),
+            () = sleep(POLL) => {}
         }
         // Look for new files before draining: then every line appended to a file before a later
         // day's appeared is read before the switch.

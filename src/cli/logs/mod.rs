@@ -18,7 +18,10 @@ use std::{
 use clap::Args;
 use time::OffsetDateTime;
 
-use crate::cli::{CliError, Global, Outcome, exit};
+use crate::{
+    cli::{CliError, Global, Outcome, exit},
+    signals::Termination,
+};
 use files::{DayReader, Lines, LogEvent};
 use filter::{Filter, Severity};
 use format::Printer;
@@ -56,14 +59,14 @@ impl From<CliError> for Halt {
     }
 }
 
-pub fn run(args: &LogsArgs, global: &Global) -> Outcome {
-    match show_logs(args, global) {
+pub async fn run(args: &LogsArgs, global: &Global) -> Outcome {
+    match show_logs(args, global).await {
         Ok(()) | Err(Halt::StdoutClosed) => Ok(ExitCode::from(exit::SUCCESS)),
         Err(Halt::Failed(e)) => Err(e),
     }
 }
 
-fn show_logs(args: &LogsArgs, global: &Global) -> Result<(), Halt> {
+async fn show_logs(args: &LogsArgs, global: &Global) -> Result<(), Halt> {
     let logs = global.data()?.logs();
     let filter = Filter {
         // A duration too long to subtract from now reaches back before any log.
@@ -75,8 +78,13 @@ fn show_logs(args: &LogsArgs, global: &Global) -> Result<(), Halt> {
         ask: args.ask.clone(),
     };
     let printer = Printer::for_stdout(global.json);
-    // Armed before anything is read, so that a signal during the first pass ends `-f` cleanly.
-    let stop = args.follow.then(follow::on_termination).transpose()?;
+    // Armed before anything is read, so that a signal during the first pass ends `-f` cleanly
+    // instead of killing the process.
+    let stop = args
+        .follow
+        .then(Termination::try_catch)
+        .transpose()
+        .map_err(|e| CliError::failure(format!("cannot watch for SIGINT and SIGTERM: {e}")))?;
 
     let cannot_read =
         |e: io::Error| CliError::failure(format!("cannot read {}: {e}", logs.display()));
@@ -93,8 +101,8 @@ fn show_logs(args: &LogsArgs, global: &Global) -> Result<(), Halt> {
     }
 
     let mut events = Vec::new();
-    // The files of the latest day read so far; a day has two while processes of a release
-    // before tracing-appender still write the old name.
+    // The files of the latest day read so far; a day has two while processes of a build before
+    // tracing-appender still write the old name.
     let mut latest: Vec<DayReader> = Vec::new();
     for day in days.iter().filter(|day| filter.wants_day(day.date)) {
         let mut reader = DayReader::open(day)?;
@@ -119,13 +127,16 @@ fn show_logs(args: &LogsArgs, global: &Global) -> Result<(), Halt> {
     print(events, &filter, printer)?;
 
     match stop {
-        Some(stop) => follow::follow(
-            &logs,
-            latest,
-            |date| filter.wants_day(date),
-            &stop,
-            &mut |lines| print(keep_events(lines), &filter, printer),
-        ),
+        Some(stop) => {
+            follow::follow(
+                &logs,
+                latest,
+                |date| filter.wants_day(date),
+                stop,
+                &mut |lines| print(keep_events(lines), &filter, printer),
+            )
+            .await
+        }
         None => Ok(()),
     }
 }
