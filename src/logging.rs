@@ -1,29 +1,32 @@
 //! Daily JSON log files shared by the hub and every channel.
 //!
-//! Every process appends to `DATA/logs/relay-YYYY-MM-DD.log` (UTC date). One event is one JSON
-//! object on one line, written with a single `write` on a file opened with `O_APPEND`, so lines
-//! from different processes never interleave. Each line carries `timestamp`, `level`,
-//! `component` (`hub` or `channel`), `pid`, `session` (when known), `event` (the tracing
-//! message, a snake_case name) and the event's fields, `ask_id` among them.
+//! Every process appends to `DATA/logs/relay.YYYY-MM-DD.log` (UTC date) through
+//! tracing-appender's `RollingFileAppender`, which changes file at UTC midnight and keeps the
+//! newest files. One event is one JSON object on one line, written with a single `write` on a
+//! file opened with `O_APPEND`, so lines from different processes never interleave. Each line
+//! carries `timestamp`, `level`, `component` (`hub` or `channel`), `pid`, `session` (when known),
+//! `event` (the tracing message, a snake_case name) and the event's fields, `ask_id` among them.
 //!
-//! Writes are synchronous: the volume is a few lines per message, and a background writer thread
-//! would cost memory in every channel and lose the last lines on exit.
+//! Writes are synchronous (the appender as a plain writer, not its `non_blocking` one): the
+//! volume is a few lines per message, and a background writer thread would cost memory in every
+//! channel and lose the last lines on exit. The appender creates its files with the process's
+//! umask (0644 for a channel under the usual umask 022, 0600 for the daemonized hub); they stay
+//! private because the data directory and its `logs/` are 0700, which
+//! [`crate::paths::DataDir::ensure`] sets before logging starts. Builds before tracing-appender
+//! named the files `relay-YYYY-MM-DD.log`; [`file_date`] reads both.
 
 use std::{
     fmt::Write as _,
-    fs::{self, File, OpenOptions},
-    io::{self, Write},
-    os::unix::fs::OpenOptionsExt,
-    path::{Path, PathBuf},
-    sync::{Arc, Mutex, RwLock},
+    path::Path,
+    sync::{Arc, RwLock},
 };
 
 use serde_json::{Map, Value};
 use time::{
-    Date, Duration, OffsetDateTime, format_description::well_known::Rfc3339,
-    macros::format_description,
+    Date, OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description,
 };
 use tracing::{Event, Level, Subscriber, field::Field, level_filters::LevelFilter};
+use tracing_appender::rolling::{InitError, RollingFileAppender, Rotation};
 use tracing_subscriber::{
     filter::Targets,
     fmt::{FmtContext, FormatEvent, FormatFields, format::Writer},
@@ -32,7 +35,11 @@ use tracing_subscriber::{
 };
 
 /// How many days of log files are kept, today included.
-pub const KEEP_DAYS: i64 = 7;
+pub const KEEP_DAYS: usize = 7;
+
+/// The day files are `relay.YYYY-MM-DD.log`: the appender joins prefix, date and suffix with dots.
+const FILE_PREFIX: &str = "relay";
+const FILE_SUFFIX: &str = "log";
 
 /// The level used when `RELAY_LOG` is unset or unreadable.
 pub const DEFAULT_LEVEL: LevelFilter = LevelFilter::INFO;
@@ -84,17 +91,30 @@ pub fn level_from_env() -> (LevelFilter, Option<String>) {
     }
 }
 
-/// Installs the global subscriber that writes JSON lines to the daily files in `logs_dir`.
+/// Installs the global subscriber that writes JSON lines to the daily files in `logs_dir`,
+/// which must exist (the appender prunes it before creating anything). Without a log file
+/// (`logs_dir` not writable) it says so on stderr once and installs nothing: events go nowhere.
 pub fn init(component: Component, logs_dir: &Path, session: SessionLabel) {
     let (level, complaint) = level_from_env();
     // rmcp's own chatter (every stream start and stop) is noise at info; keep its warnings.
     let filter = Targets::new()
         .with_default(level)
         .with_target("rmcp", level.min(LevelFilter::WARN));
+    let files = match day_files(logs_dir) {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!(
+                "relay-{}: cannot write the log in {}: {e}; logging nothing",
+                component.as_str(),
+                logs_dir.display()
+            );
+            return;
+        }
+    };
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(LevelFilter::TRACE)
         .event_format(JsonLine { component, session })
-        .with_writer(Mutex::new(DailyFile::new(logs_dir)))
+        .with_writer(files)
         .finish()
         .with(filter);
     let installed = tracing::subscriber::set_global_default(subscriber);
@@ -103,6 +123,19 @@ pub fn init(component: Component, logs_dir: &Path, session: SessionLabel) {
     {
         tracing::warn!(detail = %complaint, "bad_log_level");
     }
+}
+
+/// The appender of the day files in `logs_dir`, pruning them to a week.
+fn day_files(logs_dir: &Path) -> Result<RollingFileAppender, InitError> {
+    RollingFileAppender::builder()
+        .rotation(Rotation::DAILY)
+        .filename_prefix(FILE_PREFIX)
+        .filename_suffix(FILE_SUFFIX)
+        // The appender counts files, and prunes to one less than this before it opens today's:
+        // once today's exists (every start after the day's first), KEEP_DAYS + 1 leaves today's
+        // and the six days before it, as many days as KEEP_DAYS says.
+        .max_log_files(KEEP_DAYS + 1)
+        .build(logs_dir)
 }
 
 /// Formats one event as one JSON object.
@@ -187,114 +220,83 @@ impl tracing::field::Visit for FieldCollector<'_> {
     }
 }
 
-/// `relay-YYYY-MM-DD.log` for `date`.
-pub fn file_name(date: Date) -> String {
-    let day = date
-        .format(format_description!("[year]-[month]-[day]"))
-        .expect("a calendar date always formats");
-    format!("relay-{day}.log")
-}
-
-/// The date of a file named by [`file_name`]; `None` for any other name.
+/// The date of a day file: `relay.YYYY-MM-DD.log` as the appender names it, or
+/// `relay-YYYY-MM-DD.log` as releases before it did; `None` for any other name.
 pub fn file_date(name: &str) -> Option<Date> {
-    let day = name.strip_prefix("relay-")?.strip_suffix(".log")?;
+    let day = name
+        .strip_prefix(FILE_PREFIX)?
+        .strip_prefix(['.', '-'])?
+        .strip_suffix(FILE_SUFFIX)?
+        .strip_suffix('.')?;
     Date::parse(day, format_description!("[year]-[month]-[day]")).ok()
-}
-
-/// Appends to the file of the current UTC day, switching at midnight and pruning old days.
-struct DailyFile {
-    dir: PathBuf,
-    current: Option<(Date, File)>,
-}
-
-impl DailyFile {
-    fn new(dir: &Path) -> Self {
-        DailyFile {
-            dir: dir.to_owned(),
-            current: None,
-        }
-    }
-
-    fn file_for_today(&mut self) -> io::Result<&mut File> {
-        let today = OffsetDateTime::now_utc().date();
-        if self.current.as_ref().map(|(day, _)| *day) != Some(today) {
-            fs::create_dir_all(&self.dir)?;
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(self.dir.join(file_name(today)))?;
-            prune(&self.dir, today);
-            self.current = Some((today, file));
-        }
-        Ok(&mut self.current.as_mut().expect("just opened").1)
-    }
-}
-
-impl Write for DailyFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file_for_today()?.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match &mut self.current {
-            Some((_, file)) => file.flush(),
-            None => Ok(()),
-        }
-    }
-}
-
-/// Removes log files older than [`KEEP_DAYS`]. Failures are ignored: another process may be
-/// pruning the same files, and a log file left behind is harmless.
-fn prune(dir: &Path, today: Date) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    let oldest_kept = file_name(today - Duration::days(KEEP_DAYS - 1));
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let dated =
-            name.len() == oldest_kept.len() && name.starts_with("relay-") && name.ends_with(".log");
-        if dated && name < oldest_kept.as_str() {
-            let _ = fs::remove_file(entry.path());
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::{fs, io::Write};
+
     use time::macros::date;
+    use tracing_subscriber::fmt::MakeWriter;
+
+    use super::*;
 
     #[test]
-    fn names_files_by_utc_day() {
-        assert_eq!(file_name(date!(2026 - 11 - 02)), "relay-2026-11-02.log");
+    fn reads_the_date_of_both_file_names() {
+        assert_eq!(
+            file_date("relay.2026-11-02.log"),
+            Some(date!(2026 - 11 - 02))
+        );
         assert_eq!(
             file_date("relay-2026-11-02.log"),
             Some(date!(2026 - 11 - 02))
         );
-        assert_eq!(file_date("relay-2026-13-02.log"), None);
+        assert_eq!(file_date("relay.2026-13-02.log"), None);
+        assert_eq!(file_date("relay_2026-11-02.log"), None);
+        assert_eq!(file_date("relay.2026-11-02.log.1"), None);
         assert_eq!(file_date("other.txt"), None);
     }
 
+    /// The appender names today's file so that [`file_date`] reads it back, writes each line
+    /// whole, and keeps a week of files: today's and the six days before.
     #[test]
-    fn prunes_files_older_than_a_week() {
+    fn the_appender_writes_the_day_file_and_keeps_a_week() {
         let dir = tempfile::tempdir().unwrap();
-        let today = date!(2026 - 11 - 22);
-        for day in [date!(2026 - 11 - 15), date!(2026 - 11 - 16), today] {
-            fs::write(dir.path().join(file_name(day)), "{}\n").unwrap();
+        let today = OffsetDateTime::now_utc().date();
+        let mut names = Vec::new();
+        for back in (1..=9).rev() {
+            let day = today - time::Duration::days(back);
+            let name = if back % 2 == 0 {
+                format!("relay-{day}.log")
+            } else {
+                format!("relay.{day}.log")
+            };
+            fs::write(dir.path().join(&name), "{}\n").unwrap();
+            // The appender prunes the oldest by creation time.
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            names.push(name);
         }
         fs::write(dir.path().join("other.txt"), "").unwrap();
-        prune(dir.path(), today);
-        let mut left: Vec<_> = fs::read_dir(dir.path())
+        for _ in 0..2 {
+            let files = day_files(dir.path()).unwrap();
+            files
+                .make_writer()
+                .write_all(b"{\"event\":\"x\"}\n")
+                .unwrap();
+        }
+        let mut left: Vec<String> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        left.sort();
+        left.sort_by_key(|name| file_date(name));
+        let today_file = format!("relay.{today}.log");
+        assert_eq!(file_date(&today_file), Some(today));
+        let mut kept: Vec<String> = names[names.len() - 6..].to_vec();
+        kept.insert(0, "other.txt".to_owned());
+        kept.push(today_file.clone());
+        assert_eq!(left, kept);
         assert_eq!(
-            left,
-            ["other.txt", "relay-2026-11-16.log", "relay-2026-11-22.log"]
+            fs::read_to_string(dir.path().join(today_file)).unwrap(),
+            "{\"event\":\"x\"}\n{\"event\":\"x\"}\n"
         );
     }
 }

@@ -21,13 +21,23 @@ fn file_for(relay: &Relay, day: Date) -> std::path::PathBuf {
     relay.logs().join(format!("relay-{day}.log"))
 }
 
+/// The file of `day` as tracing-appender names it (`file_for` has the name releases before it
+/// wrote).
+fn appender_file_for(relay: &Relay, day: Date) -> std::path::PathBuf {
+    relay.logs().join(format!("relay.{day}.log"))
+}
+
 /// Appends `text` (lines, each with its newline) to the log file of `day`.
 fn append(relay: &Relay, day: Date, text: &str) {
+    append_to(relay, &file_for(relay, day), text);
+}
+
+fn append_to(relay: &Relay, file: &std::path::Path, text: &str) {
     fs::create_dir_all(relay.logs()).unwrap();
     let mut file = fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(file_for(relay, day))
+        .open(file)
         .unwrap();
     file.write_all(text.as_bytes()).unwrap();
 }
@@ -319,6 +329,89 @@ fn follow_prints_appended_lines_and_moves_to_the_next_day() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.is_empty(), "{run:?}");
     assert!(run.stderr.is_empty(), "{run:?}");
+}
+
+/// The hub and channels of a release before tracing-appender write `relay-DAY.log`, the new ones
+/// `relay.DAY.log`: both are read, merged in time order, and followed.
+#[test]
+fn old_and_new_file_names_are_merged_and_followed() {
+    let relay = Relay::new();
+    let now = OffsetDateTime::now_utc();
+    let yesterday = today().previous_day().unwrap();
+    let at = |day: Date, h, m, s| day.with_hms(h, m, s).unwrap().assume_utc();
+    let event = |name: &str| json!({"level": "info", "component": "hub", "pid": 9, "event": name});
+    append(
+        &relay,
+        yesterday,
+        &line(at(yesterday, 9, 0, 0), event("old_yesterday")),
+    );
+    append_to(
+        &relay,
+        &appender_file_for(&relay, yesterday),
+        &line(at(yesterday, 8, 0, 0), event("new_yesterday")),
+    );
+    append(
+        &relay,
+        today(),
+        &line(now - Duration::seconds(2), event("old_today")),
+    );
+    append_to(
+        &relay,
+        &appender_file_for(&relay, today()),
+        &line(now - Duration::seconds(3), event("new_today")),
+    );
+
+    let run = relay.relay(&["logs", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        events_of(&run),
+        ["new_yesterday", "old_yesterday", "new_today", "old_today"]
+    );
+
+    let mut follow = relay.stream_relay(&["logs", "-f", "--json"]);
+    let seen: Vec<Value> = (0..4)
+        .map(|_| serde_json::from_str::<Value>(&follow.next_line()).unwrap()["event"].clone())
+        .collect();
+    assert_eq!(
+        seen,
+        ["new_yesterday", "old_yesterday", "new_today", "old_today"]
+    );
+    // Both of today's files are followed.
+    append_to(
+        &relay,
+        &appender_file_for(&relay, today()),
+        &line(now, event("new_appended")),
+    );
+    let next: Value = serde_json::from_str(&follow.next_line()).unwrap();
+    assert_eq!(next["event"], "new_appended");
+    append(&relay, today(), &line(now, event("old_appended")));
+    let next: Value = serde_json::from_str(&follow.next_line()).unwrap();
+    assert_eq!(next["event"], "old_appended");
+    common::kill(follow.pid(), "TERM");
+    let run = follow.finish();
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.is_empty(), "{run:?}");
+}
+
+/// A day file of the new name appearing beside the old one is followed from its first line.
+#[test]
+fn follow_picks_up_a_new_file_of_the_same_day() {
+    let relay = Relay::new();
+    let now = OffsetDateTime::now_utc();
+    let event = |name: &str| json!({"level": "info", "component": "hub", "pid": 9, "event": name});
+    append(&relay, today(), &line(now, event("old_hub")));
+    let mut follow = relay.stream_relay(&["logs", "-f", "--json"]);
+    let first: Value = serde_json::from_str(&follow.next_line()).unwrap();
+    assert_eq!(first["event"], "old_hub");
+    append_to(
+        &relay,
+        &appender_file_for(&relay, today()),
+        &line(now, event("new_channel")),
+    );
+    let next: Value = serde_json::from_str(&follow.next_line()).unwrap();
+    assert_eq!(next["event"], "new_channel");
+    common::kill(follow.pid(), "TERM");
+    assert_eq!(follow.finish().code, 0);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::fs;
+use std::{fs, os::unix::fs::PermissionsExt};
 
 use common::Relay;
 use serde_json::{Value, json};
@@ -30,7 +30,10 @@ fn hub_and_channels_write_one_json_object_per_line_to_the_daily_file() {
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(files, [format!("relay-{}.log", today_utc())]);
+    assert_eq!(files, [format!("relay.{}.log", today_utc())]);
+    // The appender creates its files with the umask: the directory is what keeps them private.
+    let mode = fs::metadata(relay.logs()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
 
     let lines = relay.log_lines();
     for line in &lines {
@@ -71,7 +74,7 @@ fn hub_and_channels_write_one_json_object_per_line_to_the_daily_file() {
     assert_eq!(registered["peer_pid"], alpha.pid());
     // Peer text is not logged.
     // Lossy: a line being written can be cut inside a character (see common::Relay::log_lines).
-    let all = fs::read(relay.logs().join(format!("relay-{}.log", today_utc()))).unwrap();
+    let all = fs::read(relay.logs().join(format!("relay.{}.log", today_utc()))).unwrap();
     let all = String::from_utf8_lossy(&all);
     assert!(!all.contains("\"q\""), "question text leaked into the log");
 }

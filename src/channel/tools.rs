@@ -1,18 +1,24 @@
 //! The MCP server: the six relay tools, the server instructions, and the `claude/channel`
 //! capability.
 //!
-//! Tool arguments are parsed here rather than by rmcp's macros so that every bad argument comes
-//! back as this project's `bad_args` error, in the same JSON shape as every other error.
+//! Each tool is declared once, by [`tool`]: name, description, whether Claude Code always loads
+//! it, and a handler whose argument type gives the input schema. rmcp's tool router routes the
+//! calls; the arguments come to the route as raw JSON and are read here rather than by rmcp's
+//! `Parameters`, so that every bad argument comes back as this project's `bad_args` error (in the
+//! same JSON shape as every other error), saying what the schema expects.
 
 use std::{borrow::Cow, collections::BTreeMap, sync::Arc};
 
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
-    handler::server::common::schema_for_type,
+    handler::server::{
+        common::schema_for_type,
+        tool::{ToolCallContext, ToolRoute, ToolRouter},
+    },
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-        JsonObject, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities,
-        ServerConfig, Tool,
+        JsonObject, ListToolsResult, MetaObject, PaginatedRequestParams, ProtocolVersion,
+        ServerCapabilities, ServerConfig, Tool,
     },
     schemars::{self, JsonSchema},
     service::RequestContext,
@@ -94,15 +100,6 @@ const RENAME_DESCRIPTION: &str = "Rename this session on the relay, so others ca
 name: 1 to 64 characters of letters, digits, '.', '_' or '-'. Fails with name_taken if a live session \
 already has it.";
 
-/// The tools Claude Code must always put in the prompt. From 2.1.332 it defers MCP tools behind
-/// tool search unless a tool's `_meta` says `anthropic/alwaysLoad`: then "ask backend-api ..."
-/// would not find relay_ask, and a session asked a question would have to search before it
-/// could reply. `relay_inbox` and `relay_rename` stay deferred: they are rarely needed and cost
-/// prompt space in every request. (Per tool rather than `alwaysLoad` on the plugin's server
-/// entry, which loads all six and makes Claude Code's start wait for the server; both started
-/// as fast here, see docs/benchmarks.md.)
-const ALWAYS_LOADED: [&str; 4] = ["relay_peers", "relay_ask", "relay_reply", "relay_broadcast"];
-
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PeersArgs {}
@@ -119,7 +116,7 @@ pub struct AskArgs {
     pub thread_id: Option<String>,
     /// Seconds to wait for the answer before the ask fails with `timeout` (1 to 3600). Leave unset for the default.
     #[serde(default)]
-    #[schemars(range(min = 1, max = 3600))]
+    #[schemars(range(min = MIN_TIMEOUT_SECS, max = MAX_TIMEOUT_SECS))]
     pub timeout_secs: Option<u64>,
 }
 
@@ -142,7 +139,7 @@ pub struct BroadcastArgs {
     pub exclude_self: Option<bool>,
     /// Seconds each recipient has to answer (1 to 3600). Leave unset for the default.
     #[serde(default)]
-    #[schemars(range(min = 1, max = 3600))]
+    #[schemars(range(min = MIN_TIMEOUT_SECS, max = MAX_TIMEOUT_SECS))]
     pub timeout_secs: Option<u64>,
 }
 
@@ -163,81 +160,63 @@ pub struct RelayServer {
     link: Link,
     default_timeout_secs: u64,
     local: LocalInbox,
-    tools: Arc<Vec<Tool>>,
+    tools: Arc<Tools>,
+}
+
+/// The tools, each declared once by [`tool`]: routed by name, and listed in declaration order
+/// (rmcp's router lists them sorted by name).
+struct Tools {
+    router: ToolRouter<RelayServer>,
+    listed: Vec<Tool>,
+}
+
+/// What a tool gives back: the JSON shown to Claude, or this project's error.
+type Outcome = Result<Value, RelayError>;
+
+/// Whether Claude Code must always put a tool in the prompt. From 2.1.332 it defers MCP tools
+/// behind tool search unless a tool's `_meta` says `anthropic/alwaysLoad`: then "ask backend-api
+/// ..." would not find relay_ask, and a session asked a question would have to search before it
+/// could reply. `relay_inbox` and `relay_rename` stay deferred: they are rarely needed and cost
+/// prompt space in every request. (Per tool rather than `alwaysLoad` on the plugin's server
+/// entry, which loads all six and makes Claude Code's start wait for the server; both started
+/// as fast here, see docs/benchmarks.md.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loading {
+    Always,
+    Deferred,
 }
 
 impl RelayServer {
     pub fn new(link: Link, default_timeout_secs: u64, local: LocalInbox) -> Self {
-        let tools = vec![
-            Tool::new(
-                "relay_peers",
-                PEERS_DESCRIPTION,
-                schema_for_type::<PeersArgs>(),
-            ),
-            Tool::new("relay_ask", ASK_DESCRIPTION, schema_for_type::<AskArgs>()),
-            Tool::new(
-                "relay_reply",
-                REPLY_DESCRIPTION,
-                schema_for_type::<ReplyArgs>(),
-            ),
-            Tool::new(
-                "relay_broadcast",
-                BROADCAST_DESCRIPTION,
-                schema_for_type::<BroadcastArgs>(),
-            ),
-            Tool::new(
-                "relay_inbox",
-                INBOX_DESCRIPTION,
-                schema_for_type::<InboxArgs>(),
-            ),
-            Tool::new(
-                "relay_rename",
-                RENAME_DESCRIPTION,
-                schema_for_type::<RenameArgs>(),
-            ),
+        use Loading::{Always, Deferred};
+        #[rustfmt::skip]
+        let routes = [
+            tool("relay_peers", PEERS_DESCRIPTION, Always, Self::peers),
+            tool("relay_ask", ASK_DESCRIPTION, Always, Self::ask),
+            tool("relay_reply", REPLY_DESCRIPTION, Always, Self::reply),
+            tool("relay_broadcast", BROADCAST_DESCRIPTION, Always, Self::broadcast),
+            tool("relay_inbox", INBOX_DESCRIPTION, Deferred, Self::inbox),
+            tool("relay_rename", RENAME_DESCRIPTION, Deferred, Self::rename),
         ];
-        let tools = tools
+        let listed = routes.iter().map(|route| route.attr.clone()).collect();
+        let router = routes
             .into_iter()
-            .map(|tool| {
-                if ALWAYS_LOADED.contains(&tool.name.as_ref()) {
-                    let mut meta = rmcp::model::MetaObject::new();
-                    meta.insert("anthropic/alwaysLoad".to_owned(), Value::Bool(true));
-                    tool.with_meta(meta)
-                } else {
-                    tool
-                }
-            })
-            .collect();
+            .fold(ToolRouter::new(), ToolRouter::with_route);
         RelayServer {
             link,
             default_timeout_secs,
             local,
-            tools: Arc::new(tools),
+            tools: Arc::new(Tools { router, listed }),
         }
     }
 
-    async fn call(&self, tool: &str, args: JsonObject) -> Result<Value, RelayError> {
-        match tool {
-            "relay_peers" => self.peers(parse(tool, args)?).await,
-            "relay_ask" => self.ask(parse(tool, args)?).await,
-            "relay_reply" => self.reply(parse(tool, args)?).await,
-            "relay_broadcast" => self.broadcast(parse(tool, args)?).await,
-            "relay_rename" => self.rename(parse(tool, args)?).await,
-            "relay_inbox" => self.inbox(parse(tool, args)?).await,
-            other => Err(RelayError::bad_args(format!(
-                "there is no tool named {other:?}; the relay tools are relay_peers, relay_ask, relay_reply, \
-                 relay_broadcast, relay_inbox and relay_rename"
-            ))),
-        }
-    }
-
-    async fn peers(&self, PeersArgs {}: PeersArgs) -> Result<Value, RelayError> {
+    async fn peers(self, PeersArgs {}: PeersArgs) -> Outcome {
         let client = self.link.client().await?;
         let list: PeerList = client.request(Op::Peers).await?;
         Ok(json!({ "me": self.link.name(), "peers": list.peers }))
     }
 
-    async fn ask(&self, args: AskArgs) -> Result<Value, RelayError> {
+    async fn ask(self, args: AskArgs) -> Outcome {
         validate_text("question", &args.question)?;
         let timeout_secs = args.timeout_secs.unwrap_or(self.default_timeout_secs);
         validate_timeout(timeout_secs)?;
@@ -258,7 +237,7 @@ impl RelayServer {
         }))
     }
 
-    async fn reply(&self, args: ReplyArgs) -> Result<Value, RelayError> {
+    async fn reply(self, args: ReplyArgs) -> Outcome {
         validate_text("reply", &args.text)?;
         let client = self.link.client().await?;
         let Replied {} = client
@@ -270,7 +249,7 @@ impl RelayServer {
         Ok(json!({ "ok": true }))
     }
 
-    async fn broadcast(&self, args: BroadcastArgs) -> Result<Value, RelayError> {
+    async fn broadcast(self, args: BroadcastArgs) -> Outcome {
         validate_text("question", &args.question)?;
         let timeout_secs = args.timeout_secs.unwrap_or(self.default_timeout_secs);
         validate_timeout(timeout_secs)?;
@@ -298,7 +277,7 @@ impl RelayServer {
         }))
     }
 
-    async fn inbox(&self, InboxArgs {}: InboxArgs) -> Result<Value, RelayError> {
+    async fn inbox(self, InboxArgs {}: InboxArgs) -> Outcome {
         // Messages from the hub first; the channel's own are taken only once that has worked
         // or cannot, so an error never swallows them.
         let from_hub = match self.link.client().await {
@@ -328,7 +307,7 @@ impl RelayServer {
         Ok(json!({ "ok": true, "messages": messages, "dropped": dropped, "more": more }))
     }
 
-    async fn rename(&self, args: RenameArgs) -> Result<Value, RelayError> {
+    async fn rename(self, args: RenameArgs) -> Outcome {
         validate_name(&args.new_name)?;
         let renamed = self.link.rename(&args.new_name).await?;
         Ok(json!({ "ok": true, "name": renamed.name }))
@@ -355,37 +334,137 @@ async fn take_and_acknowledge(client: &HubClient) -> Result<InboxContents, Relay
     Ok(contents)
 }
 
-/// Reads a tool's arguments, turning any mismatch into `bad_args` with the expected shape.
-fn parse<T: DeserializeOwned>(tool: &str, args: JsonObject) -> Result<T, RelayError> {
-    serde_json::from_value(Value::Object(args)).map_err(|e| {
-        RelayError::bad_args(format!(
-            "{tool} arguments are invalid: {e}; expected {}",
-            expected_arguments(tool)
-        ))
+/// Declares one tool: its name, description and loading, and its handler, whose argument type
+/// gives the input schema. The route reads the arguments into that type, turning any mismatch
+/// into `bad_args` that says what the schema expects, and answers with [`answer`].
+fn tool<A, F, Fut>(
+    name: &'static str,
+    description: &'static str,
+    loading: Loading,
+    handler: F,
+) -> ToolRoute<RelayServer>
+where
+    A: DeserializeOwned + JsonSchema + 'static,
+    F: Fn(RelayServer, A) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    let schema = schema_for_type::<A>();
+    let expected = expected_arguments(&schema);
+    let mut attr = Tool::new(name, description, schema);
+    if loading == Loading::Always {
+        let mut meta = MetaObject::new();
+        meta.insert("anthropic/alwaysLoad".to_owned(), Value::Bool(true));
+        attr = attr.with_meta(meta);
+    }
+    ToolRoute::new_dyn(attr, move |context: ToolCallContext<'_, RelayServer>| {
+        let args = context.arguments.unwrap_or_default();
+        let named_ask = named_ask(&args);
+        let call = serde_json::from_value::<A>(Value::Object(args))
+            .map_err(|e| {
+                RelayError::bad_args(format!(
+                    "{name} arguments are invalid: {e}; expected {expected}"
+                ))
+            })
+            .map(|args| handler(context.service.clone(), args));
+        Box::pin(async move {
+            let outcome = match call {
+                Ok(call) => call.await,
+                Err(e) => Err(e),
+            };
+            Ok(answer(name, named_ask, outcome).into())
+        })
     })
 }
 
-fn expected_arguments(tool: &str) -> String {
-    match tool {
-        "relay_peers" | "relay_inbox" => "no arguments".to_owned(),
-        "relay_ask" => format!(
-            "to (string), question (string), optionally thread_id (string) and timeout_secs \
-             (integer {MIN_TIMEOUT_SECS} to {MAX_TIMEOUT_SECS})"
-        ),
-        "relay_reply" => "ask_id (string) and text (string)".to_owned(),
-        "relay_broadcast" => format!(
-            "question (string), optionally exclude_self (boolean) and timeout_secs (integer \
-             {MIN_TIMEOUT_SECS} to {MAX_TIMEOUT_SECS})"
-        ),
-        _ => "new_name (string)".to_owned(),
+/// What a tool's input schema asks for, in words: `to (string), question (string), optionally
+/// thread_id (string) and timeout_secs (integer 1 to 3600)`. Required properties come in their
+/// declared order, the optional ones after them.
+fn expected_arguments(schema: &JsonObject) -> String {
+    let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+        return "no arguments".to_owned();
+    };
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|names| names.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let described = |name: &str| format!("{name} ({})", kind(&properties[name]));
+    let mut parts: Vec<String> = required.iter().map(|name| described(name)).collect();
+    let optional: Vec<String> = properties
+        .keys()
+        .filter(|name| !required.contains(&name.as_str()))
+        .map(|name| described(name))
+        .collect();
+    if !optional.is_empty() {
+        parts.push(format!("optionally {}", and_list(&optional)));
+    }
+    match parts.as_slice() {
+        [] => "no arguments".to_owned(),
+        // `a (string), b (string), optionally c (string) and d (integer)` reads as one list of
+        // two kinds; without optional ones, the required ones end with "and".
+        _ if optional.is_empty() => and_list(&parts),
+        _ => parts.join(", "),
     }
 }
 
-/// A tool result holding one text block of JSON.
-fn tool_result(outcome: Result<Value, RelayError>) -> CallToolResult {
+/// A property's JSON type (the one that is not null), with its range when it has one.
+fn kind(property: &Value) -> String {
+    let types = match &property["type"] {
+        Value::String(one) => vec![one.as_str()],
+        Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let name = types
+        .into_iter()
+        .find(|kind| *kind != "null")
+        .unwrap_or("any value");
+    match (&property["minimum"], &property["maximum"]) {
+        (Value::Number(min), Value::Number(max)) => format!("{name} {min} to {max}"),
+        _ => name.to_owned(),
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[impl AsRef<str>]) -> String {
+    match items {
+        [] => String::new(),
+        [only] => only.as_ref().to_owned(),
+        [init @ .., last] => {
+            let init: Vec<&str> = init.iter().map(AsRef::as_ref).collect();
+            format!("{} and {}", init.join(", "), last.as_ref())
+        }
+    }
+}
+
+/// The ask a call's arguments name (relay_reply's `ask_id`), for its log line.
+fn named_ask(args: &JsonObject) -> Option<String> {
+    args.get("ask_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// Logs a call's outcome and makes it a tool result: one text block of JSON, with `isError` and
+/// `{"ok":false,"code":...,"message":...}` for an error. relay_reply names its ask, relay_ask
+/// learns its id from the hub: either way the line carries it, so `relay logs --ask` shows the
+/// calls that began and answered the ask.
+fn answer(tool: &str, named_ask: Option<String>, outcome: Outcome) -> CallToolResult {
+    let ask_id = outcome
+        .as_ref()
+        .ok()
+        .and_then(|result| result.get("ask_id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or(named_ask);
     match outcome {
-        Ok(value) => CallToolResult::success(vec![ContentBlock::text(value.to_string())]),
+        Ok(value) => {
+            tracing::debug!(tool, ask_id = ask_id.as_deref(), "tool_ok");
+            CallToolResult::success(vec![ContentBlock::text(value.to_string())])
+        }
         Err(e) => {
+            tracing::info!(
+                tool, ask_id = ask_id.as_deref(), code = %e.code,
+                detail = %e.message, "tool_failed"
+            );
             let body = json!({ "ok": false, "code": e.code, "message": e.message });
             CallToolResult::error(vec![ContentBlock::text(body.to_string())])
         }
@@ -417,36 +496,63 @@ impl ServerHandler for RelayServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+        Ok(ListToolsResult::with_all_items(self.tools.listed.clone()))
     }
 
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let args = request.arguments.unwrap_or_default();
-        // relay_reply names its ask, relay_ask learns its id from the hub: either way the line
-        // carries it, so `relay logs --ask` shows the calls that began and answered the ask.
-        let named_ask = args
-            .get("ask_id")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let outcome = self.call(&request.name, args).await;
-        let ask_id = outcome
-            .as_ref()
-            .ok()
-            .and_then(|result| result.get("ask_id"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .or(named_ask);
-        match &outcome {
-            Ok(_) => tracing::debug!(tool = %request.name, ask_id = ask_id.as_deref(), "tool_ok"),
-            Err(e) => tracing::info!(
-                tool = %request.name, ask_id = ask_id.as_deref(), code = %e.code,
-                detail = %e.message, "tool_failed"
-            ),
+        let router = &self.tools.router;
+        if router.has_route(&request.name) {
+            return router
+                .call(ToolCallContext::new(self, request, context))
+                .await;
         }
-        Ok(tool_result(outcome).into())
+        let names: Vec<&str> = self
+            .tools
+            .listed
+            .iter()
+            .map(|tool| tool.name.as_ref())
+            .collect();
+        let unknown = RelayError::bad_args(format!(
+            "there is no tool named {:?}; the relay tools are {}",
+            request.name,
+            and_list(&names)
+        ));
+        let named_ask = request.arguments.as_ref().and_then(named_ask);
+        Ok(answer(&request.name, named_ask, Err(unknown)).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The words each tool's schema gives for its bad_args message.
+    #[test]
+    fn expected_arguments_are_read_from_the_schemas() {
+        let expected = |schema: Arc<JsonObject>| expected_arguments(&schema);
+        assert_eq!(expected(schema_for_type::<PeersArgs>()), "no arguments");
+        assert_eq!(expected(schema_for_type::<InboxArgs>()), "no arguments");
+        assert_eq!(
+            expected(schema_for_type::<AskArgs>()),
+            "to (string), question (string), optionally thread_id (string) and timeout_secs \
+             (integer 1 to 3600)"
+        );
+        assert_eq!(
+            expected(schema_for_type::<ReplyArgs>()),
+            "ask_id (string) and text (string)"
+        );
+        assert_eq!(
+            expected(schema_for_type::<BroadcastArgs>()),
+            "question (string), optionally exclude_self (boolean) and timeout_secs (integer 1 to \
+             3600)"
+        );
+        assert_eq!(
+            expected(schema_for_type::<RenameArgs>()),
+            "new_name (string)"
+        );
     }
 }

@@ -179,8 +179,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Hub { action } => block_on(hub::run(action, global)),
         Command::Doctor(args) => block_on(doctor::run(&args, global)),
         Command::Demo(args) => block_on(demo::run(&args, global)),
-        // Synchronous: it reads files, and watches for signals on a thread of its own.
-        Command::Logs(args) => logs::run(&args, global),
+        Command::Logs(args) => block_on(logs::run(&args, global)),
     };
     match outcome {
         Ok(_) if output::stdout_failed() => ExitCode::from(exit::FAILURE),

@@ -16,7 +16,7 @@ const LAUNCHER: &str = "launcher";
 
 const INSTALL_FIX: &str = "run ./install.sh in the claude-relay checkout: it installs relay, relay-hub and relay-channel side by side";
 
-pub fn check(plugin_root: Option<&Path>) -> Vec<Check> {
+pub async fn check(plugin_root: Option<&Path>) -> Vec<Check> {
     let dir = env::current_exe()
         .map_err(|e| e.to_string())
         .and_then(|exe| {
@@ -25,13 +25,13 @@ pub fn check(plugin_root: Option<&Path>) -> Vec<Check> {
                 .ok_or_else(|| format!("{} has no directory", exe.display()))
         });
     vec![
-        sibling(&dir, "relay-hub"),
-        sibling(&dir, "relay-channel"),
-        launcher(plugin_root),
+        sibling(&dir, "relay-hub").await,
+        sibling(&dir, "relay-channel").await,
+        launcher(plugin_root).await,
     ]
 }
 
-fn sibling(dir: &Result<PathBuf, String>, name: &'static str) -> Check {
+async fn sibling(dir: &Result<PathBuf, String>, name: &'static str) -> Check {
     let dir = match dir {
         Ok(dir) => dir,
         Err(why) => {
@@ -50,7 +50,7 @@ fn sibling(dir: &Result<PathBuf, String>, name: &'static str) -> Check {
             INSTALL_FIX,
         );
     }
-    match programs::relay_version(&path) {
+    match programs::relay_version(&path).await {
         Ok(version) if version == VERSION => {
             Check::pass(name, format!("{} ({version})", path.display()))
         }
@@ -98,7 +98,7 @@ fn launcher_candidates(plugin_root: Option<&Path>) -> Vec<(PathBuf, &'static str
     candidates
 }
 
-fn launcher(plugin_root: Option<&Path>) -> Check {
+async fn launcher(plugin_root: Option<&Path>) -> Check {
     let candidates = launcher_candidates(plugin_root);
     let Some((path, source)) = candidates
         .iter()
@@ -120,7 +120,7 @@ fn launcher(plugin_root: Option<&Path>) -> Check {
             path.display()
         ))
     };
-    match programs::relay_version(path) {
+    match programs::relay_version(path).await {
         Ok(version) if version == VERSION => Check::pass(LAUNCHER, format!("{running}, {version}")),
         Ok(version) => Check::warn(
             LAUNCHER,

@@ -147,11 +147,11 @@ fn enabled_in(settings: &Path) -> bool {
         .is_none_or(|settings| settings["enabledPlugins"][PLUGIN_ID] != false)
 }
 
-pub fn check(plugin: &Plugin) -> Vec<Check> {
-    vec![claude_cli(), plugin_check(plugin)]
+pub async fn check(plugin: &Plugin) -> Vec<Check> {
+    vec![claude_cli().await, plugin_check(plugin)]
 }
 
-fn claude_cli() -> Check {
+async fn claude_cli() -> Check {
     let program = match std::env::var_os("CLAUDE_BIN").filter(|bin| !bin.is_empty()) {
         Some(bin) => {
             let bin = PathBuf::from(bin);
@@ -175,7 +175,7 @@ fn claude_cli() -> Check {
             }
         },
     };
-    match programs::version_line(&program) {
+    match programs::version_line(&program).await {
         Ok(line) => in_tested_range(&program, &line),
         Err(why) => Check::fail(
             CLAUDE,

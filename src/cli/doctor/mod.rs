@@ -83,10 +83,10 @@ pub async fn run(_args: &DoctorArgs, global: &Global) -> Outcome {
         .await
         .map_err(|e| CliError::failure(format!("cannot tell which user runs relay: {e}")))?;
     let plugin = claude::installed_plugin();
-    let mut checks = binaries::check(plugin.install_path());
+    let mut checks = binaries::check(plugin.install_path()).await;
     checks.extend(files::check(&data, uid));
     checks.extend(hub::check(&data).await);
-    checks.extend(claude::check(&plugin));
+    checks.extend(claude::check(&plugin).await);
     checks.push(sessions::check(uid));
     report::print(&checks, global.json);
     let failed = checks.iter().any(|check| check.status == Status::Fail);

@@ -3,14 +3,13 @@
 
 use std::{
     ffi::OsStr,
-    io::Read,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
-    process::{Command, ExitStatus, Stdio},
-    sync::mpsc,
-    thread,
-    time::{Duration, Instant},
+    process::{ExitStatus, Stdio},
+    time::Duration,
 };
+
+use tokio::process::Command;
 
 /// The longest any program the doctor runs may take.
 pub const RUN_LIMIT: Duration = Duration::from_secs(5);
@@ -30,8 +29,8 @@ pub fn is_executable(path: &Path) -> bool {
 }
 
 /// What `program --version` printed: the first line of its stdout, or why there is none.
-pub fn version_line(program: &Path) -> Result<String, String> {
-    let output = run(program, &["--version"])?;
+pub async fn version_line(program: &Path) -> Result<String, String> {
+    let output = run(program, &["--version"]).await?;
     if !output.status.success() {
         let stderr = output.stderr.lines().next().unwrap_or("").trim().to_owned();
         return Err(format!(
@@ -55,8 +54,8 @@ pub fn version_line(program: &Path) -> Result<String, String> {
 }
 
 /// The version a relay binary reports: the last word of `NAME VERSION`.
-pub fn relay_version(program: &Path) -> Result<String, String> {
-    let line = version_line(program)?;
+pub async fn relay_version(program: &Path) -> Result<String, String> {
+    let line = version_line(program).await?;
     line.split_whitespace()
         .last()
         .map(str::to_owned)
@@ -71,95 +70,73 @@ pub struct Output {
 }
 
 /// Runs `program ARGS` with stdin closed and waits at most [`RUN_LIMIT`] for it to exit and
-/// for its output to end; past that, kills it (by its pid) and says so.
-pub fn run(program: &Path, args: &[&str]) -> Result<Output, String> {
-    let mut child = Command::new(program)
+/// for its output to end (a grandchild holding a pipe open must not keep us waiting past the
+/// limit); past that, kills it and says so.
+pub async fn run(program: &Path, args: &[&str]) -> Result<Output, String> {
+    let child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Dropped at the limit, it is killed (and reaped by tokio in the background).
+        .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
-    // Readers on their own threads: a child that fills one pipe while we wait would block, and
-    // a grandchild holding a pipe open must not keep us waiting past the limit.
-    let (sender, texts) = mpsc::channel();
-    for (index, pipe) in [
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let sender = sender.clone();
-        thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut bytes);
-            }
-            let _ = sender.send((index, String::from_utf8_lossy(&bytes).into_owned()));
-        });
-    }
-    let deadline = Instant::now() + RUN_LIMIT;
-    let too_slow = || {
-        format!(
-            "`{} {}` did not answer within {} s",
-            program.display(),
-            args.join(" "),
-            RUN_LIMIT.as_secs()
-        )
-    };
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(too_slow());
-            }
-            Ok(None) => thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(format!("cannot wait for {}: {e}", program.display())),
-        }
-    };
-    let mut streams = [String::new(), String::new()];
-    for _ in 0..streams.len() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let (index, text) = texts.recv_timeout(left).map_err(|_| too_slow())?;
-        streams[index] = text;
-    }
-    let [stdout, stderr] = streams;
+    // Both pipes are read while waiting: a child that fills one must not block.
+    let output = tokio::time::timeout(RUN_LIMIT, child.wait_with_output())
+        .await
+        .map_err(|_| {
+            format!(
+                "`{} {}` did not answer within {} s",
+                program.display(),
+                args.join(" "),
+                RUN_LIMIT.as_secs()
+            )
+        })?
+        .map_err(|e| format!("cannot wait for {}: {e}", program.display()))?;
     Ok(Output {
-        status,
-        stdout,
-        stderr,
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
 
-    #[test]
-    fn a_program_that_does_not_end_is_killed_at_the_limit() {
+    #[tokio::test]
+    async fn a_program_that_does_not_end_is_killed_at_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let script = format!("echo $$ > {}; exec sleep 30", pid_file.display());
         let started = Instant::now();
-        let error = run(Path::new("/bin/sh"), &["-c", "exec sleep 30"])
+        let error = run(Path::new("/bin/sh"), &["-c", &script])
+            .await
             .err()
             .expect("sleep 30 outlives the limit");
         assert!(error.contains("did not answer within 5 s"), "{error}");
         assert!(started.elapsed() < RUN_LIMIT + Duration::from_secs(2));
+        // Killed: gone, or a zombie until tokio reaps it, once the signal has landed.
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let stat = format!("/proc/{}/stat", pid.trim());
+        let dead = || std::fs::read_to_string(&stat).map_or(true, |stat| stat.contains(") Z "));
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !dead() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(dead(), "{:?}", std::fs::read_to_string(&stat));
     }
 
-    #[test]
-    fn output_and_status_are_collected() {
+    #[tokio::test]
+    async fn output_and_status_are_collected() {
         let output = run(
             Path::new("/bin/sh"),
             &["-c", "echo out; echo err >&2; exit 3"],
         )
+        .await
         .expect("sh runs");
         assert_eq!(output.stdout, "out\n");
         assert_eq!(output.stderr, "err\n");

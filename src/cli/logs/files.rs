@@ -67,14 +67,16 @@ impl fmt::Display for Skipped {
 /// What reading a file gave: events, and lines that are not events.
 pub type Lines = Vec<Result<LogEvent, Skipped>>;
 
-/// The file of one UTC day.
+/// A file of one UTC day. A day has two while processes of a release before tracing-appender
+/// still write the old name (`relay-YYYY-MM-DD.log` beside `relay.YYYY-MM-DD.log`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogDay {
     pub date: Date,
     pub path: PathBuf,
 }
 
-/// The day files in `dir`, oldest first. Other files are not the relay's and are passed over.
+/// The day files in `dir`, oldest first (by name within a day). Other files are not the relay's
+/// and are passed over.
 pub fn list_days(dir: &Path) -> io::Result<Vec<LogDay>> {
     let mut days = Vec::new();
     for entry in dir.read_dir()? {
@@ -87,7 +89,7 @@ pub fn list_days(dir: &Path) -> io::Result<Vec<LogDay>> {
             });
         }
     }
-    days.sort_by_key(|day| day.date);
+    days.sort_by(|a, b| (a.date, &a.path).cmp(&(b.date, &b.path)));
     Ok(days)
 }
 
@@ -125,6 +127,10 @@ impl DayReader {
 
     pub fn date(&self) -> Date {
         self.date
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The complete lines appended since the last read.
@@ -215,19 +221,30 @@ mod tests {
     fn days_are_listed_oldest_first_and_other_files_passed_over() {
         let dir = tempfile::tempdir().unwrap();
         for name in [
+            "relay.2026-12-01.log",
             "relay-2026-12-01.log",
-            "relay-2026-11-30.log",
+            "relay.2026-11-30.log",
             "relay-2026-13-01.log",
             "notes.txt",
         ] {
             fs::write(dir.path().join(name), "").unwrap();
         }
-        let dates: Vec<Date> = list_days(dir.path())
+        let days: Vec<(Date, String)> = list_days(dir.path())
             .unwrap()
             .iter()
-            .map(|day| day.date)
+            .map(|day| {
+                let name = day.path.file_name().unwrap().to_str().unwrap();
+                (day.date, name.to_owned())
+            })
             .collect();
-        assert_eq!(dates, [date!(2026 - 11 - 30), date!(2026 - 12 - 01)]);
+        assert_eq!(
+            days,
+            [
+                (date!(2026 - 11 - 30), "relay.2026-11-30.log".to_owned()),
+                (date!(2026 - 12 - 01), "relay-2026-12-01.log".to_owned()),
+                (date!(2026 - 12 - 01), "relay.2026-12-01.log".to_owned()),
+            ]
+        );
     }
 
     #[test]

@@ -18,7 +18,10 @@ use std::{
 use clap::Args;
 use time::OffsetDateTime;
 
-use crate::cli::{CliError, Global, Outcome, exit};
+use crate::{
+    cli::{CliError, Global, Outcome, exit},
+    signals::Termination,
+};
 use files::{DayReader, Lines, LogEvent};
 use filter::{Filter, Severity};
 use format::Printer;
@@ -56,14 +59,14 @@ impl From<CliError> for Halt {
     }
 }
 
-pub fn run(args: &LogsArgs, global: &Global) -> Outcome {
-    match show_logs(args, global) {
+pub async fn run(args: &LogsArgs, global: &Global) -> Outcome {
+    match show_logs(args, global).await {
         Ok(()) | Err(Halt::StdoutClosed) => Ok(ExitCode::from(exit::SUCCESS)),
         Err(Halt::Failed(e)) => Err(e),
     }
 }
 
-fn show_logs(args: &LogsArgs, global: &Global) -> Result<(), Halt> {
+async fn show_logs(args: &LogsArgs, global: &Global) -> Result<(), Halt> {
     let logs = global.data()?.logs();
     let filter = Filter {
         // A duration too long to subtract from now reaches back before any log.
@@ -75,8 +78,13 @@ fn show_logs(args: &LogsArgs, global: &Global) -> Result<(), Halt> {
         ask: args.ask.clone(),
     };
     let printer = Printer::for_stdout(global.json);
-    // Armed before anything is read, so that a signal during the first pass ends `-f` cleanly.
-    let stop = args.follow.then(follow::on_termination).transpose()?;
+    // Armed before anything is read, so that a signal during the first pass ends `-f` cleanly
+    // instead of killing the process.
+    let stop = args
+        .follow
+        .then(Termination::try_catch)
+        .transpose()
+        .map_err(|e| CliError::failure(format!("cannot watch for SIGINT and SIGTERM: {e}")))?;
 
     let cannot_read =
         |e: io::Error| CliError::failure(format!("cannot read {}: {e}", logs.display()));
@@ -86,37 +94,49 @@ fn show_logs(args: &LogsArgs, global: &Global) -> Result<(), Halt> {
     };
     if days.is_empty() {
         return Err(CliError::failure(format!(
-            "there are no log files in {} (relay-YYYY-MM-DD.log); the hub and the channels write them once a session uses the relay",
+            "there are no log files in {} (relay.YYYY-MM-DD.log); the hub and the channels write them once a session uses the relay",
             logs.display()
         ))
         .into());
     }
 
     let mut events = Vec::new();
-    let mut latest: Option<DayReader> = None;
+    // The files of the latest day read so far; a day has two while processes of a build before
+    // tracing-appender still write the old name.
+    let mut latest: Vec<DayReader> = Vec::new();
     for day in days.iter().filter(|day| filter.wants_day(day.date)) {
         let mut reader = DayReader::open(day)?;
         events.extend(keep_events(reader.read_appended()?));
-        if let Some(earlier) = latest.replace(reader) {
-            events.extend(keep_events(earlier.finish().into_iter().collect()));
+        if latest
+            .first()
+            .is_some_and(|earlier| earlier.date() < day.date)
+        {
+            for earlier in latest.drain(..) {
+                events.extend(keep_events(earlier.finish().into_iter().collect()));
+            }
         }
+        latest.push(reader);
     }
-    // Without -f the latest file is complete as it is; with -f its unfinished line is followed.
-    if stop.is_none()
-        && let Some(reader) = latest.take()
-    {
-        events.extend(keep_events(reader.finish().into_iter().collect()));
+    // Without -f the latest files are complete as they are; with -f their unfinished lines are
+    // followed.
+    if stop.is_none() {
+        for reader in latest.drain(..) {
+            events.extend(keep_events(reader.finish().into_iter().collect()));
+        }
     }
     print(events, &filter, printer)?;
 
     match stop {
-        Some(stop) => follow::follow(
-            &logs,
-            latest,
-            |date| filter.wants_day(date),
-            &stop,
-            &mut |lines| print(keep_events(lines), &filter, printer),
-        ),
+        Some(stop) => {
+            follow::follow(
+                &logs,
+                latest,
+                |date| filter.wants_day(date),
+                stop,
+                &mut |lines| print(keep_events(lines), &filter, printer),
+            )
+            .await
+        }
         None => Ok(()),
     }
 }
