@@ -17,11 +17,11 @@ use tokio::time::Instant;
 
 /// Identifies one hub connection: the caller or the target of an ask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
+pub(crate) struct ConnId(pub u64);
 
 /// An ask the hub is waiting on.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PendingAsk {
+pub(crate) struct PendingAsk {
     pub ask_id: String,
     pub caller: ConnId,
     pub caller_name: String,
@@ -44,7 +44,7 @@ enum Ending {
 
 /// Why a reply cannot answer an ask.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NotPending {
+pub(crate) enum NotPending {
     /// No ask with this id is remembered: never existed, or ended long ago.
     Unknown,
     /// It is pending, but for another session.
@@ -69,7 +69,7 @@ pub enum NotPending {
 const REMEMBERED_ENDINGS: usize = 4_096;
 
 #[derive(Debug, Default)]
-pub struct AskTable {
+pub(crate) struct AskTable {
     pending: HashMap<String, PendingAsk>,
     /// How many of the pending asks each caller made.
     by_caller: HashMap<ConnId, usize>,
@@ -79,21 +79,13 @@ pub struct AskTable {
 }
 
 impl AskTable {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.pending.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
     }
 
     /// Adds an ask. Returns true when its deadline is now the nearest one, so the deadline task
     /// must wake up and sleep for less.
-    pub fn insert(&mut self, ask: PendingAsk) -> bool {
+    pub(crate) fn insert(&mut self, ask: PendingAsk) -> bool {
         let nearest = self
             .next_deadline()
             .is_none_or(|first| ask.deadline < first);
@@ -104,18 +96,18 @@ impl AskTable {
     }
 
     /// How many pending asks `caller` made.
-    pub fn pending_from(&self, caller: ConnId) -> usize {
+    pub(crate) fn pending_from(&self, caller: ConnId) -> usize {
         self.by_caller.get(&caller).copied().unwrap_or(0)
     }
 
     /// The nearest deadline of any pending ask.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.deadlines.first().map(|(when, _)| *when)
     }
 
     /// Removes the ask `ask_id` so that `replier` can answer it, or says why it cannot: the ask
     /// is not pending, or is addressed to someone else.
-    pub fn take_for_reply(
+    pub(crate) fn take_for_reply(
         &mut self,
         ask_id: &str,
         replier: ConnId,
@@ -136,7 +128,7 @@ impl AskTable {
 
     /// Puts back an ask taken for a reply that could not be delivered, so it can be answered
     /// again.
-    pub fn restore(&mut self, ask: PendingAsk) {
+    pub(crate) fn restore(&mut self, ask: PendingAsk) {
         if let Some(pos) = self.ended_order.iter().rposition(|id| *id == ask.ask_id) {
             self.ended_order.remove(pos);
         }
@@ -145,7 +137,7 @@ impl AskTable {
     }
 
     /// Removes and returns every ask whose deadline is at or before `now`.
-    pub fn expire(&mut self, now: Instant) -> Vec<PendingAsk> {
+    pub(crate) fn expire(&mut self, now: Instant) -> Vec<PendingAsk> {
         let mut expired = Vec::new();
         while let Some((when, ask_id)) = self.deadlines.first().cloned() {
             if when > now {
@@ -165,12 +157,12 @@ impl AskTable {
     }
 
     /// Removes and returns every ask addressed to `target`, which has disconnected.
-    pub fn remove_target(&mut self, target: ConnId) -> Vec<PendingAsk> {
+    pub(crate) fn remove_target(&mut self, target: ConnId) -> Vec<PendingAsk> {
         self.remove_where(|ask| ask.target == target, Ending::TargetGone)
     }
 
     /// Forgets every ask made by `caller`, which has disconnected: nobody is left to tell.
-    pub fn remove_caller(&mut self, caller: ConnId) -> Vec<PendingAsk> {
+    pub(crate) fn remove_caller(&mut self, caller: ConnId) -> Vec<PendingAsk> {
         self.remove_where(|ask| ask.caller == caller, Ending::CallerGone)
     }
 
@@ -217,7 +209,7 @@ impl AskTable {
     }
 
     /// The name of the caller of `ask_id`, while it is pending or remembered.
-    pub fn caller_name_of(&self, ask_id: &str) -> Option<String> {
+    pub(crate) fn caller_name_of(&self, ask_id: &str) -> Option<String> {
         self.pending
             .get(ask_id)
             .map(|ask| ask.caller_name.clone())
@@ -263,7 +255,7 @@ mod tests {
     #[test]
     fn insert_reports_a_new_nearest_deadline() {
         let now = Instant::now();
-        let mut table = AskTable::new();
+        let mut table = AskTable::default();
         assert!(table.insert(ask("a", 1, 2, now + Duration::from_secs(10))));
         assert!(!table.insert(ask("b", 1, 2, now + Duration::from_secs(20))));
         assert!(table.insert(ask("c", 1, 2, now + Duration::from_secs(5))));
@@ -273,7 +265,7 @@ mod tests {
     #[test]
     fn expire_takes_only_due_asks_in_deadline_order() {
         let now = Instant::now();
-        let mut table = AskTable::new();
+        let mut table = AskTable::default();
         table.insert(ask("late", 1, 2, now + Duration::from_secs(30)));
         table.insert(ask("second", 1, 2, now + Duration::from_secs(2)));
         table.insert(ask("first", 1, 2, now + Duration::from_secs(1)));
@@ -291,7 +283,7 @@ mod tests {
     #[test]
     fn only_the_target_can_take_an_ask_and_only_once() {
         let now = Instant::now();
-        let mut table = AskTable::new();
+        let mut table = AskTable::default();
         table.insert(ask("a", 1, 2, now + Duration::from_secs(10)));
         assert_eq!(
             table.take_for_reply("a", ConnId(3)).unwrap_err(),
@@ -300,7 +292,7 @@ mod tests {
             }
         );
         assert_eq!(table.take_for_reply("a", ConnId(2)).unwrap().ask_id, "a");
-        assert!(table.is_empty());
+        assert_eq!(table.len(), 0);
         assert_eq!(table.next_deadline(), None);
         assert_eq!(
             table.take_for_reply("a", ConnId(2)).unwrap_err(),
@@ -315,7 +307,7 @@ mod tests {
     #[test]
     fn a_late_reply_is_told_the_ask_timed_out() {
         let now = Instant::now();
-        let mut table = AskTable::new();
+        let mut table = AskTable::default();
         table.insert(ask("a", 1, 2, now));
         assert_eq!(table.expire(now).len(), 1);
         let late = table.take_for_reply("a", ConnId(2)).unwrap_err();
@@ -328,7 +320,7 @@ mod tests {
     #[test]
     fn disconnects_remove_the_right_asks() {
         let now = Instant::now();
-        let mut table = AskTable::new();
+        let mut table = AskTable::default();
         table.insert(ask("to-2", 1, 2, now + Duration::from_secs(1)));
         table.insert(ask("to-2-again", 3, 2, now + Duration::from_secs(2)));
         table.insert(ask("from-2", 2, 3, now + Duration::from_secs(3)));
@@ -360,7 +352,7 @@ mod tests {
     #[test]
     fn remembers_a_bounded_number_of_endings() {
         let now = Instant::now();
-        let mut table = AskTable::new();
+        let mut table = AskTable::default();
         for n in 0..REMEMBERED_ENDINGS + 10 {
             let id = format!("a{n}");
             table.insert(ask(&id, 1, 2, now));

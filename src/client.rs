@@ -40,12 +40,12 @@ use crate::{
 };
 
 /// How long to wait for a hub to come up after starting one.
-pub const HUB_START_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const HUB_START_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long to wait for the answer to one request. The request carries its deadline, and the
 /// hub refuses a request that reaches it later without applying it, so a request reported as
 /// failed here never takes effect afterwards (a hub stopped with SIGSTOP, say, and resumed).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How much longer than the deadline the client waits for an answer: an answer the hub wrote
 /// just before the deadline is still on its way.
@@ -53,7 +53,7 @@ const ANSWER_GRACE: Duration = Duration::from_secs(1);
 
 /// Something the hub told this peer without being asked.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Event {
+pub(crate) enum Event {
     /// A question for this peer.
     Ask(Delivery),
     /// The answer to an ask this peer made.
@@ -66,7 +66,7 @@ pub enum Event {
 
 impl Event {
     /// The event a hub message carries; `None` for responses.
-    pub fn from_hub(message: FromHub) -> Option<Event> {
+    pub(crate) fn from_hub(message: FromHub) -> Option<Event> {
         match message {
             FromHub::Ask(delivery) => Some(Event::Ask(delivery)),
             FromHub::Reply(delivery) => Some(Event::Reply(delivery)),
@@ -104,7 +104,7 @@ struct Book {
 }
 
 /// A live connection to the hub. Dropping it closes the connection.
-pub struct HubClient {
+pub(crate) struct HubClient {
     outgoing: mpsc::Sender<Vec<u8>>,
     book: Arc<Mutex<Book>>,
     next_id: AtomicU64,
@@ -120,7 +120,7 @@ impl Drop for HubClient {
 impl HubClient {
     /// Connects to the hub of `data`, starting `hub_exe` when none runs, and says hello. Events
     /// go to `events`; that channel closes when the connection does.
-    pub async fn connect(
+    pub(crate) async fn connect(
         data: &DataDir,
         hub_exe: &Path,
         hello: Hello,
@@ -136,7 +136,7 @@ impl HubClient {
     /// (enough for `status` and `shutdown`). `None` when no hub answers: no socket file, or
     /// nothing accepting on it (a stale socket; on Linux also a file that is no socket). Any other
     /// failure (a permission) is an error, so that it is not mistaken for "no hub".
-    pub async fn connect_running(
+    pub(crate) async fn connect_running(
         data: &DataDir,
         events: mpsc::Sender<Event>,
     ) -> Result<Option<HubClient>, RelayError> {
@@ -166,7 +166,7 @@ impl HubClient {
     }
 
     /// Sends `op` and waits for its answer, at most [`REQUEST_TIMEOUT`].
-    pub async fn request<T: DeserializeOwned>(&self, op: Op) -> Result<T, RelayError> {
+    pub(crate) async fn request<T: DeserializeOwned>(&self, op: Op) -> Result<T, RelayError> {
         let tracks = match &op {
             Op::Ask(ask) => Tracks::Ask { to: ask.to.clone() },
             Op::Broadcast(_) => Tracks::Broadcast,
@@ -374,7 +374,7 @@ async fn connect(socket: &Path) -> std::io::Result<Stream> {
 /// executable (never a fork of this process: forking a running tokio process is unsafe) and
 /// daemonizes itself; `hub_exe` returns as soon as it has. A start is retried every second,
 /// because a hub that was just exiting may still hold the lock, for [`HUB_START_TIMEOUT`].
-pub async fn connect_or_start(data: &DataDir, hub_exe: &Path) -> Result<Stream, RelayError> {
+pub(crate) async fn connect_or_start(data: &DataDir, hub_exe: &Path) -> Result<Stream, RelayError> {
     let socket = data.socket();
     if let Ok(stream) = connect(&socket).await {
         return Ok(stream);

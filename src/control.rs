@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// How long `stop` waits for the hub to remove its socket.
-pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The status of the hub of `data`, or `None` when no hub is running.
 pub async fn status(data: &DataDir) -> Result<Option<HubStatus>, RelayError> {

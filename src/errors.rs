@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// Ends the message of every ask failure, which reaches a session's model as a push: what the
 /// model should do with it. The command line, read by a person, leaves it out
 /// ([`RelayError::for_people`]).
-pub const FOR_THE_MODEL: &str = "; surface this to the user; do not broadcast as a fallback";
+pub(crate) const FOR_THE_MODEL: &str = "; surface this to the user; do not broadcast as a fallback";
 
 /// A stable, machine-readable error code. Its wire name is the snake_case variant name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -18,7 +18,7 @@ use tokio::{
 
 /// Why no line could be read.
 #[derive(Debug, thiserror::Error)]
-pub enum FrameError {
+pub(crate) enum FrameError {
     #[error("a line is longer than the limit")]
     TooLong,
     #[error("the line is not UTF-8")]
@@ -33,13 +33,13 @@ pub enum FrameError {
 
 /// The bytes of unfinished lines that several readers may hold together.
 #[derive(Debug)]
-pub struct LineBudget {
+pub(crate) struct LineBudget {
     held: AtomicUsize,
     limit: usize,
 }
 
 impl LineBudget {
-    pub fn new(limit: usize) -> LineBudget {
+    pub(crate) fn new(limit: usize) -> LineBudget {
         LineBudget {
             held: AtomicUsize::new(0),
             limit,
@@ -66,7 +66,7 @@ impl LineBudget {
 /// a partial line lives in `self`, so `next_line` can sit in a `select!` next to other work. The
 /// hub also bounds how long a line may stay unfinished ([`FrameReader::stalling_after`]) and
 /// what all its connections' unfinished lines hold together ([`FrameReader::within`]).
-pub struct FrameReader<R> {
+pub(crate) struct FrameReader<R> {
     inner: R,
     line: Vec<u8>,
     limit: usize,
@@ -80,7 +80,7 @@ pub struct FrameReader<R> {
 
 impl<R: AsyncBufRead + Unpin> FrameReader<R> {
     /// A reader that refuses lines longer than `limit` bytes.
-    pub fn new(inner: R, limit: usize) -> Self {
+    pub(crate) fn new(inner: R, limit: usize) -> Self {
         FrameReader {
             inner,
             line: Vec::new(),
@@ -93,20 +93,20 @@ impl<R: AsyncBufRead + Unpin> FrameReader<R> {
     }
 
     /// Fails with [`FrameError::Stalled`] when a line stays unfinished for `stall`.
-    pub fn stalling_after(mut self, stall: Duration) -> Self {
+    pub(crate) fn stalling_after(mut self, stall: Duration) -> Self {
         self.stall = Some(stall);
         self
     }
 
     /// Holds unfinished lines within `budget`, shared with other readers.
-    pub fn within(mut self, budget: Arc<LineBudget>) -> Self {
+    pub(crate) fn within(mut self, budget: Arc<LineBudget>) -> Self {
         self.budget = Some(budget);
         self
     }
 
     /// The next line without its `\n`, or `None` at end of stream. A partial last line without
     /// a newline is returned as a line.
-    pub async fn next_line(&mut self) -> Result<Option<String>, FrameError> {
+    pub(crate) async fn next_line(&mut self) -> Result<Option<String>, FrameError> {
         loop {
             let available = match (self.started, self.stall) {
                 (Some(started), Some(stall)) => {
@@ -171,7 +171,7 @@ impl<R> Drop for FrameReader<R> {
 }
 
 /// Serializes one message as a single line, newline included, ready for one `write_all`.
-pub fn encode_line(message: &impl Serialize) -> Vec<u8> {
+pub(crate) fn encode_line(message: &impl Serialize) -> Vec<u8> {
     let mut line = serde_json::to_vec(message).expect("wire messages always serialize");
     line.push(b'\n');
     line

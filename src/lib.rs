@@ -18,15 +18,28 @@
 //! [`client`], [`protocol`], [`framing`], [`ask`], [`logging`]; [`errors`], [`paths`] and
 //! [`signals`].
 
-pub mod ask;
-pub mod channel;
-pub mod cli;
-pub mod client;
-pub mod control;
-pub mod errors;
-pub mod framing;
-pub mod hub;
-pub mod logging;
-pub mod paths;
-pub mod protocol;
-pub mod signals;
+#![warn(unreachable_pub)]
+
+mod ask;
+mod channel;
+mod cli;
+mod client;
+mod control;
+mod errors;
+mod framing;
+mod hub;
+mod logging;
+mod paths;
+mod protocol;
+mod signals;
+
+// What the three binaries need, and nothing else.
+pub use channel::{
+    ChannelConfig, DEFAULT_ASK_TIMEOUT_SECS, hook::run as run_hook, run as run_channel,
+};
+pub use cli::{Cli, main as run_relay};
+pub use control::{status as hub_status, stop as stop_hub};
+pub use errors::RelayError;
+pub use hub::{DEFAULT_IDLE_SECS, DaemonOptions, run as run_hub};
+pub use paths::DataDir;
+pub use protocol::{HubStatus, VERSION};

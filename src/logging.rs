@@ -35,18 +35,18 @@ use tracing_subscriber::{
 };
 
 /// How many days of log files are kept, today included.
-pub const KEEP_DAYS: usize = 7;
+pub(crate) const KEEP_DAYS: usize = 7;
 
 /// The day files are `relay.YYYY-MM-DD.log`: the appender joins prefix, date and suffix with dots.
 const FILE_PREFIX: &str = "relay";
 const FILE_SUFFIX: &str = "log";
 
 /// The level used when `RELAY_LOG` is unset or unreadable.
-pub const DEFAULT_LEVEL: LevelFilter = LevelFilter::INFO;
+pub(crate) const DEFAULT_LEVEL: LevelFilter = LevelFilter::INFO;
 
 /// Which process wrote a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Component {
+pub(crate) enum Component {
     Hub,
     Channel,
 }
@@ -62,10 +62,10 @@ impl Component {
 
 /// The session name that goes on every line; a channel updates it when it is renamed.
 #[derive(Debug, Clone, Default)]
-pub struct SessionLabel(Arc<RwLock<Option<String>>>);
+pub(crate) struct SessionLabel(Arc<RwLock<Option<String>>>);
 
 impl SessionLabel {
-    pub fn set(&self, name: &str) {
+    pub(crate) fn set(&self, name: &str) {
         *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(name.to_owned());
     }
 
@@ -76,7 +76,7 @@ impl SessionLabel {
 
 /// Reads `RELAY_LOG` (`error`, `warn`, `info`, `debug`, `trace` or `off`). An unreadable value
 /// falls back to [`DEFAULT_LEVEL`] and is reported in the returned message.
-pub fn level_from_env() -> (LevelFilter, Option<String>) {
+pub(crate) fn level_from_env() -> (LevelFilter, Option<String>) {
     match std::env::var("RELAY_LOG") {
         Err(_) => (DEFAULT_LEVEL, None),
         Ok(value) => match value.trim().parse::<LevelFilter>() {
@@ -94,7 +94,7 @@ pub fn level_from_env() -> (LevelFilter, Option<String>) {
 /// Installs the global subscriber that writes JSON lines to the daily files in `logs_dir`,
 /// which must exist (the appender prunes it before creating anything). Without a log file
 /// (`logs_dir` not writable) it says so on stderr once and installs nothing: events go nowhere.
-pub fn init(component: Component, logs_dir: &Path, session: SessionLabel) {
+pub(crate) fn init(component: Component, logs_dir: &Path, session: SessionLabel) {
     let (level, complaint) = level_from_env();
     // rmcp's own chatter (every stream start and stop) is noise at info; keep its warnings.
     let filter = Targets::new()
@@ -222,7 +222,7 @@ impl tracing::field::Visit for FieldCollector<'_> {
 
 /// The date of a day file: `relay.YYYY-MM-DD.log` as the appender names it, or
 /// `relay-YYYY-MM-DD.log` as releases before it did; `None` for any other name.
-pub fn file_date(name: &str) -> Option<Date> {
+pub(crate) fn file_date(name: &str) -> Option<Date> {
     let day = name
         .strip_prefix(FILE_PREFIX)?
         .strip_prefix(['.', '-'])?

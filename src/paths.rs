@@ -8,7 +8,7 @@ use std::{
 
 /// The name Claude Code gives the data directory of the plugin `relay` from the marketplace
 /// `claude-relay` (under `~/.claude/plugins/data/`).
-pub const PLUGIN_DATA_NAME: &str = "relay-claude-relay";
+pub(crate) const PLUGIN_DATA_NAME: &str = "relay-claude-relay";
 
 /// The data directory and the files in it.
 #[derive(Debug, Clone, PartialEq, Eq)]

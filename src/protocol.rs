@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::errors::{ErrorCode, RelayError};
 
 /// Bumped whenever a message changes shape; hub and client must agree exactly.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub(crate) const PROTOCOL_VERSION: u32 = 2;
 
 /// The version of this build, sent in hello so a mismatch can name both sides.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -20,35 +20,35 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The longest line the hub accepts, and the longest request a client sends. A longer line
 /// closes the connection with `bad_msg`. (Hub lines may be slightly longer: an event carries a
 /// text of up to this size plus ids; clients allow for that.)
-pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_LINE_BYTES: usize = 1024 * 1024;
 
 /// The longest line a client reads. Events can be a little longer than the longest request the
 /// hub accepts: they carry the same text plus the ids and names the hub adds, all of them bounded
 /// ([`MAX_NAME_LEN`], [`MAX_ID_LEN`]), so every event fits (a test checks the worst case).
-pub const MAX_EVENT_LINE_BYTES: usize = MAX_LINE_BYTES + 64 * 1024;
+pub(crate) const MAX_EVENT_LINE_BYTES: usize = MAX_LINE_BYTES + 64 * 1024;
 
 /// The longest question or reply text. Longer texts are refused with `bad_args`, nothing sent.
-pub const MAX_TEXT_BYTES: usize = 512 * 1024;
+pub(crate) const MAX_TEXT_BYTES: usize = 512 * 1024;
 
 /// Bounds of an ask's `timeout_secs`.
-pub const MIN_TIMEOUT_SECS: u64 = 1;
-pub const MAX_TIMEOUT_SECS: u64 = 3600;
+pub(crate) const MIN_TIMEOUT_SECS: u64 = 1;
+pub(crate) const MAX_TIMEOUT_SECS: u64 = 3600;
 
 /// The longest session name.
-pub const MAX_NAME_LEN: usize = 64;
+pub(crate) const MAX_NAME_LEN: usize = 64;
 
 /// The longest id a client may send: `ask_id`, `thread_id`, a Claude Code `session_id`.
-pub const MAX_ID_LEN: usize = 128;
+pub(crate) const MAX_ID_LEN: usize = 128;
 
 /// The longest `cwd` in a hello.
-pub const MAX_CWD_BYTES: usize = 4096;
+pub(crate) const MAX_CWD_BYTES: usize = 4096;
 
 /// The longest short text in a hello: `git_branch`, `pushes_reason`, `version`.
-pub const MAX_LABEL_BYTES: usize = 512;
+pub(crate) const MAX_LABEL_BYTES: usize = 512;
 
 /// A request from a client, answered by exactly one response with the same `id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Request {
+pub(crate) struct Request {
     pub id: u64,
     /// When the client stops waiting for the answer (Unix milliseconds). A request that reaches
     /// the hub later is refused without being applied, so an operation the client reported as
@@ -62,7 +62,7 @@ pub struct Request {
 /// What a request asks the hub to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
-pub enum Op {
+pub(crate) enum Op {
     /// Must come first: checks the protocol version and registers the client as a peer.
     Hello(Hello),
     /// Every other registered peer.
@@ -92,7 +92,7 @@ pub enum Op {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Hello {
+pub(crate) struct Hello {
     pub protocol: u32,
     pub version: String,
     /// The name the client would like; the hub appends `-2`, `-3`, ... when it is taken.
@@ -142,7 +142,7 @@ impl Pushes {
 /// What sort of client a peer is, so sessions know whether a person or a script is asking.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum PeerKind {
+pub(crate) enum PeerKind {
     /// A Claude Code session's relay-channel.
     #[default]
     Channel,
@@ -151,7 +151,7 @@ pub enum PeerKind {
 }
 
 impl PeerKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             PeerKind::Channel => "channel",
             PeerKind::Cli => "cli",
@@ -160,7 +160,7 @@ impl PeerKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AskRequest {
+pub(crate) struct AskRequest {
     pub to: String,
     pub question: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -169,40 +169,40 @@ pub struct AskRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReplyRequest {
+pub(crate) struct ReplyRequest {
     pub ask_id: String,
     pub text: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BroadcastRequest {
+pub(crate) struct BroadcastRequest {
     pub question: String,
     pub exclude_self: bool,
     pub timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InboxTake {
+pub(crate) struct InboxTake {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InboxAck {
+pub(crate) struct InboxAck {
     pub take_id: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RenameRequest {
+pub(crate) struct RenameRequest {
     pub new_name: String,
 }
 
 /// Everything the hub writes: responses and events, told apart by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum FromHub {
+pub(crate) enum FromHub {
     /// Request `id` succeeded; `result` is the op's result type.
     Ok { id: u64, result: Value },
     /// Request `id` failed (`id` is null when the line could not be read as a request).
@@ -227,7 +227,7 @@ pub enum FromHub {
 
 /// A reply that expired unread in its recipient's inbox, for its sender.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Undelivered {
+pub(crate) struct Undelivered {
     pub message_id: String,
     pub ask_id: String,
     /// The session that never read it.
@@ -238,7 +238,7 @@ pub struct Undelivered {
 /// A question or a reply travelling from one peer to another. `from` is the sender's name in the
 /// hub's registry, never anything the sender wrote.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Delivery {
+pub(crate) struct Delivery {
     /// Identifies this one message, live or queued.
     #[serde(default)]
     pub message_id: String,
@@ -252,7 +252,7 @@ pub struct Delivery {
 
 /// Why an ask failed, for its caller.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AskFailure {
+pub(crate) struct AskFailure {
     /// Identifies this one message, live or queued.
     #[serde(default)]
     pub message_id: String,
@@ -268,7 +268,7 @@ pub struct AskFailure {
 
 /// Result of [`Op::Hello`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Welcome {
+pub(crate) struct Welcome {
     /// The name the hub registered, which may carry a `-N` suffix.
     pub name: String,
     pub hub_pid: u32,
@@ -278,7 +278,7 @@ pub struct Welcome {
 
 /// One entry of [`PeerList`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PeerInfo {
+pub(crate) struct PeerInfo {
     pub name: String,
     pub kind: PeerKind,
     pub cwd: String,
@@ -298,13 +298,13 @@ pub struct PeerInfo {
 
 /// Result of [`Op::Peers`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PeerList {
+pub(crate) struct PeerList {
     pub peers: Vec<PeerInfo>,
 }
 
 /// Result of [`Op::Ask`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Asked {
+pub(crate) struct Asked {
     pub ask_id: String,
     pub thread_id: String,
     pub delivery: DeliveryMode,
@@ -313,7 +313,7 @@ pub struct Asked {
 /// How a message reached, or will reach, its recipient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum DeliveryMode {
+pub(crate) enum DeliveryMode {
     /// Pushed into the recipient's transcript now.
     Live,
     /// Kept in the recipient's inbox until its next prompt (or `relay_inbox`): its pushes are off.
@@ -322,7 +322,7 @@ pub enum DeliveryMode {
 
 /// Result of [`Op::Broadcast`]: one ask per recipient.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Broadcasted {
+pub(crate) struct Broadcasted {
     pub broadcast_id: String,
     pub asks: Vec<BroadcastAsk>,
     /// Peers not asked because their pushes are off and their inbox is full.
@@ -331,7 +331,7 @@ pub struct Broadcasted {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BroadcastAsk {
+pub(crate) struct BroadcastAsk {
     pub ask_id: String,
     pub to: String,
     pub delivery: DeliveryMode,
@@ -339,14 +339,14 @@ pub struct BroadcastAsk {
 
 /// Result of [`Op::Rename`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Renamed {
+pub(crate) struct Renamed {
     pub name: String,
 }
 
 /// Result of [`Op::InboxTake`]: the messages in the order they arrived, and how many could not
 /// be kept because the inbox was full.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InboxContents {
+pub(crate) struct InboxContents {
     pub messages: Vec<FromHub>,
     pub dropped: u64,
     /// More messages wait for the next take (one take stays within the line limit), or are
@@ -360,7 +360,7 @@ pub struct InboxContents {
 
 /// Result of [`Op::InboxAck`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Acked {}
+pub(crate) struct Acked {}
 
 /// Result of [`Op::Status`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -376,11 +376,11 @@ pub struct HubStatus {
 
 /// Result of [`Op::Shutdown`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ShuttingDown {}
+pub(crate) struct ShuttingDown {}
 
 /// Result of [`Op::Reply`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Replied {}
+pub(crate) struct Replied {}
 
 /// Whether `text` is 1 to `max` characters of `[A-Za-z0-9._-]`.
 fn is_token(text: &str, max: usize) -> bool {
@@ -392,14 +392,14 @@ fn is_token(text: &str, max: usize) -> bool {
 }
 
 /// `text` as it may be quoted back: its first 64 characters, control characters escaped.
-pub fn quoted(text: &str) -> String {
+pub(crate) fn quoted(text: &str) -> String {
     let cut: String = text.chars().take(64).collect();
     let more = if cut.len() < text.len() { "…" } else { "" };
     format!("{cut:?}{more}")
 }
 
 /// Checks a session name: 1 to 64 characters of `[A-Za-z0-9._-]`.
-pub fn validate_name(name: &str) -> Result<(), RelayError> {
+pub(crate) fn validate_name(name: &str) -> Result<(), RelayError> {
     if !is_token(name, MAX_NAME_LEN) {
         return Err(RelayError::bad_args(format!(
             "{} is not a valid session name: use 1 to {MAX_NAME_LEN} characters of letters, \
@@ -412,7 +412,7 @@ pub fn validate_name(name: &str) -> Result<(), RelayError> {
 
 /// Checks an id a client sends (`ask_id`, `thread_id`, `session_id`): 1 to 128 characters of
 /// `[A-Za-z0-9._-]`, as every id the relay and Claude Code make is.
-pub fn validate_id(field: &str, id: &str) -> Result<(), RelayError> {
+pub(crate) fn validate_id(field: &str, id: &str) -> Result<(), RelayError> {
     if !is_token(id, MAX_ID_LEN) {
         return Err(RelayError::bad_args(format!(
             "{field} {} is not an id: ids are 1 to {MAX_ID_LEN} characters of letters, digits, \
@@ -424,7 +424,7 @@ pub fn validate_id(field: &str, id: &str) -> Result<(), RelayError> {
 }
 
 /// Checks a free-text field of at most `max` bytes.
-pub fn validate_len(field: &str, text: &str, max: usize) -> Result<(), RelayError> {
+pub(crate) fn validate_len(field: &str, text: &str, max: usize) -> Result<(), RelayError> {
     if text.len() > max {
         return Err(RelayError::bad_args(format!(
             "{field} is {} bytes, over the limit of {max}",
@@ -435,7 +435,7 @@ pub fn validate_len(field: &str, text: &str, max: usize) -> Result<(), RelayErro
 }
 
 /// Checks a question or reply text against [`MAX_TEXT_BYTES`].
-pub fn validate_text(what: &str, text: &str) -> Result<(), RelayError> {
+pub(crate) fn validate_text(what: &str, text: &str) -> Result<(), RelayError> {
     if text.len() > MAX_TEXT_BYTES {
         return Err(RelayError::bad_args(format!(
             "the {what} is {} bytes, over the limit of {MAX_TEXT_BYTES} bytes (512 KiB); nothing was \
@@ -447,7 +447,7 @@ pub fn validate_text(what: &str, text: &str) -> Result<(), RelayError> {
 }
 
 /// Checks an ask's `timeout_secs` against its bounds.
-pub fn validate_timeout(secs: u64) -> Result<(), RelayError> {
+pub(crate) fn validate_timeout(secs: u64) -> Result<(), RelayError> {
     if !(MIN_TIMEOUT_SECS..=MAX_TIMEOUT_SECS).contains(&secs) {
         return Err(RelayError::bad_args(format!(
             "timeout_secs must be between {MIN_TIMEOUT_SECS} and {MAX_TIMEOUT_SECS}, not {secs}"

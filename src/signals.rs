@@ -7,14 +7,14 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 /// SIGTERM and SIGINT (what Claude Code sends its MCP servers on exit), caught from the moment
 /// this is made: until then they have their default effect, and one that arrives between two
 /// waits is kept for the next.
-pub struct Termination {
+pub(crate) struct Termination {
     term: Option<Signal>,
     int: Option<Signal>,
 }
 
 impl Termination {
     /// Installs the handlers. Must run inside a tokio runtime.
-    pub fn catch() -> Termination {
+    pub(crate) fn catch() -> Termination {
         Termination {
             term: signal(SignalKind::terminate()).ok(),
             int: signal(SignalKind::interrupt()).ok(),
@@ -22,7 +22,7 @@ impl Termination {
     }
 
     /// Installs the handlers, or says why one could not be. Must run inside a tokio runtime.
-    pub fn try_catch() -> io::Result<Termination> {
+    pub(crate) fn try_catch() -> io::Result<Termination> {
         Ok(Termination {
             term: Some(signal(SignalKind::terminate())?),
             int: Some(signal(SignalKind::interrupt())?),
@@ -31,7 +31,7 @@ impl Termination {
 
     /// Resolves on the next SIGTERM or SIGINT; never, for a signal whose handler could not be
     /// installed (stdin EOF still ends a channel then).
-    pub async fn recv(&mut self) {
+    pub(crate) async fn recv(&mut self) {
         let Termination { term, int } = self;
         tokio::select! {
             () = next(term) => {}
@@ -50,6 +50,6 @@ async fn next(signal: &mut Option<Signal>) {
 }
 
 /// Resolves on the first SIGTERM or SIGINT from now on.
-pub async fn termination() {
+pub(crate) async fn termination() {
     Termination::catch().recv().await
 }

@@ -5,10 +5,7 @@
 
 use std::process::ExitCode;
 
-use claude_relay::{
-    channel::{self, ChannelConfig, DEFAULT_ASK_TIMEOUT_SECS, hook},
-    protocol::VERSION,
-};
+use claude_relay::{ChannelConfig, DEFAULT_ASK_TIMEOUT_SECS, VERSION, run_channel, run_hook};
 
 const USAGE: &str = "usage: relay-channel [hook | --version | --help]";
 
@@ -47,7 +44,7 @@ Environment:
 fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
         None => {}
-        Some("hook") => return hook::run(),
+        Some("hook") => return run_hook(),
         Some("--version") => {
             println!("relay-channel {VERSION}");
             return ExitCode::SUCCESS;
@@ -78,7 +75,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = runtime.block_on(channel::run(config));
+    let code = runtime.block_on(run_channel(config));
     // The stdin reader may still sit in a blocking read; do not wait for it.
     runtime.shutdown_background();
     code

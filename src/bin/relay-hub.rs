@@ -8,10 +8,7 @@
 use std::{process::ExitCode, time::Duration};
 
 use claude_relay::{
-    control,
-    hub::{self, DEFAULT_IDLE_SECS, DaemonOptions},
-    paths::DataDir,
-    protocol::HubStatus,
+    DEFAULT_IDLE_SECS, DaemonOptions, DataDir, HubStatus, hub_status, run_hub, stop_hub,
 };
 
 const USAGE: &str = "usage: relay-hub [--foreground | --status | --stop | --version | --help]";
@@ -79,7 +76,7 @@ fn main() -> ExitCode {
         }
     };
     match mode {
-        Mode::Serve { foreground } => hub::run(DaemonOptions {
+        Mode::Serve { foreground } => run_hub(DaemonOptions {
             idle_exit: idle_exit_from_env(),
             data,
             foreground,
@@ -116,7 +113,7 @@ fn control_command(data: &DataDir, stop: bool) -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         if stop {
-            control::stop(data).await.map(|stopped| {
+            stop_hub(data).await.map(|stopped| {
                 stopped.map(|stopped| Report {
                     hub_pid: stopped.hub_pid,
                     status: stopped.status,
@@ -124,7 +121,7 @@ fn control_command(data: &DataDir, stop: bool) -> ExitCode {
                 })
             })
         } else {
-            control::status(data).await.map(|status| {
+            hub_status(data).await.map(|status| {
                 status.map(|status| Report {
                     hub_pid: Some(status.hub_pid),
                     status: Some(status),

@@ -1,10 +1,10 @@
-//! `relay`: the command line for people and scripts. See `claude_relay::cli`.
+//! `relay`: the command line for people and scripts. See `claude_relay::Cli`.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use claude_relay::cli::{self, Cli};
+use claude_relay::{Cli, run_relay};
 
 fn main() -> ExitCode {
-    cli::main(Cli::parse())
+    run_relay(Cli::parse())
 }

@@ -16,14 +16,14 @@ use std::{
 use crate::channel::{identity::chosen_name, link::Link};
 
 /// How often the session file is checked: a stat per second costs nothing measurable.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// File times come from the kernel's coarse clock, which can lag the precise one by a few
 /// milliseconds; a file must be older than a rename by this much to count as older.
 const MTIME_SLACK: Duration = Duration::from_millis(100);
 
 /// Polls `session_file` for the life of the channel.
-pub async fn follow_renames(link: Link, session_file: PathBuf) {
+pub(crate) async fn follow_renames(link: Link, session_file: PathBuf) {
     let mut last_modified = modified(&session_file);
     let mut last_name = chosen_name(&session_file);
     let mut ticks = tokio::time::interval(POLL_INTERVAL);

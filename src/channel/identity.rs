@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::protocol::{MAX_NAME_LEN, validate_name};
 
 /// The name used when nothing better is known.
-pub const FALLBACK_NAME: &str = "session";
+pub(crate) const FALLBACK_NAME: &str = "session";
 
 /// The part of Claude Code's per-session file that the relay reads.
 #[derive(Debug, Deserialize)]
@@ -26,7 +26,7 @@ struct SessionFile {
 }
 
 /// The session file Claude Code keeps for the `claude` process with pid `claude_pid`.
-pub fn session_file(home: &Path, claude_pid: u32) -> PathBuf {
+pub(crate) fn session_file(home: &Path, claude_pid: u32) -> PathBuf {
     home.join(".claude")
         .join("sessions")
         .join(format!("{claude_pid}.json"))
@@ -34,7 +34,7 @@ pub fn session_file(home: &Path, claude_pid: u32) -> PathBuf {
 
 /// The name the user chose for the session, if the file says there is one. Names Claude Code
 /// derived itself (`"nameSource": "derived"`, like `api-7f`) are not the user's choice.
-pub fn chosen_name(session_file: &Path) -> Option<String> {
+pub(crate) fn chosen_name(session_file: &Path) -> Option<String> {
     let text = fs::read_to_string(session_file).ok()?;
     let file: SessionFile = serde_json::from_str(&text).ok()?;
     if file.name_source.as_deref() == Some("derived") {
@@ -44,7 +44,7 @@ pub fn chosen_name(session_file: &Path) -> Option<String> {
 }
 
 /// Waits up to `grace` for `session_file` to appear, then returns the chosen name in it.
-pub async fn await_chosen_name(session_file: &Path, grace: Duration) -> Option<String> {
+pub(crate) async fn await_chosen_name(session_file: &Path, grace: Duration) -> Option<String> {
     let deadline = tokio::time::Instant::now() + grace;
     while !session_file.exists() {
         if tokio::time::Instant::now() >= deadline {
@@ -57,7 +57,7 @@ pub async fn await_chosen_name(session_file: &Path, grace: Duration) -> Option<S
 
 /// `raw` as a session name: itself when valid, else its slug (cut to the length limit), else
 /// nothing.
-pub fn usable_name(raw: &str) -> Option<String> {
+pub(crate) fn usable_name(raw: &str) -> Option<String> {
     let raw = raw.trim();
     if validate_name(raw).is_ok() {
         return Some(raw.to_owned());
@@ -70,7 +70,11 @@ pub fn usable_name(raw: &str) -> Option<String> {
 }
 
 /// Picks the session's name; see the module docs for the order.
-pub fn initial_name(env_name: Option<&str>, session_file: Option<&Path>, cwd: &Path) -> String {
+pub(crate) fn initial_name(
+    env_name: Option<&str>,
+    session_file: Option<&Path>,
+    cwd: &Path,
+) -> String {
     env_name
         .and_then(usable_name)
         .or_else(|| session_file.and_then(chosen_name))
@@ -84,7 +88,7 @@ pub fn initial_name(env_name: Option<&str>, session_file: Option<&Path>, cwd: &P
 /// The git branch checked out in `cwd` (or the short commit when detached); empty outside a
 /// repository. Reads `.git/HEAD` directly: starting `git` would cost more than the whole channel
 /// start.
-pub fn git_branch(cwd: &Path) -> String {
+pub(crate) fn git_branch(cwd: &Path) -> String {
     let Some(git_dir) = cwd.ancestors().find_map(git_dir_of) else {
         return String::new();
     };

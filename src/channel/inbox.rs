@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use crate::client::{Event, lock};
 
 /// The most messages kept; more are counted as dropped and reported with the next take.
-pub const LOCAL_INBOX_MAX: usize = 500;
+pub(crate) const LOCAL_INBOX_MAX: usize = 500;
 
 #[derive(Debug, Clone, Default)]
-pub struct LocalInbox(Arc<Mutex<Kept>>);
+pub(crate) struct LocalInbox(Arc<Mutex<Kept>>);
 
 #[derive(Debug, Default)]
 struct Kept {
@@ -21,7 +21,7 @@ struct Kept {
 }
 
 impl LocalInbox {
-    pub fn keep(&self, event: Event) {
+    pub(crate) fn keep(&self, event: Event) {
         let mut kept = lock(&self.0);
         if kept.events.len() < LOCAL_INBOX_MAX {
             kept.events.push(event);
@@ -32,7 +32,7 @@ impl LocalInbox {
     }
 
     /// Every kept message, oldest first, and how many were dropped since the last take.
-    pub fn take(&self) -> (Vec<Event>, u64) {
+    pub(crate) fn take(&self) -> (Vec<Event>, u64) {
         let mut kept = lock(&self.0);
         (
             std::mem::take(&mut kept.events),

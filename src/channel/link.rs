@@ -23,7 +23,7 @@ use crate::{
 };
 
 /// How long a tool waits for a connection to the hub before it answers `hub_unreachable`.
-pub const TOOL_WAIT: Duration = Duration::from_secs(3);
+pub(crate) const TOOL_WAIT: Duration = Duration::from_secs(3);
 
 /// Reconnection backoff bounds.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -49,7 +49,7 @@ pub struct LinkConfig {
 const SESSION_FILE_GRACE: Duration = Duration::from_millis(500);
 
 #[derive(Clone)]
-pub struct Link {
+pub(crate) struct Link {
     inner: Arc<Inner>,
 }
 
@@ -70,7 +70,7 @@ struct Inner {
 impl Link {
     /// A link that does not connect until [`Link::start`]: tools called before then wait for it
     /// as for a reconnect.
-    pub fn new(config: LinkConfig, label: SessionLabel) -> Link {
+    pub(crate) fn new(config: LinkConfig, label: SessionLabel) -> Link {
         label.set(&config.name);
         let inner = Arc::new(Inner {
             name: Mutex::new(config.name.clone()),
@@ -85,17 +85,17 @@ impl Link {
 
     /// Starts the supervisor, registering with `pushes` (known once the MCP handshake is done:
     /// the negotiated revision can turn them off). Events from the hub go to `events`.
-    pub fn start(&self, pushes: PushState, events: mpsc::Sender<Event>) {
+    pub(crate) fn start(&self, pushes: PushState, events: mpsc::Sender<Event>) {
         tokio::spawn(supervise(self.inner.clone(), pushes, events));
     }
 
     /// This session's name.
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         lock(&self.inner.name).clone()
     }
 
     /// The live connection, waiting up to [`TOOL_WAIT`] for one.
-    pub async fn client(&self) -> Result<Arc<HubClient>, RelayError> {
+    pub(crate) async fn client(&self) -> Result<Arc<HubClient>, RelayError> {
         let mut current = self.inner.current.subscribe();
         let connected = tokio::time::timeout(TOOL_WAIT, current.wait_for(Option::is_some)).await;
         if let Ok(Ok(client)) = connected {
@@ -112,12 +112,12 @@ impl Link {
     }
 
     /// When this session was last renamed, if ever.
-    pub fn last_rename(&self) -> Option<SystemTime> {
+    pub(crate) fn last_rename(&self) -> Option<SystemTime> {
         *lock(&self.inner.last_rename)
     }
 
     /// Renames this session on the hub.
-    pub async fn rename(&self, new_name: &str) -> Result<Renamed, RelayError> {
+    pub(crate) async fn rename(&self, new_name: &str) -> Result<Renamed, RelayError> {
         let client = self.client().await?;
         let renamed: Renamed = client
             .request(Op::Rename(RenameRequest {

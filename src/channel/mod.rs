@@ -4,14 +4,14 @@
 //! events into `notifications/claude/channel` pushes ([`notify`]), and follows the session's
 //! name ([`identity`], [`follow`]). Nothing but JSON-RPC is ever written to stdout.
 
-pub mod follow;
-pub mod hook;
-pub mod identity;
-pub mod inbox;
-pub mod link;
-pub mod notify;
-pub mod pushes;
-pub mod tools;
+pub(crate) mod follow;
+pub(crate) mod hook;
+pub(crate) mod identity;
+pub(crate) mod inbox;
+pub(crate) mod link;
+pub(crate) mod notify;
+pub(crate) mod pushes;
+pub(crate) mod tools;
 
 use std::{io, path::PathBuf, process::ExitCode};
 

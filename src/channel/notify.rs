@@ -14,10 +14,10 @@ use serde_json::json;
 use crate::client::Event;
 
 /// The method Claude Code listens on.
-pub const METHOD: &str = "notifications/claude/channel";
+pub(crate) const METHOD: &str = "notifications/claude/channel";
 
 /// The content and meta of the push for `event`.
-pub fn push_for(event: &Event) -> (String, BTreeMap<&'static str, String>) {
+pub(crate) fn push_for(event: &Event) -> (String, BTreeMap<&'static str, String>) {
     let mut meta = BTreeMap::new();
     let message_id = match event {
         Event::Ask(delivery) | Event::Reply(delivery) => &delivery.message_id,
@@ -70,7 +70,7 @@ pub fn push_for(event: &Event) -> (String, BTreeMap<&'static str, String>) {
 }
 
 /// The JSON-RPC notification for `event`.
-pub fn notification_for(event: &Event) -> ServerNotification {
+pub(crate) fn notification_for(event: &Event) -> ServerNotification {
     let (content, meta) = push_for(event);
     ServerNotification::CustomNotification(CustomNotification::new(
         METHOD,
@@ -79,7 +79,7 @@ pub fn notification_for(event: &Event) -> ServerNotification {
 }
 
 /// `[A-Za-z_][A-Za-z0-9_]*`: the only meta keys Claude Code keeps (it drops others silently).
-pub fn is_meta_key(key: &str) -> bool {
+pub(crate) fn is_meta_key(key: &str) -> bool {
     let mut chars = key.chars();
     chars
         .next()

@@ -26,7 +26,7 @@ const CHANNEL_FLAGS: [&str; 2] = ["--channels", "--dangerously-load-development-
 
 /// The newest MCP revision the channel offers: the last one with an `initialize` handshake, on
 /// which Claude Code (2.1.332) still registers a server as a channel.
-pub const NEWEST_REVISION: ProtocolVersion = ProtocolVersion::V_2025_11_25;
+pub(crate) const NEWEST_REVISION: ProtocolVersion = ProtocolVersion::V_2025_11_25;
 
 /// Whether Claude Code shows this channel's pushes, and why the channel thinks so.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +75,7 @@ impl PushState {
 }
 
 /// A `/proc` file of NUL-terminated strings (`cmdline`, `environ`); `None` if unreadable.
-pub fn nul_separated(path: &Path) -> Option<Vec<String>> {
+pub(crate) fn nul_separated(path: &Path) -> Option<Vec<String>> {
     let raw = std::fs::read(path).ok()?;
     Some(
         raw.split(|&b| b == 0)
@@ -86,7 +86,7 @@ pub fn nul_separated(path: &Path) -> Option<Vec<String>> {
 }
 
 /// Works out the [`PushState`] from the parent's command line (`None` when it cannot be read).
-pub fn detect(parent_args: Option<&[String]>) -> PushState {
+pub(crate) fn detect(parent_args: Option<&[String]>) -> PushState {
     let Some(args) = parent_args.filter(|args| !args.is_empty()) else {
         return PushState::new(Pushes::Unknown, "the parent's command line cannot be read");
     };

@@ -38,7 +38,7 @@ use crate::{
 };
 
 /// The server instructions: they go into Claude's system prompt under this server's name.
-pub const INSTRUCTIONS: &str = "\
+pub(crate) const INSTRUCTIONS: &str = "\
 Claude Relay connects this Claude Code session with the other sessions running on this machine. \
 Each session has a name; relay_peers lists the others, and the names it lists (and only those) \
 are relay peers: reach them with relay_ask and relay_broadcast. Claude Code may offer its own \
@@ -102,11 +102,11 @@ already has it.";
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PeersArgs {}
+pub(crate) struct PeersArgs {}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AskArgs {
+pub(crate) struct AskArgs {
     /// The name of the session to ask, exactly as relay_peers lists it.
     pub to: String,
     /// The question, in plain words; it is shown to the other session verbatim.
@@ -122,7 +122,7 @@ pub struct AskArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ReplyArgs {
+pub(crate) struct ReplyArgs {
     /// The ask_id from the <channel kind="ask"> block being answered.
     pub ask_id: String,
     /// The answer; it is shown to the asking session verbatim.
@@ -131,7 +131,7 @@ pub struct ReplyArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct BroadcastArgs {
+pub(crate) struct BroadcastArgs {
     /// The question for every other session.
     pub question: String,
     /// Leave this session out (the default, true).
@@ -145,18 +145,18 @@ pub struct BroadcastArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct InboxArgs {}
+pub(crate) struct InboxArgs {}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RenameArgs {
+pub(crate) struct RenameArgs {
     /// The new name: 1 to 64 characters of letters, digits, '.', '_' or '-'.
     pub new_name: String,
 }
 
 /// The relay-channel MCP server.
 #[derive(Clone)]
-pub struct RelayServer {
+pub(crate) struct RelayServer {
     link: Link,
     default_timeout_secs: u64,
     local: LocalInbox,
@@ -187,7 +187,7 @@ enum Loading {
 }
 
 impl RelayServer {
-    pub fn new(link: Link, default_timeout_secs: u64, local: LocalInbox) -> Self {
+    pub(crate) fn new(link: Link, default_timeout_secs: u64, local: LocalInbox) -> Self {
         use Loading::{Always, Deferred};
         #[rustfmt::skip]
         let routes = [

@@ -24,7 +24,7 @@ use crate::{
 
 /// How long past the ask's own deadline the command line waits for the hub's `timeout`
 /// failure before giving up on its own.
-pub const DEADLINE_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const DEADLINE_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Args)]
 pub struct AskArgs {
@@ -40,7 +40,7 @@ pub struct AskArgs {
     pub name: String,
 }
 
-pub async fn run(args: &AskArgs, global: &Global) -> Outcome {
+pub(crate) async fn run(args: &AskArgs, global: &Global) -> Outcome {
     let mut stop = Termination::catch();
     let question = before_sending(&mut stop, question_text(&args.question)).await?;
     validate_text("question", &question)?;
@@ -119,7 +119,7 @@ pub async fn run(args: &AskArgs, global: &Global) -> Outcome {
 }
 
 /// The question from the command line, or from stdin for `-`. Never empty.
-pub async fn question_text(arg: &str) -> Result<String, CliError> {
+pub(crate) async fn question_text(arg: &str) -> Result<String, CliError> {
     let text = if arg == "-" {
         // On the blocking pool, so that a signal can end the wait for stdin.
         let read = tokio::task::spawn_blocking(|| {
@@ -142,7 +142,7 @@ pub async fn question_text(arg: &str) -> Result<String, CliError> {
 }
 
 /// Says so when the question waits in the peer's inbox rather than reaching it now.
-pub fn queued_note(delivery: DeliveryMode, peer: &str) -> String {
+pub(crate) fn queued_note(delivery: DeliveryMode, peer: &str) -> String {
     match delivery {
         DeliveryMode::Live => String::new(),
         DeliveryMode::Queued => format!(

@@ -24,7 +24,7 @@ use crate::{
 };
 
 /// How long a broadcast waits for replies when `--wait` does not say.
-pub const DEFAULT_WAIT_SECS: u64 = 60;
+pub(crate) const DEFAULT_WAIT_SECS: u64 = 60;
 
 #[derive(Debug, Clone, Args)]
 pub struct BroadcastArgs {
@@ -44,7 +44,7 @@ struct NoAnswer {
     message: String,
 }
 
-pub async fn run(args: &BroadcastArgs, global: &Global) -> Outcome {
+pub(crate) async fn run(args: &BroadcastArgs, global: &Global) -> Outcome {
     let mut stop = Termination::catch();
     let question = before_sending(&mut stop, question_text(&args.question)).await?;
     validate_text("question", &question)?;

@@ -47,7 +47,7 @@ enum Ending {
     Interrupted,
 }
 
-pub async fn run(_args: &DemoArgs, global: &Global) -> Outcome {
+pub(crate) async fn run(_args: &DemoArgs, global: &Global) -> Outcome {
     // Caught before anything is started, so that an interruption at any point still reaches the
     // clean-up below; a signal between the two phases is kept for the second.
     let mut stop = signals::Termination::catch();

@@ -4,18 +4,16 @@
 use crate::errors::ErrorCode;
 
 /// Success.
-pub const SUCCESS: u8 = 0;
+pub(crate) const SUCCESS: u8 = 0;
 /// A failure without a relay error code: no hub runs, a file cannot be read, a check failed.
-pub const FAILURE: u8 = 1;
-/// The command line could not be parsed (clap's own status).
-pub const USAGE: u8 = 2;
+pub(crate) const FAILURE: u8 = 1;
 /// A broadcast ended with some sessions not answering.
-pub const NOT_ALL_ANSWERED: u8 = 3;
+pub(crate) const NOT_ALL_ANSWERED: u8 = 3;
 /// Interrupted by SIGINT or SIGTERM.
-pub const INTERRUPTED: u8 = 130;
+pub(crate) const INTERRUPTED: u8 = 130;
 
 /// The exit status for a relay error code: 10 and up, in the order of the README's error table.
-pub fn for_error(code: ErrorCode) -> u8 {
+pub(crate) fn for_error(code: ErrorCode) -> u8 {
     match code {
         ErrorCode::PeerNotFound => 10,
         ErrorCode::PeerGone => 11,
@@ -39,12 +37,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_readme_lists_every_error_code_with_its_meaning_and_exit_status() {
+        let readme = include_str!("../../README.md");
+        for code in ErrorCode::ALL {
+            let row = format!(
+                "| `{}` | {} | {} |",
+                code.as_str(),
+                code.meaning(),
+                for_error(code)
+            );
+            assert!(readme.contains(&row), "README lacks the row: {row}");
+        }
+    }
+
+    #[test]
     fn every_error_code_has_its_own_status() {
         let mut seen: Vec<u8> = ErrorCode::ALL.iter().map(|code| for_error(*code)).collect();
         seen.sort_unstable();
         seen.dedup();
         assert_eq!(seen.len(), ErrorCode::ALL.len());
-        for status in [SUCCESS, FAILURE, USAGE, NOT_ALL_ANSWERED, INTERRUPTED] {
+        // 2 is clap's status for a command line it cannot parse.
+        for status in [SUCCESS, FAILURE, 2, NOT_ALL_ANSWERED, INTERRUPTED] {
             assert!(!seen.contains(&status));
         }
     }

@@ -22,7 +22,7 @@ pub enum HubAction {
     Restart,
 }
 
-pub async fn run(action: HubAction, global: &Global) -> Outcome {
+pub(crate) async fn run(action: HubAction, global: &Global) -> Outcome {
     let data = global.data()?;
     let stopped = control::stop(&data).await?;
     match &stopped {

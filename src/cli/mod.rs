@@ -34,17 +34,17 @@ macro_rules! err {
     };
 }
 
-pub mod ask;
-pub mod broadcast;
-pub mod demo;
-pub mod doctor;
-pub mod exit;
-pub mod hub;
-pub mod logs;
-pub mod output;
-pub mod peers;
-pub mod session;
-pub mod status;
+pub(crate) mod ask;
+pub(crate) mod broadcast;
+pub(crate) mod demo;
+pub(crate) mod doctor;
+pub(crate) mod exit;
+pub(crate) mod hub;
+pub(crate) mod logs;
+pub(crate) mod output;
+pub(crate) mod peers;
+pub(crate) mod session;
+pub(crate) mod status;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -119,7 +119,7 @@ pub enum Command {
 }
 
 /// How a subcommand ended, when it did not fail.
-pub type Outcome = Result<ExitCode, CliError>;
+pub(crate) type Outcome = Result<ExitCode, CliError>;
 
 /// Why a subcommand failed: a relay error code when there is one (each has its own exit code),
 /// and one sentence for the user.

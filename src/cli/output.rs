@@ -21,7 +21,7 @@ static STDOUT_FAILED: AtomicBool = AtomicBool::new(false);
 /// still cleans up and exits normally. A reader that left (`relay demo | head -1`) is no error:
 /// there is no one left to tell. Any other failure is said once on stderr, and [`stdout_failed`]
 /// makes the command exit 1 at its end.
-pub fn write_stdout(text: fmt::Arguments<'_>) {
+pub(crate) fn write_stdout(text: fmt::Arguments<'_>) {
     let mut stdout = std::io::stdout().lock();
     let written = stdout.write_fmt(text).and_then(|()| stdout.flush());
     if let Err(e) = written
@@ -34,25 +34,25 @@ pub fn write_stdout(text: fmt::Arguments<'_>) {
 
 /// Writes to stderr without ever panicking (as `eprint!` does on a closed pipe, `relay … 2>&1 |
 /// head`). A failure there is not reported: stderr is where it would be reported.
-pub fn write_stderr(text: fmt::Arguments<'_>) {
+pub(crate) fn write_stderr(text: fmt::Arguments<'_>) {
     let mut stderr = std::io::stderr().lock();
     let _ = stderr.write_fmt(text).and_then(|()| stderr.flush());
 }
 
 /// Whether some output was lost for another reason than a reader that left.
-pub fn stdout_failed() -> bool {
+pub(crate) fn stdout_failed() -> bool {
     STDOUT_FAILED.load(Ordering::Relaxed)
 }
 
 /// Prints `value` as one line of JSON on stdout.
-pub fn print_json<T: Serialize>(value: &T) {
+pub(crate) fn print_json<T: Serialize>(value: &T) {
     let line = serde_json::to_string(value).expect("output values always serialize");
     out!("{line}\n");
 }
 
 /// Says why a command failed: a line on stderr, and under `--json` an `error` object on stdout
 /// so that a script reading stdout sees it too.
-pub fn report_error(e: &CliError, json: bool) {
+pub(crate) fn report_error(e: &CliError, json: bool) {
     if json {
         print_json(&json!({
             "error": { "code": e.code.map(|code| code.as_str()), "message": e.message }
@@ -65,7 +65,7 @@ pub fn report_error(e: &CliError, json: bool) {
 }
 
 /// Lays `rows` out in columns under `headers`, two spaces apart, without trailing blanks.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -88,13 +88,13 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 
 /// How long before `now` the RFC 3339 time `at` was (as the hub writes its times); `None` if it
 /// cannot be read or lies ahead.
-pub fn elapsed_since(at: &str, now: OffsetDateTime) -> Option<Duration> {
+pub(crate) fn elapsed_since(at: &str, now: OffsetDateTime) -> Option<Duration> {
     let at = OffsetDateTime::parse(at, &Rfc3339).ok()?;
     (now - at).try_into().ok()
 }
 
 /// A duration for people: `42s`, `3m 12s`, `2h 5m`, `3d 4h`.
-pub fn human_duration(duration: Duration) -> String {
+pub(crate) fn human_duration(duration: Duration) -> String {
     let secs = duration.as_secs();
     match secs {
         0..60 => format!("{secs}s"),

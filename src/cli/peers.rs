@@ -13,7 +13,7 @@ use crate::{
     protocol::{Op, PeerInfo, PeerKind, PeerList, Pushes},
 };
 
-pub async fn run(global: &Global) -> Outcome {
+pub(crate) async fn run(global: &Global) -> Outcome {
     let data = global.data()?;
     let (events, _unused) = mpsc::channel(1);
     let client = HubClient::connect_running(&data, events)

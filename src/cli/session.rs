@@ -20,13 +20,13 @@ use crate::{
 };
 
 /// The name the command line asks for when `--as` does not give one.
-pub const DEFAULT_NAME: &str = "cli";
+pub(crate) const DEFAULT_NAME: &str = "cli";
 
 /// How many hub events may wait unread.
 const EVENT_QUEUE: usize = 256;
 
 /// A registered command-line peer and the events the hub sends it.
-pub struct CliSession {
+pub(crate) struct CliSession {
     pub client: HubClient,
     pub welcome: Welcome,
     pub events: mpsc::Receiver<Event>,
@@ -34,7 +34,7 @@ pub struct CliSession {
 
 /// What waiting for the next event ended with.
 #[derive(Debug)]
-pub enum Waited {
+pub(crate) enum Waited {
     Event(Event),
     /// SIGINT or SIGTERM arrived.
     Interrupted,
@@ -45,7 +45,7 @@ pub enum Waited {
 }
 
 /// Waits for the hub's events, showing progress on a terminal.
-pub struct Waiter {
+pub(crate) struct Waiter {
     events: mpsc::Receiver<Event>,
     stop: Termination,
     started: Instant,
@@ -56,7 +56,7 @@ pub struct Waiter {
 impl Waiter {
     /// Waits on `events`; `stop` was caught when the command started, so that a signal from
     /// then on ends the wait.
-    pub fn new(events: mpsc::Receiver<Event>, stop: Termination) -> Self {
+    pub(crate) fn new(events: mpsc::Receiver<Event>, stop: Termination) -> Self {
         Waiter {
             events,
             stop,
@@ -66,13 +66,13 @@ impl Waiter {
     }
 
     /// Time since the wait began, right after the question was sent.
-    pub fn elapsed(&self) -> Duration {
+    pub(crate) fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }
 
     /// The next event, at most until `until`. On a terminal, `progress` (followed by the elapsed
     /// time) is redrawn every second and erased before returning.
-    pub async fn next(&mut self, until: Instant, progress: impl Fn() -> String) -> Waited {
+    pub(crate) async fn next(&mut self, until: Instant, progress: impl Fn() -> String) -> Waited {
         let mut ticks = tokio::time::interval(Duration::from_secs(1));
         let waited = loop {
             tokio::select! {
@@ -92,13 +92,13 @@ impl Waiter {
     }
 
     /// Whether progress lines go to a terminal (so a person, not a script, is reading stderr).
-    pub fn is_live(&self) -> bool {
+    pub(crate) fn is_live(&self) -> bool {
         self.live
     }
 }
 
 /// Runs `step`, one of those before anything is sent, unless SIGINT or SIGTERM comes first.
-pub async fn before_sending<T>(
+pub(crate) async fn before_sending<T>(
     stop: &mut Termination,
     step: impl Future<Output = Result<T, CliError>>,
 ) -> Result<T, CliError> {
@@ -111,7 +111,7 @@ pub async fn before_sending<T>(
 
 /// Joins the hub of `data` as `name`. Replies reach the command line over its connection, so it
 /// says its pushes are on.
-pub async fn join(data: &DataDir, name: &str) -> Result<CliSession, CliError> {
+pub(crate) async fn join(data: &DataDir, name: &str) -> Result<CliSession, CliError> {
     let (sender, events) = mpsc::channel(EVENT_QUEUE);
     let client = HubClient::connect_running(data, sender)
         .await?
@@ -138,14 +138,14 @@ pub async fn join(data: &DataDir, name: &str) -> Result<CliSession, CliError> {
 }
 
 /// Parses `--as NAME`: a session name, checked before anything is sent.
-pub fn name(raw: &str) -> Result<String, String> {
+pub(crate) fn name(raw: &str) -> Result<String, String> {
     validate_name(raw)
         .map(|()| raw.to_owned())
         .map_err(|e| e.message)
 }
 
 /// Parses `--timeout SECS` and `--wait SECS`: the bounds of an ask's timeout.
-pub fn seconds(raw: &str) -> Result<u64, String> {
+pub(crate) fn seconds(raw: &str) -> Result<u64, String> {
     let secs = raw
         .parse()
         .map_err(|_| format!("{raw:?} is not a whole number of seconds"))?;
@@ -155,7 +155,7 @@ pub fn seconds(raw: &str) -> Result<u64, String> {
 }
 
 /// The error for a command that needs a hub when none runs.
-pub fn no_hub(data: &DataDir) -> CliError {
+pub(crate) fn no_hub(data: &DataDir) -> CliError {
     RelayError::new(
         ErrorCode::HubUnreachable,
         format!(

@@ -12,7 +12,7 @@ use crate::{
     protocol::HubStatus,
 };
 
-pub async fn run(global: &Global) -> Outcome {
+pub(crate) async fn run(global: &Global) -> Outcome {
     let data = global.data()?;
     let status = control::status(&data).await?;
     let Some(status) = status else {
@@ -49,7 +49,7 @@ pub async fn run(global: &Global) -> Outcome {
 
 /// The error for `status` and `peers` when no hub runs: exit 1, not a relay error code, since
 /// nothing failed.
-pub fn not_running(data: &DataDir) -> CliError {
+pub(crate) fn not_running(data: &DataDir) -> CliError {
     CliError::failure(format!(
         "no hub is running for {} (nothing answers on {}); the first Claude Code session that uses the relay starts it",
         data.root().display(),

@@ -22,10 +22,10 @@ use crate::{
 
 /// The most asks one peer may have pending: past it, `too_many_asks` (a burst of asks from one
 /// session cannot flood another, or the hub).
-pub const MAX_PENDING_PER_PEER: usize = 4096;
+pub(super) const MAX_PENDING_PER_PEER: usize = 4096;
 
 /// The most asks the hub holds pending from everyone together.
-pub const MAX_PENDING: usize = 65_536;
+pub(super) const MAX_PENDING: usize = 65_536;
 
 impl State {
     /// Refuses `count` more asks from `caller` when it, or the hub, has too many pending.
@@ -53,7 +53,7 @@ impl State {
 }
 
 impl Hub {
-    pub fn ask(&self, conn: ConnId, request: AskRequest) -> Result<Asked, RelayError> {
+    pub(crate) fn ask(&self, conn: ConnId, request: AskRequest) -> Result<Asked, RelayError> {
         let mut state = self.state();
         let caller = state
             .peers
@@ -99,7 +99,7 @@ impl Hub {
         })
     }
 
-    pub fn broadcast(
+    pub(crate) fn broadcast(
         &self,
         conn: ConnId,
         request: BroadcastRequest,
@@ -188,7 +188,7 @@ impl Hub {
         delivery
     }
 
-    pub fn reply(&self, conn: ConnId, request: ReplyRequest) -> Result<Replied, RelayError> {
+    pub(crate) fn reply(&self, conn: ConnId, request: ReplyRequest) -> Result<Replied, RelayError> {
         let mut state = self.state();
         let replier = state
             .peers

@@ -43,26 +43,26 @@ use crate::{
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a connection may go without saying hello.
-pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long one line may stay unfinished.
-pub const LINE_STALL: Duration = Duration::from_secs(10);
+pub(super) const LINE_STALL: Duration = Duration::from_secs(10);
 
 /// Counts the connections that have not said hello, so the hub can keep room for those that do.
 #[derive(Debug, Default)]
-pub struct Unregistered(AtomicUsize);
+pub(super) struct Unregistered(AtomicUsize);
 
 impl Unregistered {
-    pub fn count(&self) -> usize {
+    pub(super) fn count(&self) -> usize {
         self.0.load(Ordering::Relaxed)
     }
 }
 
 /// One connection's place in [`Unregistered`], given up when it says hello or closes.
-pub struct NotYetRegistered(Option<Arc<Unregistered>>);
+pub(super) struct NotYetRegistered(Option<Arc<Unregistered>>);
 
 impl NotYetRegistered {
-    pub fn new(unregistered: Arc<Unregistered>) -> Self {
+    pub(super) fn new(unregistered: Arc<Unregistered>) -> Self {
         unregistered.0.fetch_add(1, Ordering::Relaxed);
         NotYetRegistered(Some(unregistered))
     }
@@ -81,7 +81,7 @@ impl Drop for NotYetRegistered {
 }
 
 /// Serves one connection until the peer leaves, the hub shuts down, or the peer is dropped.
-pub async fn serve(
+pub(super) async fn serve(
     stream: Stream,
     conn: ConnId,
     pid: u32,

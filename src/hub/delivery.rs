@@ -105,7 +105,7 @@ impl Hub {
     /// Hands `conn` a page of the inbox of the peer on `conn`, or of the Claude Code session
     /// `session_id` (whose channel may be connected or reconnecting). The page stays in the inbox
     /// until [`Hub::ack_inbox`].
-    pub fn take_inbox(
+    pub(crate) fn take_inbox(
         &self,
         conn: ConnId,
         session_id: Option<&str>,
@@ -136,7 +136,7 @@ impl Hub {
     }
 
     /// Acknowledges page `take_id`: its messages were shown, and leave the inbox for good.
-    pub fn ack_inbox(
+    pub(crate) fn ack_inbox(
         &self,
         conn: ConnId,
         session_id: Option<&str>,

@@ -38,7 +38,7 @@ use crate::{
 const LINE_BUDGET_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Clone)]
-pub struct Hub {
+pub(crate) struct Hub {
     shared: Arc<Shared>,
 }
 
@@ -69,7 +69,7 @@ pub(super) struct State {
 
 impl Hub {
     /// A hub for `data`, with the inboxes its journal kept from the hub before.
-    pub fn open(data: &DataDir) -> io::Result<Hub> {
+    pub(crate) fn open(data: &DataDir) -> io::Result<Hub> {
         let mut inboxes = Inboxes::default();
         let journal = Journal::open(data, &mut inboxes, Instant::now())?;
         let state = State {
@@ -114,7 +114,7 @@ impl Hub {
         format!("{kind}-{}-{n}", self.shared.id_prefix)
     }
 
-    pub fn status(&self) -> HubStatus {
+    pub(crate) fn status(&self) -> HubStatus {
         let state = self.state();
         HubStatus {
             hub_pid: std::process::id(),
@@ -128,12 +128,12 @@ impl Hub {
 
     /// Starts a graceful shutdown: the server stops, and disconnects no longer count as peers
     /// leaving.
-    pub fn request_shutdown(&self) {
+    pub(crate) fn request_shutdown(&self) {
         self.shared.shutdown.cancel();
     }
 
     /// Cancelled once a shutdown has been requested.
-    pub fn shutdown_token(&self) -> &CancellationToken {
+    pub(crate) fn shutdown_token(&self) -> &CancellationToken {
         &self.shared.shutdown
     }
 
@@ -147,13 +147,13 @@ impl Hub {
     }
 
     /// Resolves when a deadline nearer than any before has been added.
-    pub async fn nearer_deadline(&self) {
+    pub(crate) async fn nearer_deadline(&self) {
         self.shared.nearer_deadline.notified().await
     }
 
     /// Runs every deadline that has passed (asks time out, orphaned inboxes expire) and returns
     /// the next one.
-    pub fn expire_due(&self) -> Option<Instant> {
+    pub(crate) fn expire_due(&self) -> Option<Instant> {
         let now = Instant::now();
         let mut state = self.state();
         self.expire_asks(&mut state, now);

@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// What the hub knows about the client at the other end of one connection.
-pub struct Session {
+pub(super) struct Session {
     pub conn: ConnId,
     /// From the socket's peer credentials, not from anything the client said.
     pub pid: u32,
@@ -29,7 +29,7 @@ pub struct Session {
 
 /// What was wrong with a line that is not a request.
 #[derive(Debug, Clone, Copy)]
-pub enum BadLine {
+pub(super) enum BadLine {
     NotJson,
     NotARequest,
     TooLong,
@@ -52,7 +52,7 @@ impl BadLine {
 }
 
 impl Session {
-    pub fn new(conn: ConnId, pid: u32, outbox: Outbox) -> Self {
+    pub(super) fn new(conn: ConnId, pid: u32, outbox: Outbox) -> Self {
         Session {
             conn,
             pid,
@@ -63,7 +63,7 @@ impl Session {
     }
 
     /// Counts a line that was not a request, and logs the first.
-    pub fn bad_line(&mut self, kind: BadLine, bytes: usize) {
+    pub(super) fn bad_line(&mut self, kind: BadLine, bytes: usize) {
         self.bad_lines += 1;
         if self.bad_lines == 1 {
             tracing::warn!(
@@ -77,7 +77,7 @@ impl Session {
     }
 
     /// Logs how many bad lines the connection sent, when it sent more than the one logged.
-    pub fn closed(&self) {
+    pub(super) fn closed(&self) {
         if self.bad_lines > 1 {
             tracing::warn!(
                 conn = self.conn.0,
@@ -90,7 +90,7 @@ impl Session {
 }
 
 /// Handles one line from the client and returns the response to send back.
-pub fn handle_line(hub: &Hub, session: &mut Session, line: &str) -> FromHub {
+pub(super) fn handle_line(hub: &Hub, session: &mut Session, line: &str) -> FromHub {
     let value: Value = match serde_json::from_str(line) {
         Ok(value) => value,
         Err(e) => {

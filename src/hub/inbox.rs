@@ -30,24 +30,24 @@ use tokio::time::Instant;
 use crate::{ask::ConnId, protocol::FromHub};
 
 /// How long the inbox of a disconnected session is kept for it.
-pub const ORPHAN_GRACE: Duration = Duration::from_secs(600);
+pub(super) const ORPHAN_GRACE: Duration = Duration::from_secs(600);
 
 /// How long a taken page may wait for its acknowledgement before it is handed out again.
-pub const LEASE: Duration = Duration::from_secs(30);
+pub(super) const LEASE: Duration = Duration::from_secs(30);
 
 /// The most messages an inbox keeps.
-pub const INBOX_MAX_MESSAGES: usize = 500;
+pub(super) const INBOX_MAX_MESSAGES: usize = 500;
 
 /// The most bytes of message text an inbox keeps.
-pub const INBOX_MAX_BYTES: usize = 8 * 1024 * 1024;
+pub(super) const INBOX_MAX_BYTES: usize = 8 * 1024 * 1024;
 
 /// How many bytes of encoded messages one take hands over at most, so that the answer stays
 /// within the line limit a client reads (one message always fits: its text was within it).
-pub const TAKE_MAX_ENCODED_BYTES: usize = 768 * 1024;
+pub(super) const TAKE_MAX_ENCODED_BYTES: usize = 768 * 1024;
 
 /// Who an inbox belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Owner {
+pub(super) enum Owner {
     /// A Claude Code session, by its id: the inbox outlives its channel's connection.
     Session(String),
     /// A peer that gave no session id: the inbox lives as long as its connection.
@@ -56,7 +56,7 @@ pub enum Owner {
 
 /// One message waiting in an inbox.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Queued {
+pub(super) struct Queued {
     /// Its place in the order of everything ever kept (journal records refer to it).
     pub seq: u64,
     pub message: FromHub,
@@ -70,7 +70,7 @@ pub struct Queued {
 }
 
 impl Queued {
-    pub fn new(seq: u64, message: FromHub, sender: Option<Owner>, bytes: usize) -> Queued {
+    pub(super) fn new(seq: u64, message: FromHub, sender: Option<Owner>, bytes: usize) -> Queued {
         let encoded = serde_json::to_vec(&message).map_or(bytes, |line| line.len());
         Queued {
             seq,
@@ -94,7 +94,7 @@ struct Lease {
 
 /// What one take hands over.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Page {
+pub(super) struct Page {
     /// To acknowledge with; `None` when nothing was handed over.
     pub take_id: Option<u64>,
     pub messages: Vec<FromHub>,
@@ -106,13 +106,13 @@ pub struct Page {
 
 /// Why an acknowledgement removed nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AckRefused {
+pub(super) enum AckRefused {
     /// No page with that take id is out: acknowledged already, or handed out again since.
     NoSuchTake,
 }
 
 #[derive(Debug, Default)]
-pub struct Inbox {
+pub(super) struct Inbox {
     messages: VecDeque<Queued>,
     bytes: usize,
     dropped: u64,
@@ -120,21 +120,21 @@ pub struct Inbox {
 }
 
 impl Inbox {
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.messages.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.messages.is_empty()
     }
 
     /// Whether a message of `bytes` bytes of text fits.
-    pub fn has_room(&self, bytes: usize) -> bool {
+    pub(super) fn has_room(&self, bytes: usize) -> bool {
         self.messages.len() < INBOX_MAX_MESSAGES && self.bytes + bytes <= INBOX_MAX_BYTES
     }
 
     /// Keeps `queued`. Returns false, and counts it as dropped, when it does not fit.
-    pub fn keep(&mut self, queued: Queued) -> bool {
+    pub(super) fn keep(&mut self, queued: Queued) -> bool {
         if !self.has_room(queued.bytes) {
             self.dropped += 1;
             return false;
@@ -147,7 +147,7 @@ impl Inbox {
     /// Hands a page to `holder`: the oldest messages, as many as fit in
     /// [`TAKE_MAX_ENCODED_BYTES`] (at least one), under a lease until [`LEASE`] from `now`. A
     /// page out with another live holder means nothing for this one; its own page it gets again.
-    pub fn take(&mut self, holder: ConnId, take_id: u64, now: Instant) -> Page {
+    pub(super) fn take(&mut self, holder: ConnId, take_id: u64, now: Instant) -> Page {
         if let Some(lease) = &self.lease {
             if lease.until <= now {
                 self.lease = None;
@@ -198,7 +198,7 @@ impl Inbox {
     }
 
     /// Removes the page `take_id` handed out, and returns what it held.
-    pub fn ack(&mut self, take_id: u64) -> Result<Vec<Queued>, AckRefused> {
+    pub(super) fn ack(&mut self, take_id: u64) -> Result<Vec<Queued>, AckRefused> {
         let lease = self
             .lease
             .take_if(|lease| lease.take_id == take_id)
@@ -210,7 +210,7 @@ impl Inbox {
     }
 
     /// Ends the lease of `holder`, whose connection closed: its page goes to the next taker.
-    pub fn release_lease(&mut self, holder: ConnId) -> bool {
+    pub(super) fn release_lease(&mut self, holder: ConnId) -> bool {
         self.lease.take_if(|lease| lease.holder == holder).is_some()
     }
 
@@ -219,7 +219,7 @@ impl Inbox {
     /// showing it would only invite a refused reply. A question already handed out stays: its
     /// reader shows it, and a reply is told why it cannot be delivered.
     /// Returns whether it was here.
-    pub fn withdraw_question(&mut self, ask_id: &str) -> bool {
+    pub(super) fn withdraw_question(&mut self, ask_id: &str) -> bool {
         let leased = self.lease.as_ref().map_or(0, |lease| lease.count);
         let position = self.messages.iter().skip(leased).position(
             |queued| matches!(&queued.message, FromHub::Ask(question) if question.ask_id == ask_id),
@@ -232,14 +232,14 @@ impl Inbox {
     }
 
     /// Every message, oldest first.
-    pub fn queued(&self) -> impl Iterator<Item = &Queued> {
+    pub(super) fn queued(&self) -> impl Iterator<Item = &Queued> {
         self.messages.iter()
     }
 }
 
 /// What became of a departed owner's inbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Released {
+pub(super) enum Released {
     /// It waits for its session: `waiting` messages, expiring at what is now the `nearest`
     /// deadline or not (the deadline task must then wake up sooner).
     Kept { waiting: usize, nearest: bool },
@@ -256,7 +256,7 @@ struct Kept {
 
 /// Every inbox, by owner, with the expiry deadlines of orphaned ones.
 #[derive(Debug, Default)]
-pub struct Inboxes {
+pub(super) struct Inboxes {
     kept: HashMap<Owner, Kept>,
     expiries: BTreeSet<(Instant, Owner)>,
     next_seq: u64,
@@ -266,7 +266,7 @@ pub struct Inboxes {
 impl Inboxes {
     /// The inbox of `owner`, which is connected now: made if it had none, and no longer expiring
     /// if it was waiting for its session to come back. Returns how many messages wait in it.
-    pub fn claim(&mut self, owner: &Owner) -> usize {
+    pub(super) fn claim(&mut self, owner: &Owner) -> usize {
         let kept = self.kept.entry(owner.clone()).or_default();
         if let Some(at) = kept.expires.take() {
             self.expiries.remove(&(at, owner.clone()));
@@ -274,29 +274,29 @@ impl Inboxes {
         kept.inbox.len()
     }
 
-    pub fn get(&self, owner: &Owner) -> Option<&Inbox> {
+    pub(super) fn get(&self, owner: &Owner) -> Option<&Inbox> {
         self.kept.get(owner).map(|kept| &kept.inbox)
     }
 
-    pub fn get_mut(&mut self, owner: &Owner) -> Option<&mut Inbox> {
+    pub(super) fn get_mut(&mut self, owner: &Owner) -> Option<&mut Inbox> {
         self.kept.get_mut(owner).map(|kept| &mut kept.inbox)
     }
 
     /// A new sequence number for a message about to be kept.
-    pub fn next_seq(&mut self) -> u64 {
+    pub(super) fn next_seq(&mut self) -> u64 {
         self.next_seq += 1;
         self.next_seq
     }
 
     /// A new take id.
-    pub fn next_take(&mut self) -> u64 {
+    pub(super) fn next_take(&mut self) -> u64 {
         self.next_take += 1;
         self.next_take
     }
 
     /// Puts back what the journal kept for `owner`, whose session has been away since
     /// `away_since`: it waits for the session until [`ORPHAN_GRACE`] after that.
-    pub fn restore(&mut self, owner: Owner, messages: Vec<Queued>, away_since: Instant) {
+    pub(super) fn restore(&mut self, owner: Owner, messages: Vec<Queued>, away_since: Instant) {
         let mut inbox = Inbox::default();
         for queued in messages {
             self.next_seq = self.next_seq.max(queued.seq);
@@ -318,7 +318,7 @@ impl Inboxes {
 
     /// `owner` disconnected: a session's non-empty inbox waits [`ORPHAN_GRACE`] from `now` for it
     /// to come back; any other inbox is gone.
-    pub fn release(&mut self, owner: &Owner, now: Instant) -> Released {
+    pub(super) fn release(&mut self, owner: &Owner, now: Instant) -> Released {
         let Some(kept) = self.kept.get_mut(owner) else {
             return Released::Lost(0);
         };
@@ -340,7 +340,7 @@ impl Inboxes {
     }
 
     /// Ends every lease `holder` had: its connection closed.
-    pub fn release_leases(&mut self, holder: ConnId) {
+    pub(super) fn release_leases(&mut self, holder: ConnId) {
         for kept in self.kept.values_mut() {
             if kept.inbox.release_lease(holder) {
                 tracing::info!(count = kept.inbox.len(), "inbox_page_not_acknowledged");
@@ -349,13 +349,13 @@ impl Inboxes {
     }
 
     /// The nearest expiry of an orphaned inbox.
-    pub fn next_expiry(&self) -> Option<Instant> {
+    pub(super) fn next_expiry(&self) -> Option<Instant> {
         self.expiries.first().map(|(at, _)| *at)
     }
 
     /// Removes every orphaned inbox whose grace ended at or before `now`, and returns each with
     /// its owner.
-    pub fn expire(&mut self, now: Instant) -> Vec<(Owner, Inbox)> {
+    pub(super) fn expire(&mut self, now: Instant) -> Vec<(Owner, Inbox)> {
         let mut expired = Vec::new();
         while let Some((at, owner)) = self.expiries.first().cloned() {
             if at > now {
@@ -370,7 +370,7 @@ impl Inboxes {
     }
 
     /// Every session's inbox, for the journal to write down.
-    pub fn sessions(&self) -> impl Iterator<Item = (&String, &Inbox)> {
+    pub(super) fn sessions(&self) -> impl Iterator<Item = (&String, &Inbox)> {
         self.kept.iter().filter_map(|(owner, kept)| match owner {
             Owner::Session(id) => Some((id, &kept.inbox)),
             Owner::Connection(_) => None,
@@ -378,7 +378,7 @@ impl Inboxes {
     }
 
     /// How many messages wait in every inbox together.
-    pub fn total(&self) -> usize {
+    pub(super) fn total(&self) -> usize {
         self.kept.values().map(|kept| kept.inbox.len()).sum()
     }
 }

@@ -71,7 +71,7 @@ struct Told {
     away_since_ms: Option<u64>,
 }
 
-pub struct Journal {
+pub(super) struct Journal {
     path: PathBuf,
     file: File,
     /// Records written since the file last held only what is waiting.
@@ -80,7 +80,7 @@ pub struct Journal {
 
 impl Journal {
     /// Opens the journal of `data`, puts what it holds back into `inboxes`, and writes it anew.
-    pub fn open(data: &DataDir, inboxes: &mut Inboxes, now: Instant) -> io::Result<Journal> {
+    pub(super) fn open(data: &DataDir, inboxes: &mut Inboxes, now: Instant) -> io::Result<Journal> {
         let path = data.root().join("inbox.journal");
         let told = replay(&path);
         let wall_now = unix_ms();
@@ -111,7 +111,7 @@ impl Journal {
         Ok(journal)
     }
 
-    pub fn keep(&mut self, session: &str, queued: &Queued) {
+    pub(super) fn keep(&mut self, session: &str, queued: &Queued) {
         if matches!(queued.message, FromHub::Ask(_)) {
             return;
         }
@@ -128,34 +128,34 @@ impl Journal {
         });
     }
 
-    pub fn ack(&mut self, session: &str, upto: u64) {
+    pub(super) fn ack(&mut self, session: &str, upto: u64) {
         self.append(&Record::Ack {
             session: session.to_owned(),
             upto,
         });
     }
 
-    pub fn away(&mut self, session: &str) {
+    pub(super) fn away(&mut self, session: &str) {
         self.append(&Record::Away {
             session: session.to_owned(),
             at_ms: unix_ms(),
         });
     }
 
-    pub fn back(&mut self, session: &str) {
+    pub(super) fn back(&mut self, session: &str) {
         self.append(&Record::Back {
             session: session.to_owned(),
         });
     }
 
-    pub fn expired(&mut self, session: &str) {
+    pub(super) fn expired(&mut self, session: &str) {
         self.append(&Record::Expired {
             session: session.to_owned(),
         });
     }
 
     /// Writes the journal anew when it has grown well past what still waits.
-    pub fn compact_if_grown(&mut self, inboxes: &Inboxes) {
+    pub(super) fn compact_if_grown(&mut self, inboxes: &Inboxes) {
         if self.written < COMPACT_SLACK + inboxes.total() as u64 {
             return;
         }

@@ -34,5 +34,3 @@ mod texts;
 mod tests;
 
 pub use daemon::{DEFAULT_IDLE_SECS, DaemonOptions, run};
-pub use handle::Hub;
-pub use server::{Bound, ServerConfig, bind, serve};

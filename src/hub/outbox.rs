@@ -26,31 +26,31 @@ use tokio_util::sync::CancellationToken;
 use crate::{framing::encode_line, protocol::FromHub};
 
 /// How long a peer may take no bytes while some wait for it before it counts as not reading.
-pub const STALL: Duration = Duration::from_secs(15);
+pub(super) const STALL: Duration = Duration::from_secs(15);
 
 /// Unread bytes for one peer above which the hub stops reading its requests until it catches up.
-pub const PAUSE_READING_BYTES: usize = 8 * 1024 * 1024;
+pub(super) const PAUSE_READING_BYTES: usize = 8 * 1024 * 1024;
 
 /// Unread bytes for one peer above which asks to it are refused with `peer_busy`.
-pub const PEER_BUSY_BYTES: usize = 16 * 1024 * 1024;
+pub(super) const PEER_BUSY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Unread bytes in every outbox together above which new asks are refused with `peer_busy`.
-pub const HUB_UNREAD_BYTES: usize = 256 * 1024 * 1024;
+pub(super) const HUB_UNREAD_BYTES: usize = 256 * 1024 * 1024;
 
 /// The unread bytes of every outbox of one hub together.
 #[derive(Debug, Default)]
-pub struct Unread {
+pub(crate) struct Unread {
     bytes: AtomicUsize,
 }
 
 impl Unread {
-    pub fn total(&self) -> usize {
+    pub(crate) fn total(&self) -> usize {
         self.bytes.load(Ordering::Relaxed)
     }
 }
 
 #[derive(Debug, Clone)]
-pub struct Outbox {
+pub(crate) struct Outbox {
     lines: mpsc::UnboundedSender<Vec<u8>>,
     queued: Arc<Queued>,
     /// Cancelled to close the connection at once, without draining the queue.
@@ -59,7 +59,7 @@ pub struct Outbox {
 
 /// What sits in one queue now.
 #[derive(Debug)]
-pub struct Queued {
+pub(crate) struct Queued {
     bytes: AtomicUsize,
     hub: Arc<Unread>,
     /// Signalled whenever the writer took some bytes.
@@ -67,7 +67,7 @@ pub struct Queued {
 }
 
 /// The connection's side of an outbox: the lines to write and the signal to stop.
-pub struct OutboxReceiver {
+pub(crate) struct OutboxReceiver {
     pub lines: mpsc::UnboundedReceiver<Vec<u8>>,
     pub queued: Arc<Queued>,
     pub closed: CancellationToken,
@@ -75,18 +75,18 @@ pub struct OutboxReceiver {
 
 impl Queued {
     /// Called by the writer once it has written `bytes` bytes of queued lines.
-    pub fn written(&self, bytes: usize) {
+    pub(crate) fn written(&self, bytes: usize) {
         self.bytes.fetch_sub(bytes, Ordering::Relaxed);
         self.hub.bytes.fetch_sub(bytes, Ordering::Relaxed);
         self.drained.notify_waiters();
     }
 
-    pub fn unread(&self) -> usize {
+    pub(crate) fn unread(&self) -> usize {
         self.bytes.load(Ordering::Relaxed)
     }
 
     /// Resolves once at most `bytes` wait (at once if that is so now).
-    pub async fn at_most(&self, bytes: usize) {
+    pub(crate) async fn at_most(&self, bytes: usize) {
         loop {
             let drained = self.drained.notified();
             if self.unread() <= bytes {
@@ -108,7 +108,7 @@ impl Drop for Queued {
 
 impl Outbox {
     /// An outbox whose unread bytes count towards `hub`'s.
-    pub fn new(hub: Arc<Unread>) -> (Outbox, OutboxReceiver) {
+    pub(crate) fn new(hub: Arc<Unread>) -> (Outbox, OutboxReceiver) {
         let (lines_tx, lines_rx) = mpsc::unbounded_channel();
         let closed = CancellationToken::new();
         let queued = Arc::new(Queued {
@@ -130,7 +130,7 @@ impl Outbox {
     }
 
     /// Queues a message. Returns false when the connection is closing.
-    pub fn send(&self, message: &FromHub) -> bool {
+    pub(crate) fn send(&self, message: &FromHub) -> bool {
         if self.closed.is_cancelled() {
             return false;
         }
@@ -145,17 +145,12 @@ impl Outbox {
     }
 
     /// How many bytes wait for the peer to read them.
-    pub fn unread(&self) -> usize {
+    pub(crate) fn unread(&self) -> usize {
         self.queued.unread()
     }
 
     /// Resolves once at most `bytes` wait for the peer.
-    pub async fn drained_to(&self, bytes: usize) {
+    pub(crate) async fn drained_to(&self, bytes: usize) {
         self.queued.at_most(bytes).await
-    }
-
-    /// Tells the connection to close now, without draining its queue.
-    pub fn close(&self) {
-        self.closed.cancel();
     }
 }

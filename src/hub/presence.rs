@@ -20,7 +20,7 @@ use crate::{
 impl Hub {
     /// Registers the peer on `conn`, answering its hello. A session that comes back gets the
     /// inbox it left behind.
-    pub fn register(
+    pub(crate) fn register(
         &self,
         conn: ConnId,
         hello: Hello,
@@ -66,14 +66,14 @@ impl Hub {
     }
 
     /// Notes that `conn` was heard from, for `last_seen`.
-    pub fn touch(&self, conn: ConnId) {
+    pub(crate) fn touch(&self, conn: ConnId) {
         if let Some(peer) = self.state().peers.get_mut(conn) {
             peer.last_seen = OffsetDateTime::now_utc();
         }
     }
 
     /// Every peer but `conn`.
-    pub fn peers(&self, conn: ConnId) -> Result<PeerList, RelayError> {
+    pub(crate) fn peers(&self, conn: ConnId) -> Result<PeerList, RelayError> {
         let state = self.state();
         state.peers.get(conn).ok_or_else(texts::not_registered)?;
         let peers = state
@@ -86,7 +86,7 @@ impl Hub {
     }
 
     /// Every peer, for a client that has not said hello (`relay peers`).
-    pub fn all_peers(&self) -> PeerList {
+    pub(crate) fn all_peers(&self) -> PeerList {
         let peers = self
             .state()
             .peers
@@ -96,7 +96,7 @@ impl Hub {
         PeerList { peers }
     }
 
-    pub fn rename(&self, conn: ConnId, new_name: &str) -> Result<Renamed, RelayError> {
+    pub(crate) fn rename(&self, conn: ConnId, new_name: &str) -> Result<Renamed, RelayError> {
         let old = self.state().peers.rename(conn, new_name)?;
         if old != new_name {
             tracing::info!(session = %new_name, old_name = %old, "peer_renamed");
@@ -109,7 +109,7 @@ impl Hub {
     /// The connection `conn` closed. A page of an inbox it took and did not acknowledge goes to
     /// the next taker. If it was a peer: asks addressed to it fail for their callers with
     /// `peer_gone`, asks it made are forgotten, and its inbox waits for its session to come back.
-    pub fn disconnect(&self, conn: ConnId) {
+    pub(crate) fn disconnect(&self, conn: ConnId) {
         let mut state = self.state();
         state.inboxes.release_leases(conn);
         let Some(peer) = state.peers.get(conn) else {

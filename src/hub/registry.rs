@@ -16,7 +16,7 @@ use crate::{
 
 /// A registered peer.
 #[derive(Debug)]
-pub struct Peer {
+pub(super) struct Peer {
     pub name: String,
     pub kind: PeerKind,
     pub cwd: String,
@@ -33,7 +33,7 @@ pub struct Peer {
 }
 
 impl Peer {
-    pub fn info(&self) -> PeerInfo {
+    pub(super) fn info(&self) -> PeerInfo {
         PeerInfo {
             name: self.name.clone(),
             kind: self.kind,
@@ -50,7 +50,7 @@ impl Peer {
     /// How a message reaches this peer: pushed when its Claude Code shows pushes, else kept in
     /// its inbox. `unknown` counts as off: a message waits for the next prompt rather than
     /// risk being pushed into a session that drops it.
-    pub fn delivery(&self) -> DeliveryMode {
+    pub(super) fn delivery(&self) -> DeliveryMode {
         match self.pushes {
             Pushes::On => DeliveryMode::Live,
             Pushes::Off | Pushes::Unknown => DeliveryMode::Queued,
@@ -58,26 +58,26 @@ impl Peer {
     }
 }
 
-pub fn rfc3339(at: OffsetDateTime) -> String {
+pub(super) fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
 
 #[derive(Debug, Default)]
-pub struct Registry {
+pub(super) struct Registry {
     /// Ordered by connection, so listings come out in the order peers joined.
     peers: BTreeMap<ConnId, Peer>,
     names: HashMap<String, ConnId>,
 }
 
 impl Registry {
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.peers.len()
     }
 
     /// Registers `peer` on `conn` under its name, or the first free `name-N`. Returns the name
     /// it got.
-    pub fn register(&mut self, conn: ConnId, mut peer: Peer) -> Result<String, RelayError> {
+    pub(super) fn register(&mut self, conn: ConnId, mut peer: Peer) -> Result<String, RelayError> {
         if self.peers.contains_key(&conn) {
             return Err(texts::already_registered());
         }
@@ -103,7 +103,7 @@ impl Registry {
     }
 
     /// Renames the peer on `conn`. Renaming to its own name succeeds and changes nothing.
-    pub fn rename(&mut self, conn: ConnId, new_name: &str) -> Result<String, RelayError> {
+    pub(super) fn rename(&mut self, conn: ConnId, new_name: &str) -> Result<String, RelayError> {
         if let Some(&holder) = self.names.get(new_name) {
             if holder == conn {
                 return Ok(new_name.to_owned());
@@ -120,16 +120,16 @@ impl Registry {
         Ok(old)
     }
 
-    pub fn get(&self, conn: ConnId) -> Option<&Peer> {
+    pub(super) fn get(&self, conn: ConnId) -> Option<&Peer> {
         self.peers.get(&conn)
     }
 
-    pub fn get_mut(&mut self, conn: ConnId) -> Option<&mut Peer> {
+    pub(super) fn get_mut(&mut self, conn: ConnId) -> Option<&mut Peer> {
         self.peers.get_mut(&conn)
     }
 
     /// The peer whose messages go to the inbox of `owner`.
-    pub fn with_inbox(&self, owner: &Owner) -> Option<ConnId> {
+    pub(super) fn with_inbox(&self, owner: &Owner) -> Option<ConnId> {
         self.peers
             .iter()
             .find(|(_, peer)| peer.inbox == *owner)
@@ -137,19 +137,19 @@ impl Registry {
     }
 
     /// The peer registered under `name`.
-    pub fn by_name(&self, name: &str) -> Option<(ConnId, &Peer)> {
+    pub(super) fn by_name(&self, name: &str) -> Option<(ConnId, &Peer)> {
         let conn = *self.names.get(name)?;
         Some((conn, &self.peers[&conn]))
     }
 
-    pub fn remove(&mut self, conn: ConnId) -> Option<Peer> {
+    pub(super) fn remove(&mut self, conn: ConnId) -> Option<Peer> {
         let peer = self.peers.remove(&conn)?;
         self.names.remove(&peer.name);
         Some(peer)
     }
 
     /// Every peer, in the order they joined.
-    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Peer)> {
+    pub(super) fn iter(&self) -> impl Iterator<Item = (ConnId, &Peer)> {
         self.peers.iter().map(|(conn, peer)| (*conn, peer))
     }
 }

@@ -28,17 +28,17 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// The most connections that have not said hello yet: past it new connections are refused, so
 /// that clients which never say hello cannot take every file descriptor from sessions that do.
-pub const MAX_UNREGISTERED: usize = 256;
+pub(super) const MAX_UNREGISTERED: usize = 256;
 
 #[derive(Debug, Clone, Copy)]
-pub struct ServerConfig {
+pub(crate) struct ServerConfig {
     /// Exit this long after the last connection closes.
     pub idle_exit: Duration,
 }
 
 /// The hub's bound socket, the uid that peers must have to be let in, and the data directory
 /// it serves.
-pub struct Bound {
+pub(crate) struct Bound {
     listener: Listener,
     uid: u32,
     data: DataDir,
@@ -46,7 +46,7 @@ pub struct Bound {
 
 /// Binds the hub's socket (mode 0600). The caller must hold the hub lock: any socket file
 /// already there belongs to a dead hub and is removed.
-pub fn bind(data: &DataDir) -> io::Result<Bound> {
+pub(crate) fn bind(data: &DataDir) -> io::Result<Bound> {
     let socket = data.socket();
     match std::fs::remove_file(&socket) {
         Ok(()) => tracing::warn!(path = %socket.display(), "removed_stale_socket"),
@@ -68,7 +68,7 @@ pub fn bind(data: &DataDir) -> io::Result<Bound> {
 
 /// Serves a new hub on `bound` until `shutdown` resolves, a client asks it to stop, or it has
 /// been idle for `config.idle_exit`. Fails only if the hub's journal cannot be opened.
-pub async fn serve(
+pub(crate) async fn serve(
     bound: Bound,
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,

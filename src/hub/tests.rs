@@ -19,14 +19,11 @@ use tokio::task::JoinHandle;
 
 use crate::{
     hub::{
-        ServerConfig,
         asking::MAX_PENDING_PER_PEER,
-        bind,
         connection::{HELLO_TIMEOUT, LINE_STALL},
         inbox::ORPHAN_GRACE,
         outbox::{PEER_BUSY_BYTES, STALL},
-        serve,
-        server::MAX_UNREGISTERED,
+        server::{MAX_UNREGISTERED, ServerConfig, bind, serve},
     },
     paths::DataDir,
     protocol::PROTOCOL_VERSION,

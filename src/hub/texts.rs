@@ -12,14 +12,14 @@ use crate::{
     protocol::{MAX_LINE_BYTES, PROTOCOL_VERSION, VERSION},
 };
 
-pub fn not_registered() -> RelayError {
+pub(super) fn not_registered() -> RelayError {
     RelayError::new(
         ErrorCode::NotRegistered,
         "this connection has not said hello yet; send hello first",
     )
 }
 
-pub fn already_registered() -> RelayError {
+pub(super) fn already_registered() -> RelayError {
     RelayError::new(
         ErrorCode::AlreadyRegistered,
         "this connection already said hello; send hello once per connection",
@@ -27,7 +27,7 @@ pub fn already_registered() -> RelayError {
 }
 
 /// A client of another protocol version said hello.
-pub fn protocol_mismatch(client_version: &str, client_protocol: u32) -> RelayError {
+pub(super) fn protocol_mismatch(client_version: &str, client_protocol: u32) -> RelayError {
     let pid = std::process::id();
     RelayError::new(
         ErrorCode::ProtocolMismatch,
@@ -39,14 +39,14 @@ pub fn protocol_mismatch(client_version: &str, client_protocol: u32) -> RelayErr
     )
 }
 
-pub fn name_taken(name: &str) -> RelayError {
+pub(super) fn name_taken(name: &str) -> RelayError {
     RelayError::new(
         ErrorCode::NameTaken,
         format!("another live session is already named {name:?}; choose another name"),
     )
 }
 
-pub fn peer_not_found(name: &str) -> RelayError {
+pub(super) fn peer_not_found(name: &str) -> RelayError {
     RelayError::new(
         ErrorCode::PeerNotFound,
         format!(
@@ -55,13 +55,13 @@ pub fn peer_not_found(name: &str) -> RelayError {
     )
 }
 
-pub fn asked_itself(name: &str) -> RelayError {
+pub(super) fn asked_itself(name: &str) -> RelayError {
     RelayError::bad_args(format!(
         "{name:?} is this session itself; ask another session (relay_peers, or `relay peers` in a shell, lists them)"
     ))
 }
 
-pub fn command_line_cannot_answer(name: &str) -> RelayError {
+pub(super) fn command_line_cannot_answer(name: &str) -> RelayError {
     RelayError::bad_args(format!(
         "{name:?} is a relay command line, which cannot answer questions; ask a Claude Code session \
          (relay_peers, or `relay peers` in a shell, lists them)"
@@ -69,7 +69,7 @@ pub fn command_line_cannot_answer(name: &str) -> RelayError {
 }
 
 /// A message to a session whose inbox is full.
-pub fn inbox_full(name: &str) -> RelayError {
+pub(super) fn inbox_full(name: &str) -> RelayError {
     RelayError::new(
         ErrorCode::InboxFull,
         format!(
@@ -80,7 +80,7 @@ pub fn inbox_full(name: &str) -> RelayError {
     )
 }
 
-pub fn too_many_asks(pending: usize, max: usize) -> RelayError {
+pub(super) fn too_many_asks(pending: usize, max: usize) -> RelayError {
     RelayError::new(
         ErrorCode::TooManyAsks,
         format!(
@@ -90,7 +90,7 @@ pub fn too_many_asks(pending: usize, max: usize) -> RelayError {
     )
 }
 
-pub fn hub_too_many_asks(max: usize) -> RelayError {
+pub(super) fn hub_too_many_asks(max: usize) -> RelayError {
     RelayError::new(
         ErrorCode::TooManyAsks,
         format!(
@@ -99,7 +99,7 @@ pub fn hub_too_many_asks(max: usize) -> RelayError {
     )
 }
 
-pub fn peer_busy(name: &str, unread: usize) -> RelayError {
+pub(super) fn peer_busy(name: &str, unread: usize) -> RelayError {
     RelayError::new(
         ErrorCode::PeerBusy,
         format!(
@@ -109,7 +109,7 @@ pub fn peer_busy(name: &str, unread: usize) -> RelayError {
     )
 }
 
-pub fn hub_busy(unread: usize) -> RelayError {
+pub(super) fn hub_busy(unread: usize) -> RelayError {
     RelayError::new(
         ErrorCode::PeerBusy,
         format!(
@@ -119,14 +119,14 @@ pub fn hub_busy(unread: usize) -> RelayError {
     )
 }
 
-pub fn no_session_with_id(session_id: &str) -> RelayError {
+pub(super) fn no_session_with_id(session_id: &str) -> RelayError {
     RelayError::new(
         ErrorCode::PeerNotFound,
         format!("no live session registered with Claude Code session id {session_id:?}"),
     )
 }
 
-pub fn no_such_take(take_id: u64) -> RelayError {
+pub(super) fn no_such_take(take_id: u64) -> RelayError {
     RelayError::bad_args(format!(
         "no page with take_id {take_id} is out: it was acknowledged already, or handed to another reader \
          after its lease ended; take the inbox again"
@@ -134,7 +134,7 @@ pub fn no_such_take(take_id: u64) -> RelayError {
 }
 
 /// What the sender of a reply is told when it expired unread in its recipient's inbox.
-pub fn reply_expired_unread(to: &str, ask_id: &str) -> String {
+pub(super) fn reply_expired_unread(to: &str, ask_id: &str) -> String {
     format!(
         "your reply to ask {ask_id} was never read: {to}'s session did not come back for its messages within \
          {} minutes{FOR_THE_MODEL}",
@@ -143,7 +143,7 @@ pub fn reply_expired_unread(to: &str, ask_id: &str) -> String {
 }
 
 /// Why a reply cannot answer its ask.
-pub fn not_pending(ask_id: &str, why: NotPending) -> RelayError {
+pub(super) fn not_pending(ask_id: &str, why: NotPending) -> RelayError {
     let message = match why {
         NotPending::Unknown => format!(
             "no ask with id {ask_id:?} is pending: copy the ask_id from the <channel> tag of the question"
@@ -177,58 +177,58 @@ pub fn not_pending(ask_id: &str, why: NotPending) -> RelayError {
 }
 
 /// The failure an asker is told when its target disconnected before replying.
-pub fn target_gone(target: &str, ask_id: &str) -> String {
+pub(super) fn target_gone(target: &str, ask_id: &str) -> String {
     format!("{target} disconnected before it replied to ask {ask_id}{FOR_THE_MODEL}")
 }
 
 /// The failure an asker is told when no reply came in time.
-pub fn timed_out(target: &str, ask_id: &str, timeout_secs: u64) -> String {
+pub(super) fn timed_out(target: &str, ask_id: &str, timeout_secs: u64) -> String {
     format!("{target} did not reply to ask {ask_id} within {timeout_secs} s{FOR_THE_MODEL}")
 }
 
-pub fn after_deadline() -> RelayError {
+pub(super) fn after_deadline() -> RelayError {
     RelayError::hub_unreachable(
         "the request reached the hub after its deadline, when its sender had stopped waiting; nothing was done",
     )
 }
 
-pub fn line_not_json(error: &serde_json::Error) -> RelayError {
+pub(super) fn line_not_json(error: &serde_json::Error) -> RelayError {
     RelayError::bad_msg(format!(
         "the line is not JSON ({error}); see docs/protocol.md"
     ))
 }
 
-pub fn not_a_request(error: &serde_json::Error) -> RelayError {
+pub(super) fn not_a_request(error: &serde_json::Error) -> RelayError {
     RelayError::bad_msg(format!(
         "the line is not a valid request ({error}); see docs/protocol.md"
     ))
 }
 
-pub fn line_too_long() -> RelayError {
+pub(super) fn line_too_long() -> RelayError {
     RelayError::bad_msg(format!(
         "a line is longer than {MAX_LINE_BYTES} bytes (1 MiB); the hub closes this connection"
     ))
 }
 
-pub fn line_stalled() -> RelayError {
+pub(super) fn line_stalled() -> RelayError {
     RelayError::bad_msg(format!(
         "a line stayed unfinished for {} s; the hub closes this connection",
         super::connection::LINE_STALL.as_secs()
     ))
 }
 
-pub fn lines_over_budget() -> RelayError {
+pub(super) fn lines_over_budget() -> RelayError {
     RelayError::bad_msg(
         "the hub holds too many unfinished lines from its connections; it closes this one, try again",
     )
 }
 
-pub fn too_many_unregistered() -> RelayError {
+pub(super) fn too_many_unregistered() -> RelayError {
     RelayError::hub_unreachable(
         "too many connections to the hub have not said hello; it refuses new ones until they do or time out, try again in a few seconds",
     )
 }
 
-pub fn line_not_utf8() -> RelayError {
+pub(super) fn line_not_utf8() -> RelayError {
     RelayError::bad_msg("the line is not UTF-8; see docs/protocol.md")
 }

@@ -11,7 +11,7 @@ use crate::cli::{
 };
 
 /// The processes and directory the demo started with.
-pub struct Started<'a> {
+pub(super) struct Started<'a> {
     pub temp_dir: &'a Path,
     pub data_dir: &'a Path,
     pub hub_pid: u32,
@@ -20,16 +20,16 @@ pub struct Started<'a> {
 }
 
 /// Prints the demo's events as narration or as JSON lines.
-pub struct Narrator {
+pub(super) struct Narrator {
     json: bool,
 }
 
 impl Narrator {
-    pub fn new(json: bool) -> Narrator {
+    pub(super) fn new(json: bool) -> Narrator {
         Narrator { json }
     }
 
-    pub fn started(&self, started: &Started) {
+    pub(super) fn started(&self, started: &Started) {
         if self.json {
             let (names, pids): (Vec<&str>, Vec<u32>) = started
                 .sessions
@@ -60,7 +60,7 @@ impl Narrator {
     }
 
     /// The start of step `number`, named `step` (the `step` of the lines that follow).
-    pub fn step(&self, number: usize, step: &str, title: &str) {
+    pub(super) fn step(&self, number: usize, step: &str, title: &str) {
         if self.json {
             output::print_json(&json!({"type": "step", "step": step, "title": title}));
         } else {
@@ -69,7 +69,7 @@ impl Narrator {
     }
 
     /// `session` called `tool` with `arguments` (in the order shown) and got `reply`.
-    pub fn call(
+    pub(super) fn call(
         &self,
         step: &str,
         session: &str,
@@ -102,7 +102,7 @@ impl Narrator {
     }
 
     /// `session` received `push`.
-    pub fn push(&self, step: &str, session: &str, push: &Push) {
+    pub(super) fn push(&self, step: &str, session: &str, push: &Push) {
         if self.json {
             output::print_json(&json!({
                 "type": "push",
@@ -119,7 +119,7 @@ impl Narrator {
     }
 
     /// Everything ran and everything the demo started is gone.
-    pub fn done(&self, temp_dir: &Path) {
+    pub(super) fn done(&self, temp_dir: &Path) {
         if self.json {
             output::print_json(&json!({"type": "done"}));
         } else {

@@ -13,11 +13,11 @@ use crate::channel::notify::is_meta_key;
 
 /// The `source` Claude Code gives the pushes of the `relay` server of the `relay` plugin
 /// (`.claude-plugin/plugin.json`).
-pub const SOURCE: &str = "plugin:relay:relay";
+pub(super) const SOURCE: &str = "plugin:relay:relay";
 
 /// One push as a session receives it, and as its transcript shows it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Push {
+pub(super) struct Push {
     /// The meta as sent (string values only).
     pub meta: Map<String, Value>,
     pub content: String,
@@ -27,7 +27,7 @@ pub struct Push {
 impl Push {
     /// Reads the `params` of a push. A meta value that is not a string is refused: Claude Code
     /// requires strings (a number once crashed a client), so the channel must never send one.
-    pub fn from_params(params: &Value) -> Result<Push, String> {
+    pub(super) fn from_params(params: &Value) -> Result<Push, String> {
         let content = params["content"]
             .as_str()
             .ok_or_else(|| format!("a push without string content: {params}"))?
@@ -52,13 +52,13 @@ impl Push {
     }
 
     /// A meta value, or `""` when the push has none.
-    pub fn meta_str(&self, key: &str) -> &str {
+    pub(super) fn meta_str(&self, key: &str) -> &str {
         self.meta.get(key).and_then(Value::as_str).unwrap_or("")
     }
 }
 
 /// The transcript text for a push with `meta` (in arrival order) and `content`.
-pub fn render(meta: &[(&str, &str)], content: &str) -> String {
+pub(super) fn render(meta: &[(&str, &str)], content: &str) -> String {
     let mut text = format!("<channel source=\"{}\"", escape_attribute(SOURCE));
     for (key, value) in meta.iter().filter(|(key, _)| is_meta_key(key)) {
         text.push_str(&format!(" {key}=\"{}\"", escape_attribute(value)));

@@ -19,7 +19,7 @@ use crate::{
 };
 
 /// The longest any one wait of the demo may take.
-pub const STEP_LIMIT: Duration = Duration::from_secs(10);
+pub(super) const STEP_LIMIT: Duration = Duration::from_secs(10);
 
 const BACKEND: &str = "backend-api";
 const FRONTEND: &str = "frontend";
@@ -43,7 +43,7 @@ enum Who {
 
 /// A step that did not go as the relay promises.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepFailed {
+pub(super) struct StepFailed {
     pub step: &'static str,
     pub message: String,
 }
@@ -55,7 +55,7 @@ impl fmt::Display for StepFailed {
 }
 
 /// Plays the whole script in `world`, telling it through `out`.
-pub async fn play(world: &mut World, out: &Narrator) -> Result<(), StepFailed> {
+pub(super) async fn play(world: &mut World, out: &Narrator) -> Result<(), StepFailed> {
     let mut play = Play { world, out };
     play.start().await?;
 

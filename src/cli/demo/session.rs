@@ -21,13 +21,13 @@ const WRITE_LIMIT: Duration = Duration::from_secs(5);
 
 /// What a tool call answered: the JSON of its one text block, and whether it is an error.
 #[derive(Debug, Clone)]
-pub struct ToolReply {
+pub(super) struct ToolReply {
     pub is_error: bool,
     pub body: Value,
 }
 
 /// A running `relay-channel` and the client end of its stdio.
-pub struct Session {
+pub(super) struct Session {
     /// The session's current name (it changes on `relay_rename`).
     pub name: String,
     child: Child,
@@ -42,7 +42,7 @@ impl Session {
     /// Starts `command` (a relay-channel, environment already set) with piped stdin and stdout.
     /// The child gets its own process group, so that a Ctrl-C in the terminal reaches only
     /// `relay`, which then closes the sessions in order; it is killed if the session is dropped.
-    pub fn spawn(mut command: Command, name: &str, exe: &Path) -> Result<Session, String> {
+    pub(super) fn spawn(mut command: Command, name: &str, exe: &Path) -> Result<Session, String> {
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -65,12 +65,12 @@ impl Session {
     }
 
     /// The process id, while the process runs.
-    pub fn pid(&self) -> Option<u32> {
+    pub(super) fn pid(&self) -> Option<u32> {
         self.child.id()
     }
 
     /// The MCP handshake: `initialize`, then `notifications/initialized`.
-    pub async fn initialize(&mut self, within: Duration) -> Result<Value, String> {
+    pub(super) async fn initialize(&mut self, within: Duration) -> Result<Value, String> {
         let result = self
             .request(
                 "initialize",
@@ -88,7 +88,7 @@ impl Session {
     }
 
     /// Calls `tool` and returns its reply; an error reply is a reply, not an `Err`.
-    pub async fn call_tool(
+    pub(super) async fn call_tool(
         &mut self,
         tool: &str,
         arguments: Map<String, Value>,
@@ -115,7 +115,7 @@ impl Session {
     }
 
     /// The `params` of the next channel push, waiting up to `within`.
-    pub async fn next_push(&mut self, within: Duration) -> Result<Value, String> {
+    pub(super) async fn next_push(&mut self, within: Duration) -> Result<Value, String> {
         if let Some(push) = self.pushes.pop_front() {
             return Ok(push);
         }
@@ -130,7 +130,7 @@ impl Session {
 
     /// Closes stdin, as Claude Code does on exit, and waits up to `within` for the process to
     /// end; kills it if it does not. `Err` says what had to be done.
-    pub async fn close(&mut self, within: Duration) -> Result<(), String> {
+    pub(super) async fn close(&mut self, within: Duration) -> Result<(), String> {
         self.stdin = None;
         match tokio::time::timeout(within, self.child.wait()).await {
             Ok(Ok(_)) => Ok(()),

@@ -22,7 +22,7 @@ const DEMO_HUB_IDLE_SECS: &str = "5";
 /// How long the hub gets to exit once it has stopped serving its socket.
 const HUB_EXIT_LIMIT: Duration = Duration::from_secs(5);
 
-pub struct World {
+pub(super) struct World {
     /// Removed by [`World::clean_up`]; removed on drop too, as a last resort.
     dir: Option<tempfile::TempDir>,
     temp_path: PathBuf,
@@ -36,7 +36,7 @@ pub struct World {
 
 impl World {
     /// Creates the temp directory and finds `relay-channel` next to the running `relay`.
-    pub fn create() -> Result<World, String> {
+    pub(super) fn create() -> Result<World, String> {
         let channel_exe = std::env::current_exe()
             .map_err(|e| format!("cannot tell where relay is installed: {e}"))?
             .with_file_name("relay-channel");
@@ -64,14 +64,14 @@ impl World {
         })
     }
 
-    pub fn temp_path(&self) -> &Path {
+    pub(super) fn temp_path(&self) -> &Path {
         &self.temp_path
     }
 
     /// Starts a channel named `name`, working in its own directory under the temp dir, with
     /// pushes on (the demo's client reads every push, as Claude Code started with the channels
     /// flag does). The environment is cleared so that nothing of the user's session leaks in.
-    pub fn spawn_session(&mut self, name: &str) -> Result<&mut Session, String> {
+    pub(super) fn spawn_session(&mut self, name: &str) -> Result<&mut Session, String> {
         let cwd = self.temp_path.join("work").join(name);
         fs::create_dir_all(&cwd).map_err(|e| format!("cannot create {}: {e}", cwd.display()))?;
         let mut command = Command::new(&self.channel_exe);
@@ -92,7 +92,7 @@ impl World {
 
     /// Stops everything the demo started and removes the temp directory. Each problem is
     /// returned as one sentence; cleaning up goes on after each.
-    pub async fn clean_up(&mut self) -> Vec<String> {
+    pub(super) async fn clean_up(&mut self) -> Vec<String> {
         let mut problems = Vec::new();
         // The sessions first: a session that still runs would start a new hub at once.
         for session in &mut self.sessions {

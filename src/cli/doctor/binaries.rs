@@ -16,7 +16,7 @@ const LAUNCHER: &str = "launcher";
 
 const INSTALL_FIX: &str = "run ./install.sh in the claude-relay checkout: it installs relay, relay-hub and relay-channel side by side";
 
-pub async fn check(plugin_root: Option<&Path>) -> Vec<Check> {
+pub(super) async fn check(plugin_root: Option<&Path>) -> Vec<Check> {
     let dir = env::current_exe()
         .map_err(|e| e.to_string())
         .and_then(|exe| {

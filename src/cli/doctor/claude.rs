@@ -53,7 +53,7 @@ fn marketplace_stage() -> PathBuf {
 }
 
 /// What Claude Code's configuration says about the relay plugin.
-pub enum Plugin {
+pub(super) enum Plugin {
     /// Neither `CLAUDE_CONFIG_DIR` nor `HOME` is set.
     NoConfigDir,
     /// No `installed_plugins.json`: no plugin was ever installed.
@@ -75,7 +75,7 @@ pub enum Plugin {
 
 impl Plugin {
     /// Where Claude Code keeps its copy of the plugin (its root for the launcher).
-    pub fn install_path(&self) -> Option<&Path> {
+    pub(super) fn install_path(&self) -> Option<&Path> {
         match self {
             Plugin::Installed { install_path, .. } => install_path.as_deref(),
             _ => None,
@@ -91,7 +91,7 @@ fn config_dir() -> Option<PathBuf> {
 }
 
 /// Reads Claude Code's record of installed plugins.
-pub fn installed_plugin() -> Plugin {
+pub(super) fn installed_plugin() -> Plugin {
     let Some(config) = config_dir() else {
         return Plugin::NoConfigDir;
     };
@@ -147,7 +147,7 @@ fn enabled_in(settings: &Path) -> bool {
         .is_none_or(|settings| settings["enabledPlugins"][PLUGIN_ID] != false)
 }
 
-pub async fn check(plugin: &Plugin) -> Vec<Check> {
+pub(super) async fn check(plugin: &Plugin) -> Vec<Check> {
     vec![claude_cli().await, plugin_check(plugin)]
 }
 

@@ -15,12 +15,12 @@ const SOCKET: &str = "socket";
 
 /// The effective uid of this process, without a libc binding: the kernel reports it as the peer
 /// of either end of a socket pair this process makes.
-pub async fn own_uid() -> io::Result<u32> {
+pub(super) async fn own_uid() -> io::Result<u32> {
     let (one, _other) = tokio::net::UnixStream::pair()?;
     Ok(one.peer_cred()?.uid())
 }
 
-pub fn check(data: &DataDir, uid: u32) -> Vec<Check> {
+pub(super) fn check(data: &DataDir, uid: u32) -> Vec<Check> {
     vec![data_dir(data, uid), socket(data, uid)]
 }
 

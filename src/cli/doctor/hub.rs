@@ -37,7 +37,7 @@ enum Answer {
     Status(Value, Option<PeerList>),
 }
 
-pub async fn check(data: &DataDir) -> Vec<Check> {
+pub(super) async fn check(data: &DataDir) -> Vec<Check> {
     let answer = ask(data).await;
     vec![
         hub(data, &answer),

@@ -25,15 +25,16 @@ use crate::cli::{CliError, Global, Outcome, exit};
 pub struct DoctorArgs {}
 
 /// The plugin as Claude Code names it: plugin `relay` from the marketplace `claude-relay`.
-pub const PLUGIN_ID: &str = "relay@claude-relay";
+pub(crate) const PLUGIN_ID: &str = "relay@claude-relay";
 
 /// The flag that lets a session show the relay's pushes, as README and docs/install.md give it.
-pub const CHANNELS_FLAG: &str = "--dangerously-load-development-channels plugin:relay@claude-relay";
+pub(crate) const CHANNELS_FLAG: &str =
+    "--dangerously-load-development-channels plugin:relay@claude-relay";
 
 /// How one check ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub(crate) enum Status {
     Pass,
     Warn,
     Fail,
@@ -41,7 +42,7 @@ pub enum Status {
 
 /// One check: its name, how it ended, what it saw, and for a warning or failure what to do.
 #[derive(Debug, Clone, Serialize)]
-pub struct Check {
+pub(crate) struct Check {
     pub name: &'static str,
     pub status: Status,
     pub detail: String,
@@ -49,7 +50,7 @@ pub struct Check {
 }
 
 impl Check {
-    pub fn pass(name: &'static str, detail: impl Into<String>) -> Check {
+    pub(crate) fn pass(name: &'static str, detail: impl Into<String>) -> Check {
         Check {
             name,
             status: Status::Pass,
@@ -58,7 +59,11 @@ impl Check {
         }
     }
 
-    pub fn warn(name: &'static str, detail: impl Into<String>, fix: Option<String>) -> Check {
+    pub(crate) fn warn(
+        name: &'static str,
+        detail: impl Into<String>,
+        fix: Option<String>,
+    ) -> Check {
         Check {
             name,
             status: Status::Warn,
@@ -67,7 +72,11 @@ impl Check {
         }
     }
 
-    pub fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    pub(crate) fn fail(
+        name: &'static str,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Check {
         Check {
             name,
             status: Status::Fail,
@@ -77,7 +86,7 @@ impl Check {
     }
 }
 
-pub async fn run(_args: &DoctorArgs, global: &Global) -> Outcome {
+pub(crate) async fn run(_args: &DoctorArgs, global: &Global) -> Outcome {
     let data = global.data()?;
     let uid = files::own_uid()
         .await

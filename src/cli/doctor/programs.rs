@@ -12,10 +12,10 @@ use std::{
 use tokio::process::Command;
 
 /// The longest any program the doctor runs may take.
-pub const RUN_LIMIT: Duration = Duration::from_secs(5);
+pub(super) const RUN_LIMIT: Duration = Duration::from_secs(5);
 
 /// The first executable file called `name` in the directories of `path` (a PATH value).
-pub fn find_in_path(name: &str, path: Option<&OsStr>) -> Option<PathBuf> {
+pub(super) fn find_in_path(name: &str, path: Option<&OsStr>) -> Option<PathBuf> {
     std::env::split_paths(path?)
         .filter(|dir| !dir.as_os_str().is_empty())
         .map(|dir| dir.join(name))
@@ -23,13 +23,13 @@ pub fn find_in_path(name: &str, path: Option<&OsStr>) -> Option<PathBuf> {
 }
 
 /// Whether `path` is a file that someone may execute.
-pub fn is_executable(path: &Path) -> bool {
+pub(super) fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path)
         .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }
 
 /// What `program --version` printed: the first line of its stdout, or why there is none.
-pub async fn version_line(program: &Path) -> Result<String, String> {
+pub(super) async fn version_line(program: &Path) -> Result<String, String> {
     let output = run(program, &["--version"]).await?;
     if !output.status.success() {
         let stderr = output.stderr.lines().next().unwrap_or("").trim().to_owned();
@@ -54,7 +54,7 @@ pub async fn version_line(program: &Path) -> Result<String, String> {
 }
 
 /// The version a relay binary reports: the last word of `NAME VERSION`.
-pub async fn relay_version(program: &Path) -> Result<String, String> {
+pub(super) async fn relay_version(program: &Path) -> Result<String, String> {
     let line = version_line(program).await?;
     line.split_whitespace()
         .last()
@@ -63,7 +63,7 @@ pub async fn relay_version(program: &Path) -> Result<String, String> {
 }
 
 /// What a finished program printed.
-pub struct Output {
+pub(super) struct Output {
     pub status: ExitStatus,
     pub stdout: String,
     pub stderr: String,
@@ -72,7 +72,7 @@ pub struct Output {
 /// Runs `program ARGS` with stdin closed and waits at most [`RUN_LIMIT`] for it to exit and
 /// for its output to end (a grandchild holding a pipe open must not keep us waiting past the
 /// limit); past that, kills it and says so.
-pub async fn run(program: &Path, args: &[&str]) -> Result<Output, String> {
+pub(super) async fn run(program: &Path, args: &[&str]) -> Result<Output, String> {
     let child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())

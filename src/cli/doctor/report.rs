@@ -18,7 +18,7 @@ struct Report<'a> {
     checks: &'a [Check],
 }
 
-pub fn print(checks: &[Check], json: bool) {
+pub(super) fn print(checks: &[Check], json: bool) {
     if json {
         let ok = checks.iter().all(|c| c.status != Status::Fail);
         output::print_json(&Report { ok, checks });

@@ -18,7 +18,7 @@ struct Session {
     cwd: Option<String>,
 }
 
-pub fn check(uid: u32) -> Check {
+pub(super) fn check(uid: u32) -> Check {
     if !Path::new("/proc/self/cmdline").exists() {
         return Check::warn(
             SESSIONS,

@@ -15,7 +15,7 @@ use crate::{cli::CliError, logging};
 
 /// One event of the log: a JSON object with a readable `timestamp`.
 #[derive(Debug, Clone)]
-pub struct LogEvent {
+pub(crate) struct LogEvent {
     pub timestamp: OffsetDateTime,
     pub fields: Map<String, Value>,
     /// The line as written, printed unchanged under `--json`.
@@ -24,7 +24,7 @@ pub struct LogEvent {
 
 impl LogEvent {
     /// Reads one line; the error says what is wrong with it.
-    pub fn parse(line: &str) -> Result<LogEvent, &'static str> {
+    pub(crate) fn parse(line: &str) -> Result<LogEvent, &'static str> {
         let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(line) else {
             return Err("is not a JSON log line");
         };
@@ -41,14 +41,14 @@ impl LogEvent {
     }
 
     /// The field `key` when it is a string.
-    pub fn str_field(&self, key: &str) -> Option<&str> {
+    pub(crate) fn str_field(&self, key: &str) -> Option<&str> {
         self.fields.get(key).and_then(Value::as_str)
     }
 }
 
 /// A line that is not a log event, with where it is, for the message on stderr.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Skipped {
+pub(crate) struct Skipped {
     pub file: String,
     pub line: usize,
     pub reason: &'static str,
@@ -65,19 +65,19 @@ impl fmt::Display for Skipped {
 }
 
 /// What reading a file gave: events, and lines that are not events.
-pub type Lines = Vec<Result<LogEvent, Skipped>>;
+pub(crate) type Lines = Vec<Result<LogEvent, Skipped>>;
 
 /// A file of one UTC day. A day has two while processes of a release before tracing-appender
 /// still write the old name (`relay-YYYY-MM-DD.log` beside `relay.YYYY-MM-DD.log`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogDay {
+pub(crate) struct LogDay {
     pub date: Date,
     pub path: PathBuf,
 }
 
 /// The day files in `dir`, oldest first (by name within a day). Other files are not the relay's
 /// and are passed over.
-pub fn list_days(dir: &Path) -> io::Result<Vec<LogDay>> {
+pub(crate) fn list_days(dir: &Path) -> io::Result<Vec<LogDay>> {
     let mut days = Vec::new();
     for entry in dir.read_dir()? {
         let entry = entry?;
@@ -99,7 +99,7 @@ fn unreadable(path: &Path, e: &io::Error) -> CliError {
 
 /// Reads one day's file from where the last read stopped, so that following it costs only the
 /// appended bytes.
-pub struct DayReader {
+pub(crate) struct DayReader {
     date: Date,
     path: PathBuf,
     name: String,
@@ -110,7 +110,7 @@ pub struct DayReader {
 }
 
 impl DayReader {
-    pub fn open(day: &LogDay) -> Result<DayReader, CliError> {
+    pub(crate) fn open(day: &LogDay) -> Result<DayReader, CliError> {
         let name = day.path.file_name().map_or_else(
             || day.path.display().to_string(),
             |name| name.to_string_lossy().into_owned(),
@@ -125,16 +125,16 @@ impl DayReader {
         })
     }
 
-    pub fn date(&self) -> Date {
+    pub(crate) fn date(&self) -> Date {
         self.date
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The complete lines appended since the last read.
-    pub fn read_appended(&mut self) -> Result<Lines, CliError> {
+    pub(crate) fn read_appended(&mut self) -> Result<Lines, CliError> {
         self.file
             .read_to_end(&mut self.pending)
             .map_err(|e| unreadable(&self.path, &e))?;
@@ -151,7 +151,7 @@ impl DayReader {
 
     /// Ends reading the file: a last line without a newline is read as it is, since nothing
     /// more will be appended to it (the file is complete, or a later day has begun).
-    pub fn finish(mut self) -> Option<Result<LogEvent, Skipped>> {
+    pub(crate) fn finish(mut self) -> Option<Result<LogEvent, Skipped>> {
         let rest = std::mem::take(&mut self.pending);
         (!rest.is_empty()).then(|| self.take(&rest))
     }

@@ -27,7 +27,7 @@ impl Severity {
 
 /// The conditions an event must meet; `None` means no condition.
 #[derive(Debug, Clone, Default)]
-pub struct Filter {
+pub(crate) struct Filter {
     /// Events at or after this instant (UTC).
     pub since: Option<OffsetDateTime>,
     /// Events at least this severe.
@@ -40,7 +40,7 @@ pub struct Filter {
 }
 
 impl Filter {
-    pub fn admits(&self, event: &LogEvent) -> bool {
+    pub(crate) fn admits(&self, event: &LogEvent) -> bool {
         let recent = self.since.is_none_or(|since| event.timestamp >= since);
         // An unknown level can be neither above nor below a threshold, so a threshold hides it.
         let severe = self.level.is_none_or(|min| {
@@ -64,14 +64,14 @@ impl Filter {
     /// Whether the file of `day` can hold an admitted event. A day's file holds only events
     /// stamped before the next midnight (the logger takes the time before it picks the file),
     /// so a day that ended before `since` can be skipped unopened.
-    pub fn wants_day(&self, day: Date) -> bool {
+    pub(crate) fn wants_day(&self, day: Date) -> bool {
         self.since.is_none_or(|since| day >= since.date())
     }
 }
 
 /// Parses `--since`: a number and a unit (`s`, `m`, `h`, `d`), or several, larger units first
 /// and each once, as in `1h30m` or `1d12h`.
-pub fn parse_since(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_since(text: &str) -> Result<Duration, String> {
     const UNITS: [(char, u64); 4] = [('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)];
     let usage = "use a number and a unit (s, m, h or d), or several larger units first, as in 30s, 10m, 2h, 1d or 1h30m";
     if text.is_empty() {

@@ -30,7 +30,7 @@ const LATE_LINE_GRACE: Duration = Duration::from_secs(10);
 /// day has two while processes of a build before tracing-appender still write the old name).
 /// When a later day begins, the earlier day's files are still read for [`LATE_LINE_GRACE`]: a process that opened
 /// one before midnight may append a last line after the new file appeared.
-pub async fn follow(
+pub(crate) async fn follow(
     logs: &Path,
     current: Vec<DayReader>,
     wants_day: impl Fn(Date) -> bool,

@@ -16,7 +16,7 @@ const RESET: &str = "\x1b[0m";
 
 /// Prints events to stdout in the form chosen once for the whole run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Printer {
+pub(crate) enum Printer {
     Json,
     Human { colour: bool },
 }
@@ -24,7 +24,7 @@ pub enum Printer {
 impl Printer {
     /// JSON under `--json`; else text, coloured only on a terminal and when `NO_COLOR` is unset
     /// or empty (<https://no-color.org>).
-    pub fn for_stdout(json: bool) -> Printer {
+    pub(crate) fn for_stdout(json: bool) -> Printer {
         if json {
             return Printer::Json;
         }
@@ -34,7 +34,7 @@ impl Printer {
         }
     }
 
-    pub fn print(self, out: &mut impl Write, events: &[LogEvent]) -> io::Result<()> {
+    pub(crate) fn print(self, out: &mut impl Write, events: &[LogEvent]) -> io::Result<()> {
         for event in events {
             match self {
                 Printer::Json => writeln!(out, "{}", event.line.trim_end())?,
@@ -47,7 +47,7 @@ impl Printer {
 
 /// `2026-12-01 13:55:57.123  INFO   hub[4242]         -             ask_sent  ask_id=ask-x-1 bytes=12`:
 /// UTC time to the millisecond, level, process, session (`-` when unknown), event, other fields.
-pub fn human(event: &LogEvent, colour: bool) -> String {
+pub(crate) fn human(event: &LogEvent, colour: bool) -> String {
     let time = event
         .timestamp
         .to_offset(time::UtcOffset::UTC)

@@ -4,10 +4,10 @@
 //! [`files`] reads the day files, [`filter`] picks the events, [`format`] prints them and
 //! [`follow`] keeps reading.
 
-pub mod files;
-pub mod filter;
-pub mod follow;
-pub mod format;
+pub(crate) mod files;
+pub(crate) mod filter;
+pub(crate) mod follow;
+pub(crate) mod format;
 
 use std::{
     io::{self, ErrorKind},
@@ -47,7 +47,7 @@ pub struct LogsArgs {
 
 /// Why printing stopped before the end.
 #[derive(Debug)]
-pub enum Halt {
+pub(crate) enum Halt {
     /// Whoever read stdout is gone (`relay logs | head`): there is no one left to print for.
     StdoutClosed,
     Failed(CliError),
@@ -59,7 +59,7 @@ impl From<CliError> for Halt {
     }
 }
 
-pub async fn run(args: &LogsArgs, global: &Global) -> Outcome {
+pub(crate) async fn run(args: &LogsArgs, global: &Global) -> Outcome {
     match show_logs(args, global).await {
         Ok(()) | Err(Halt::StdoutClosed) => Ok(ExitCode::from(exit::SUCCESS)),
         Err(Halt::Failed(e)) => Err(e),
