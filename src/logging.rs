@@ -60,11 +60,12 @@ impl Component {
     }
 }
 
-/// The session name that goes on every line; a channel updates it when it is renamed.
+/// The name the process goes by on the relay, put on every line as `session`; a channel updates
+/// it when its session is renamed. The hub has none.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct SessionLabel(Arc<RwLock<Option<String>>>);
+pub(crate) struct PeerName(Arc<RwLock<Option<String>>>);
 
-impl SessionLabel {
+impl PeerName {
     pub(crate) fn set(&self, name: &str) {
         *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(name.to_owned());
     }
@@ -94,7 +95,7 @@ pub(crate) fn level_from_env() -> (LevelFilter, Option<String>) {
 /// Installs the global subscriber that writes JSON lines to the daily files in `logs_dir`,
 /// which must exist (the appender prunes it before creating anything). Without a log file
 /// (`logs_dir` not writable) it says so on stderr once and installs nothing: events go nowhere.
-pub(crate) fn init(component: Component, logs_dir: &Path, session: SessionLabel) {
+pub(crate) fn init(component: Component, logs_dir: &Path, session: PeerName) {
     let (level, complaint) = level_from_env();
     // rmcp's own chatter (every stream start and stop) is noise at info; keep its warnings.
     let filter = Targets::new()
@@ -141,7 +142,7 @@ fn day_files(logs_dir: &Path) -> Result<RollingFileAppender, InitError> {
 /// Formats one event as one JSON object.
 struct JsonLine {
     component: Component,
-    session: SessionLabel,
+    session: PeerName,
 }
 
 impl<S, N> FormatEvent<S, N> for JsonLine

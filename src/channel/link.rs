@@ -17,7 +17,7 @@ use crate::{
     channel::{identity, pushes::PushState},
     client::{Event, HubClient, lock},
     errors::RelayError,
-    logging::SessionLabel,
+    logging::PeerName,
     paths::DataDir,
     protocol::{Hello, Op, PROTOCOL_VERSION, PeerKind, RenameRequest, Renamed, VERSION},
 };
@@ -64,13 +64,13 @@ struct Inner {
     /// When this session was last renamed, so that an older name in the session file never
     /// undoes a newer rename.
     last_rename: Mutex<Option<SystemTime>>,
-    label: SessionLabel,
+    label: PeerName,
 }
 
 impl Link {
     /// A link that does not connect until [`Link::start`]: tools called before then wait for it
     /// as for a reconnect.
-    pub(crate) fn new(config: LinkConfig, label: SessionLabel) -> Link {
+    pub(crate) fn new(config: LinkConfig, label: PeerName) -> Link {
         label.set(&config.name);
         let inner = Arc::new(Inner {
             name: Mutex::new(config.name.clone()),

@@ -26,7 +26,7 @@ use crate::{
         tools::RelayServer,
     },
     client::Event,
-    logging::{self, Component, SessionLabel},
+    logging::{self, Component, PeerName},
     paths::DataDir,
     protocol::{Pushes, validate_timeout},
     signals::Termination,
@@ -120,7 +120,7 @@ pub async fn run(config: ChannelConfig) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    let label = SessionLabel::default();
+    let label = PeerName::default();
     logging::init(Component::Channel, &config.link.data.logs(), label.clone());
     for warning in &config.warnings {
         tracing::warn!(detail = %warning, "bad_environment");

@@ -14,7 +14,7 @@ use crate::{
     channel::DEFAULT_ASK_TIMEOUT_SECS,
     cli::{
         CliError, Global, Outcome, exit, output,
-        session::{self, DEFAULT_NAME, Waited, Waiter, before_sending},
+        peer::{self, DEFAULT_NAME, Waited, Waiter, before_sending},
     },
     client::Event,
     errors::{ErrorCode, RelayError},
@@ -33,10 +33,10 @@ pub struct AskArgs {
     /// The question; `-` reads it from stdin.
     pub question: String,
     /// How long to wait for the reply, in seconds (1 to 3600).
-    #[arg(long, value_name = "SECS", value_parser = session::seconds, default_value_t = DEFAULT_ASK_TIMEOUT_SECS)]
+    #[arg(long, value_name = "SECS", value_parser = peer::seconds, default_value_t = DEFAULT_ASK_TIMEOUT_SECS)]
     pub timeout: u64,
     /// The name to ask as; the hub adds -2, -3, ... when it is taken.
-    #[arg(long = "as", value_name = "NAME", value_parser = session::name, default_value = DEFAULT_NAME)]
+    #[arg(long = "as", value_name = "NAME", value_parser = peer::name, default_value = DEFAULT_NAME)]
     pub name: String,
 }
 
@@ -45,21 +45,21 @@ pub(crate) async fn run(args: &AskArgs, global: &Global) -> Outcome {
     let question = before_sending(&mut stop, question_text(&args.question)).await?;
     validate_text("question", &question)?;
     let data = global.data()?;
-    let session = before_sending(&mut stop, session::join(&data, &args.name)).await?;
+    let peer = before_sending(&mut stop, peer::join(&data, &args.name)).await?;
     let request = AskRequest {
         to: args.peer.clone(),
         question,
         thread_id: None,
         timeout_secs: args.timeout,
     };
-    let asked: Asked = session.client.request(Op::Ask(request)).await?;
+    let asked: Asked = peer.client.request(Op::Ask(request)).await?;
     // A signal from here on ends the wait, which says what was abandoned.
-    let waiter = &mut Waiter::new(session.events, stop);
+    let waiter = &mut Waiter::new(peer.events, stop);
     if waiter.is_live() {
         errln!(
             "relay: asked {} as {} (ask {}){}",
             args.peer,
-            session.welcome.name,
+            peer.welcome.name,
             asked.ask_id,
             queued_note(asked.delivery, &args.peer)
         );

@@ -15,7 +15,7 @@ use crate::{
         Global, Outcome,
         ask::{DEADLINE_GRACE, question_text},
         exit, output,
-        session::{self, DEFAULT_NAME, Waited, Waiter, before_sending},
+        peer::{self, DEFAULT_NAME, Waited, Waiter, before_sending},
     },
     client::Event,
     errors::{ErrorCode, RelayError},
@@ -31,10 +31,10 @@ pub struct BroadcastArgs {
     /// The question; `-` reads it from stdin.
     pub question: String,
     /// How long to wait for replies, in seconds (1 to 3600).
-    #[arg(long, value_name = "SECS", value_parser = session::seconds, default_value_t = DEFAULT_WAIT_SECS)]
+    #[arg(long, value_name = "SECS", value_parser = peer::seconds, default_value_t = DEFAULT_WAIT_SECS)]
     pub wait: u64,
     /// The name to ask as; the hub adds -2, -3, ... when it is taken.
-    #[arg(long = "as", value_name = "NAME", value_parser = session::name, default_value = DEFAULT_NAME)]
+    #[arg(long = "as", value_name = "NAME", value_parser = peer::name, default_value = DEFAULT_NAME)]
     pub name: String,
 }
 
@@ -49,13 +49,13 @@ pub(crate) async fn run(args: &BroadcastArgs, global: &Global) -> Outcome {
     let question = before_sending(&mut stop, question_text(&args.question)).await?;
     validate_text("question", &question)?;
     let data = global.data()?;
-    let session = before_sending(&mut stop, session::join(&data, &args.name)).await?;
+    let peer = before_sending(&mut stop, peer::join(&data, &args.name)).await?;
     let request = BroadcastRequest {
         question,
         exclude_self: true,
         timeout_secs: args.wait,
     };
-    let sent: Broadcasted = session.client.request(Op::Broadcast(request)).await?;
+    let sent: Broadcasted = peer.client.request(Op::Broadcast(request)).await?;
     if sent.asks.is_empty() && sent.skipped.is_empty() {
         return Err(RelayError::new(
             ErrorCode::PeerNotFound,
@@ -64,7 +64,7 @@ pub(crate) async fn run(args: &BroadcastArgs, global: &Global) -> Outcome {
         .into());
     }
     // A signal from here on ends the wait, which says what was abandoned.
-    let waiter = &mut Waiter::new(session.events, stop);
+    let waiter = &mut Waiter::new(peer.events, stop);
     if waiter.is_live() {
         let names: Vec<String> = sent
             .asks

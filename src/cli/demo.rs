@@ -5,10 +5,10 @@
 //! everything it started and removes the directory ([`world`]): after the script, after a failed
 //! step, and on SIGINT or SIGTERM.
 
+mod channel;
 mod narrate;
 mod render;
 mod script;
-mod session;
 mod world;
 
 use std::{pin::pin, process::ExitCode};

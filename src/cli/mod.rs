@@ -42,8 +42,8 @@ pub(crate) mod exit;
 pub(crate) mod hub;
 pub(crate) mod logs;
 pub(crate) mod output;
+pub(crate) mod peer;
 pub(crate) mod peers;
-pub(crate) mod session;
 pub(crate) mod status;
 
 use std::{path::PathBuf, process::ExitCode};

@@ -32,7 +32,7 @@ use crate::{
     framing::{FrameError, FrameReader},
     hub::{
         handle::Hub,
-        handlers::{BadLine, Session, handle_line},
+        handlers::{BadLine, Client, handle_line},
         outbox::{Outbox, OutboxReceiver, PAUSE_READING_BYTES, STALL},
         texts,
     },
@@ -89,11 +89,11 @@ pub(super) async fn serve(
     unregistered: NotYetRegistered,
 ) {
     let (outbox, receiver) = Outbox::new(hub.unread());
-    let session = Session::new(conn, pid, outbox);
+    let client = Client::new(conn, pid, outbox);
     let (read_done, reading_ended) = oneshot::channel::<()>();
     let reader_closed = receiver.closed.clone();
     let reading = async {
-        read_requests(&stream, &hub, session, reader_closed, unregistered).await;
+        read_requests(&stream, &hub, client, reader_closed, unregistered).await;
         drop(read_done);
     };
     // The writer normally stops once the reader is done and the outbox is drained; a peer that
@@ -113,7 +113,7 @@ pub(super) async fn serve(
 async fn read_requests(
     stream: &Stream,
     hub: &Hub,
-    mut session: Session,
+    mut client: Client,
     closed: CancellationToken,
     mut unregistered: NotYetRegistered,
 ) {
@@ -133,48 +133,46 @@ async fn read_requests(
     tokio::pin!(hello_by);
     loop {
         // A peer that asks and does not read its answers waits until it has read them.
-        if session.outbox.unread() > PAUSE_READING_BYTES {
+        if client.outbox.unread() > PAUSE_READING_BYTES {
             tokio::select! {
                 _ = &mut stop => break,
-                () = session.outbox.drained_to(PAUSE_READING_BYTES) => {}
+                () = client.outbox.drained_to(PAUSE_READING_BYTES) => {}
             }
         }
         let frame = tokio::select! {
             _ = &mut stop => break,
-            () = &mut hello_by, if !session.registered => {
-                tracing::info!(conn = session.conn.0, peer_pid = session.pid, "connection_closed_no_hello");
+            () = &mut hello_by, if !client.registered => {
+                tracing::info!(conn = client.conn.0, peer_pid = client.pid, "connection_closed_no_hello");
                 break;
             }
             frame = frames.next_line() => frame,
         };
         match frame {
             Ok(Some(line)) => {
-                let response = handle_line(hub, &mut session, &line);
-                if session.registered {
+                let response = handle_line(hub, &mut client, &line);
+                if client.registered {
                     unregistered.registered();
                 }
-                session.outbox.send(&response);
+                client.outbox.send(&response);
             }
             Ok(None) => break,
             Err(FrameError::TooLong) => {
-                session.bad_line(BadLine::TooLong, MAX_LINE_BYTES);
-                session.outbox.send(&unaddressed(texts::line_too_long()));
+                client.bad_line(BadLine::TooLong, MAX_LINE_BYTES);
+                client.outbox.send(&unaddressed(texts::line_too_long()));
                 break;
             }
             Err(FrameError::NotUtf8) => {
-                session.bad_line(BadLine::NotUtf8, 0);
-                session.outbox.send(&unaddressed(texts::line_not_utf8()));
+                client.bad_line(BadLine::NotUtf8, 0);
+                client.outbox.send(&unaddressed(texts::line_not_utf8()));
             }
             Err(FrameError::Stalled) => {
-                session.bad_line(BadLine::Stalled, 0);
-                session.outbox.send(&unaddressed(texts::line_stalled()));
+                client.bad_line(BadLine::Stalled, 0);
+                client.outbox.send(&unaddressed(texts::line_stalled()));
                 break;
             }
             Err(FrameError::OverBudget) => {
-                session.bad_line(BadLine::OverBudget, 0);
-                session
-                    .outbox
-                    .send(&unaddressed(texts::lines_over_budget()));
+                client.bad_line(BadLine::OverBudget, 0);
+                client.outbox.send(&unaddressed(texts::lines_over_budget()));
                 break;
             }
             Err(FrameError::Io(e)) => {
@@ -183,9 +181,9 @@ async fn read_requests(
             }
         }
     }
-    session.closed();
-    hub.disconnect(session.conn);
-    // Dropping the session drops the last outbox handle, so the writer drains and stops.
+    client.closed();
+    hub.disconnect(client.conn);
+    // Dropping the client drops the last outbox handle, so the writer drains and stops.
 }
 
 /// The most bytes gathered into one write: lines that queued up while a write was in flight go

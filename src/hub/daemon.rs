@@ -22,7 +22,7 @@ use std::{
 
 use crate::{
     hub::server::{self, ServerConfig},
-    logging::{self, Component, SessionLabel},
+    logging::{self, Component, PeerName},
     paths::DataDir,
     signals::termination,
 };
@@ -72,7 +72,7 @@ fn run_inner(options: DaemonOptions) -> io::Result<()> {
     }
     lock.set_len(0)?;
     writeln!(lock, "{}", std::process::id())?;
-    logging::init(Component::Hub, &data.logs(), SessionLabel::default());
+    logging::init(Component::Hub, &data.logs(), PeerName::default());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

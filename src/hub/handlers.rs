@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// What the hub knows about the client at the other end of one connection.
-pub(super) struct Session {
+pub(super) struct Client {
     pub conn: ConnId,
     /// From the socket's peer credentials, not from anything the client said.
     pub pid: u32,
@@ -51,9 +51,9 @@ impl BadLine {
     }
 }
 
-impl Session {
+impl Client {
     pub(super) fn new(conn: ConnId, pid: u32, outbox: Outbox) -> Self {
-        Session {
+        Client {
             conn,
             pid,
             outbox,
@@ -90,11 +90,11 @@ impl Session {
 }
 
 /// Handles one line from the client and returns the response to send back.
-pub(super) fn handle_line(hub: &Hub, session: &mut Session, line: &str) -> FromHub {
+pub(super) fn handle_line(hub: &Hub, client: &mut Client, line: &str) -> FromHub {
     let value: Value = match serde_json::from_str(line) {
         Ok(value) => value,
         Err(e) => {
-            session.bad_line(BadLine::NotJson, line.len());
+            client.bad_line(BadLine::NotJson, line.len());
             return error(None, texts::line_not_json(&e));
         }
     };
@@ -102,7 +102,7 @@ pub(super) fn handle_line(hub: &Hub, session: &mut Session, line: &str) -> FromH
     let request: Request = match serde_json::from_value(value) {
         Ok(request) => request,
         Err(e) => {
-            session.bad_line(BadLine::NotARequest, line.len());
+            client.bad_line(BadLine::NotARequest, line.len());
             return error(id, texts::not_a_request(&e));
         }
     };
@@ -118,35 +118,35 @@ pub(super) fn handle_line(hub: &Hub, session: &mut Session, line: &str) -> FromH
         return error(Some(id), texts::after_deadline());
     }
     let result = match request.op {
-        Op::Hello(hello) => handle_hello(hub, session, hello),
+        Op::Hello(hello) => handle_hello(hub, client, hello),
         Op::Status => answer(Ok(hub.status())),
         Op::Shutdown => {
             hub.request_shutdown();
             answer(Ok(ShuttingDown {}))
         }
         // A hook, which never registers, names its session; a peer takes only its own inbox.
-        Op::InboxTake(take) if !session.registered && take.session_id.is_some() => {
+        Op::InboxTake(take) if !client.registered && take.session_id.is_some() => {
             let session_id = take.session_id.as_deref().unwrap_or_default();
             validate_id("session_id", session_id)
-                .and_then(|()| answer(hub.take_inbox(session.conn, Some(session_id))))
+                .and_then(|()| answer(hub.take_inbox(client.conn, Some(session_id))))
         }
-        Op::InboxAck(ack) if !session.registered && ack.session_id.is_some() => {
+        Op::InboxAck(ack) if !client.registered && ack.session_id.is_some() => {
             let session_id = ack.session_id.as_deref().unwrap_or_default();
             validate_id("session_id", session_id)
-                .and_then(|()| answer(hub.ack_inbox(session.conn, Some(session_id), ack.take_id)))
+                .and_then(|()| answer(hub.ack_inbox(client.conn, Some(session_id), ack.take_id)))
         }
         // `relay peers` lists everyone without joining.
-        Op::Peers if !session.registered => answer(Ok(hub.all_peers())),
-        _ if !session.registered => Err(texts::not_registered()),
-        Op::InboxTake(_) => answer(hub.take_inbox(session.conn, None)),
-        Op::InboxAck(ack) => answer(hub.ack_inbox(session.conn, None, ack.take_id)),
-        Op::Peers => answer(hub.peers(session.conn)),
-        Op::Ask(ask) => handle_ask(hub, session.conn, ask),
-        Op::Reply(reply) => handle_reply(hub, session.conn, reply),
-        Op::Broadcast(broadcast) => handle_broadcast(hub, session.conn, broadcast),
-        Op::Rename(rename) => handle_rename(hub, session.conn, rename),
+        Op::Peers if !client.registered => answer(Ok(hub.all_peers())),
+        _ if !client.registered => Err(texts::not_registered()),
+        Op::InboxTake(_) => answer(hub.take_inbox(client.conn, None)),
+        Op::InboxAck(ack) => answer(hub.ack_inbox(client.conn, None, ack.take_id)),
+        Op::Peers => answer(hub.peers(client.conn)),
+        Op::Ask(ask) => handle_ask(hub, client.conn, ask),
+        Op::Reply(reply) => handle_reply(hub, client.conn, reply),
+        Op::Broadcast(broadcast) => handle_broadcast(hub, client.conn, broadcast),
+        Op::Rename(rename) => handle_rename(hub, client.conn, rename),
     };
-    hub.touch(session.conn);
+    hub.touch(client.conn);
     match result {
         Ok(result) => FromHub::Ok { id, result },
         Err(e) => error(Some(id), e),
@@ -171,11 +171,11 @@ fn answer<T: Serialize>(result: Result<T, RelayError>) -> Result<Value, RelayErr
     result.map(|value| serde_json::to_value(value).expect("results always serialize"))
 }
 
-fn handle_hello(hub: &Hub, session: &mut Session, hello: Hello) -> Result<Value, RelayError> {
+fn handle_hello(hub: &Hub, client: &mut Client, hello: Hello) -> Result<Value, RelayError> {
     if hello.protocol != PROTOCOL_VERSION {
         return Err(texts::protocol_mismatch(&hello.version, hello.protocol));
     }
-    if session.registered {
+    if client.registered {
         return Err(texts::already_registered());
     }
     validate_name(&hello.name)?;
@@ -191,8 +191,8 @@ fn handle_hello(hub: &Hub, session: &mut Session, hello: Hello) -> Result<Value,
     if let Some(session_id) = &hello.session_id {
         validate_id("session_id", session_id)?;
     }
-    let welcome = hub.register(session.conn, hello, session.pid, session.outbox.clone())?;
-    session.registered = true;
+    let welcome = hub.register(client.conn, hello, client.pid, client.outbox.clone())?;
+    client.registered = true;
     answer(Ok(welcome))
 }
 

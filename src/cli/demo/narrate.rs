@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::{Map, Value, json};
 
 use crate::cli::{
-    demo::{render::Push, session::ToolReply},
+    demo::{channel::ToolReply, render::Push},
     output,
 };
 

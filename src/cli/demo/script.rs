@@ -10,9 +10,9 @@ use tokio::time::Instant;
 
 use crate::{
     cli::demo::{
+        channel::ToolReply,
         narrate::{Narrator, Started},
         render::Push,
-        session::ToolReply,
         world::World,
     },
     control,
@@ -173,8 +173,8 @@ impl Play<'_> {
             message,
         };
         for name in [BACKEND, FRONTEND] {
-            let session = self.world.spawn_session(name).map_err(failed)?;
-            let initialized = session.initialize(STEP_LIMIT).await.map_err(failed)?;
+            let channel = self.world.spawn_channel(name).map_err(failed)?;
+            let initialized = channel.initialize(STEP_LIMIT).await.map_err(failed)?;
             if !initialized["capabilities"]["experimental"]["claude/channel"].is_object() {
                 return Err(failed(format!(
                     "{name} does not declare the claude/channel capability, so Claude Code would \

@@ -10,7 +10,7 @@ use std::{
 
 use tokio::{process::Command, time::Instant};
 
-use crate::{cli::demo::session::Session, control, paths::DataDir};
+use crate::{cli::demo::channel::ChannelClient, control, paths::DataDir};
 
 /// How long a session gets to exit after its stdin closes, before it is killed.
 const CLOSE_LIMIT: Duration = Duration::from_secs(3);
@@ -29,7 +29,7 @@ pub(super) struct World {
     pub data: DataDir,
     home: PathBuf,
     channel_exe: PathBuf,
-    pub sessions: Vec<Session>,
+    pub sessions: Vec<ChannelClient>,
     /// The hub's pid once known, to name it if it will not stop.
     pub hub_pid: Option<u32>,
 }
@@ -71,7 +71,7 @@ impl World {
     /// Starts a channel named `name`, working in its own directory under the temp dir, with
     /// pushes on (the demo's client reads every push, as Claude Code started with the channels
     /// flag does). The environment is cleared so that nothing of the user's session leaks in.
-    pub(super) fn spawn_session(&mut self, name: &str) -> Result<&mut Session, String> {
+    pub(super) fn spawn_channel(&mut self, name: &str) -> Result<&mut ChannelClient, String> {
         let cwd = self.temp_path.join("work").join(name);
         fs::create_dir_all(&cwd).map_err(|e| format!("cannot create {}: {e}", cwd.display()))?;
         let mut command = Command::new(&self.channel_exe);
@@ -85,7 +85,7 @@ impl World {
             .env("RELAY_CHANNELS", "on")
             // Should the demo die before its clean-up, its hub leaves by itself soon after.
             .env("RELAY_HUB_IDLE_SECS", DEMO_HUB_IDLE_SECS);
-        let session = Session::spawn(command, name, &self.channel_exe)?;
+        let session = ChannelClient::spawn(command, name, &self.channel_exe)?;
         self.sessions.push(session);
         Ok(self.sessions.last_mut().expect("just pushed"))
     }

@@ -26,7 +26,7 @@ pub(crate) const DEFAULT_NAME: &str = "cli";
 const EVENT_QUEUE: usize = 256;
 
 /// A registered command-line peer and the events the hub sends it.
-pub(crate) struct CliSession {
+pub(crate) struct CliPeer {
     pub client: HubClient,
     pub welcome: Welcome,
     pub events: mpsc::Receiver<Event>,
@@ -111,7 +111,7 @@ pub(crate) async fn before_sending<T>(
 
 /// Joins the hub of `data` as `name`. Replies reach the command line over its connection, so it
 /// says its pushes are on.
-pub(crate) async fn join(data: &DataDir, name: &str) -> Result<CliSession, CliError> {
+pub(crate) async fn join(data: &DataDir, name: &str) -> Result<CliPeer, CliError> {
     let (sender, events) = mpsc::channel(EVENT_QUEUE);
     let client = HubClient::connect_running(data, sender)
         .await?
@@ -130,7 +130,7 @@ pub(crate) async fn join(data: &DataDir, name: &str) -> Result<CliSession, CliEr
         session_id: None,
     };
     let welcome = client.request(Op::Hello(hello)).await?;
-    Ok(CliSession {
+    Ok(CliPeer {
         client,
         welcome,
         events,

@@ -27,7 +27,7 @@ pub(super) struct ToolReply {
 }
 
 /// A running `relay-channel` and the client end of its stdio.
-pub(super) struct Session {
+pub(super) struct ChannelClient {
     /// The session's current name (it changes on `relay_rename`).
     pub name: String,
     child: Child,
@@ -38,11 +38,15 @@ pub(super) struct Session {
     next_id: u64,
 }
 
-impl Session {
+impl ChannelClient {
     /// Starts `command` (a relay-channel, environment already set) with piped stdin and stdout.
     /// The child gets its own process group, so that a Ctrl-C in the terminal reaches only
     /// `relay`, which then closes the sessions in order; it is killed if the session is dropped.
-    pub(super) fn spawn(mut command: Command, name: &str, exe: &Path) -> Result<Session, String> {
+    pub(super) fn spawn(
+        mut command: Command,
+        name: &str,
+        exe: &Path,
+    ) -> Result<ChannelClient, String> {
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -54,7 +58,7 @@ impl Session {
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(format!("{} started without piped stdio", exe.display()));
         };
-        Ok(Session {
+        Ok(ChannelClient {
             name: name.to_owned(),
             child,
             stdin: Some(stdin),
