@@ -167,7 +167,7 @@ async fn read_requests(
             }
             Err(FrameError::Stalled) => {
                 client.bad_line(BadLine::Stalled, 0);
-                client.outbox.send(&unaddressed(texts::line_stalled()));
+                client.outbox.send(&unaddressed(texts::line_stalled(LINE_STALL)));
                 break;
             }
             Err(FrameError::OverBudget) => {

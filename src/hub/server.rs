@@ -1,5 +1,5 @@
 //! The accept loop: one task per connection, idle exit, graceful shutdown, and the background
-//! task that expires the deadlines of pending asks.
+//! task that runs the hub's deadlines (asks that time out, inboxes that expire).
 
 use std::{future::Future, io, sync::Arc, time::Duration};
 

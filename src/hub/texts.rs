@@ -210,10 +210,10 @@ pub(super) fn line_too_long() -> RelayError {
     ))
 }
 
-pub(super) fn line_stalled() -> RelayError {
+pub(super) fn line_stalled(stall: std::time::Duration) -> RelayError {
     RelayError::bad_msg(format!(
         "a line stayed unfinished for {} s; the hub closes this connection",
-        super::connection::LINE_STALL.as_secs()
+        stall.as_secs()
     ))
 }
 
