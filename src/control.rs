@@ -18,10 +18,51 @@ use crate::{
 /// How long `stop` waits for the hub to remove its socket.
 pub(crate) const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long to wait for a hub that holds its lock but serves no socket to bind it again (it
+/// checks every second).
+const SOCKET_RETURN: Duration = Duration::from_secs(3);
+
+/// The pid of a hub that holds the lock of `data`, found without its socket; `None` when no
+/// process holds the lock. A shared lock is asked for and dropped at once: it is refused while
+/// a hub holds its exclusive one.
+pub(crate) fn locked_hub(data: &DataDir) -> Option<u32> {
+    let lock = std::fs::File::open(data.lock()).ok()?;
+    match lock.try_lock_shared() {
+        Ok(()) => None,
+        Err(_) => std::fs::read_to_string(data.lock())
+            .ok()
+            .and_then(|pid| pid.trim().parse().ok()),
+    }
+}
+
+/// Connects to the hub of `data`. With no socket to connect to but a hub holding the lock (its
+/// socket file was removed), waits for the hub to bind it again; a hub that does not is an
+/// error naming its pid.
+async fn connect(data: &DataDir) -> Result<Option<HubClient>, RelayError> {
+    let deadline = tokio::time::Instant::now() + SOCKET_RETURN;
+    loop {
+        let (events, _unused) = mpsc::channel(1);
+        if let Some(client) = HubClient::connect_running(data, events).await? {
+            return Ok(Some(client));
+        }
+        let Some(pid) = locked_hub(data) else {
+            return Ok(None);
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(RelayError::hub_unreachable(format!(
+                "a hub (pid {pid}) holds {} but serves no socket at {}; stop it with `kill {pid}`, and the \
+                 next session starts a new one",
+                data.lock().display(),
+                data.socket().display()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The status of the hub of `data`, or `None` when no hub is running.
 pub async fn status(data: &DataDir) -> Result<Option<HubStatus>, RelayError> {
-    let (events, _unused) = mpsc::channel(1);
-    let Some(client) = HubClient::connect_running(data, events).await? else {
+    let Some(client) = connect(data).await? else {
         return Ok(None);
     };
     client.request(Op::Status).await.map(Some)
@@ -45,9 +86,14 @@ struct AnyStatus {
 /// Stops the hub of `data` gracefully and waits until it no longer serves the socket. Returns what
 /// it was, or `None` when no hub was running.
 pub async fn stop(data: &DataDir) -> Result<Option<Stopped>, RelayError> {
-    let (events, _unused) = mpsc::channel(1);
-    let Some(client) = HubClient::connect_running(data, events).await? else {
-        return Ok(None);
+    let client = match connect(data).await {
+        Ok(Some(client)) => client,
+        Ok(None) => return Ok(None),
+        // A hub that lost its socket for good can still be stopped by its pid.
+        Err(e) => match locked_hub(data) {
+            Some(pid) => return terminate(data, pid).await,
+            None => return Err(e),
+        },
     };
     let answer: Value = client.request(Op::Status).await?;
     let stopped = Stopped {
@@ -86,5 +132,33 @@ pub async fn stop(data: &DataDir) -> Result<Option<Stopped>, RelayError> {
                 STOP_TIMEOUT.as_secs(),
             )))
         }
+    }
+}
+
+/// Stops the hub `pid`, which serves no socket, with SIGTERM, and waits until it released its
+/// lock.
+async fn terminate(data: &DataDir, pid: u32) -> Result<Option<Stopped>, RelayError> {
+    // SAFETY: kill(2) with a pid read from the hub's own lock file, which that hub holds.
+    if unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) } != 0 {
+        return Err(RelayError::hub_unreachable(format!(
+            "the hub (pid {pid}) serves no socket and cannot be signalled: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    let released = tokio::time::timeout(STOP_TIMEOUT, async {
+        while locked_hub(data).is_some() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    match released {
+        Ok(()) => Ok(Some(Stopped {
+            status: None,
+            hub_pid: Some(pid),
+        })),
+        Err(_) => Err(RelayError::hub_unreachable(format!(
+            "the hub (pid {pid}) serves no socket and is still running {} s after SIGTERM; stop it with `kill -9 {pid}`",
+            STOP_TIMEOUT.as_secs()
+        ))),
     }
 }

@@ -79,7 +79,10 @@ pub(crate) async fn run(args: &AskArgs, global: &Global) -> Outcome {
                         "elapsed_ms": waiter.elapsed().as_millis() as u64,
                     }));
                 } else {
-                    outln!("{}", reply.text.trim_end_matches('\n'));
+                    outln!(
+                        "{}",
+                        output::printable(reply.text.trim_end_matches('\n'), true)
+                    );
                 }
                 return Ok(ExitCode::from(exit::SUCCESS));
             }

@@ -106,7 +106,10 @@ pub(crate) async fn run(args: &BroadcastArgs, global: &Global) -> Outcome {
                     }));
                 } else {
                     outln!("── {name} (after {})", output::human_duration(elapsed));
-                    outln!("{}\n", reply.text.trim_end_matches('\n'));
+                    outln!(
+                        "{}\n",
+                        output::printable(reply.text.trim_end_matches('\n'), true)
+                    );
                 }
                 answered.push(name);
             }

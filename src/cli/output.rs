@@ -65,7 +65,28 @@ pub(crate) fn report_error(e: &CliError, json: bool) {
 }
 
 /// Lays `rows` out in columns under `headers`, two spaces apart, without trailing blanks.
+/// `text` safe to print on a terminal: every control character (an escape sequence from a
+/// peer's `cwd`, say) written as `\u{..}`, except newlines and tabs when `keep_lines` (a reply's
+/// text keeps its lines).
+pub(crate) fn printable(text: &str, keep_lines: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && !(keep_lines && matches!(c, '\n' | '\t')) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Aligned columns under `headers`; every cell is made [`printable`] on one line.
 pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| printable(cell, false)).collect())
+        .collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -107,6 +128,18 @@ pub(crate) fn human_duration(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("a\x1b[31mred", false), "a\\u{1b}[31mred");
+        assert_eq!(
+            printable("two\nlines\tand\r", true),
+            "two\nlines\tand\\u{d}"
+        );
+        assert_eq!(printable("two\nlines", false), "two\\u{a}lines");
+        let rows = vec![vec!["/tmp/\x07bell".to_owned()]];
+        assert_eq!(table(&["CWD"], &rows), "CWD\n/tmp/\\u{7}bell\n");
+    }
 
     #[test]
     fn tables_align_columns() {

@@ -79,9 +79,10 @@ fn why_not_live(peers: &[PeerInfo]) -> String {
         if peer.kind == PeerKind::Channel && peer.channels != Pushes::On {
             let reason = or_dash(&peer.channels_reason);
             notes.push_str(&format!(
-                "{}: channels {}: {reason}\n",
+                "{}: channels {}: {}\n",
                 peer.name,
-                peer.channels.as_str()
+                peer.channels.as_str(),
+                output::printable(&reason, false)
             ));
         }
     }

@@ -89,6 +89,7 @@ pub(super) async fn serve(
     unregistered: NotYetRegistered,
 ) {
     let (outbox, receiver) = Outbox::new(hub.unread());
+    let queued = receiver.queued.clone();
     let client = Client::new(conn, pid, outbox);
     let (read_done, reading_ended) = oneshot::channel::<()>();
     let reader_closed = receiver.closed.clone();
@@ -108,6 +109,30 @@ pub(super) async fn serve(
         }
     };
     tokio::join!(reading, writing);
+    if queued.peak() > GIVE_BACK_AFTER {
+        give_memory_back();
+    }
+}
+
+/// What a connection must have held at once for its end to be worth giving memory back.
+const GIVE_BACK_AFTER: usize = 1024 * 1024;
+
+/// Hands freed memory back to the system. A slow reader can make the hub hold megabytes for a
+/// while; once it is gone, the allocator keeps the freed pages unless asked, and the hub's
+/// resident size would stay at its peak. At most once a second: trimming walks the heap.
+fn give_memory_back() {
+    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let now = std::time::Instant::now();
+    if last.is_some_and(|at| now.duration_since(at) < Duration::from_secs(1)) {
+        return;
+    }
+    *last = Some(now);
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory at the top of glibc's heaps.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 async fn read_requests(
@@ -167,7 +192,9 @@ async fn read_requests(
             }
             Err(FrameError::Stalled) => {
                 client.bad_line(BadLine::Stalled, 0);
-                client.outbox.send(&unaddressed(texts::line_stalled(LINE_STALL)));
+                client
+                    .outbox
+                    .send(&unaddressed(texts::line_stalled(LINE_STALL)));
                 break;
             }
             Err(FrameError::OverBudget) => {

@@ -73,6 +73,7 @@ fn run_inner(options: DaemonOptions) -> io::Result<()> {
     lock.set_len(0)?;
     writeln!(lock, "{}", std::process::id())?;
     logging::init(Component::Hub, &data.logs(), PeerName::default());
+    raise_open_files();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -86,6 +87,30 @@ fn run_inner(options: DaemonOptions) -> io::Result<()> {
     tracing::info!("hub_exited");
     drop(lock);
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard one: every session is a connection, and the
+/// usual soft limit of 1,024 would cap the hub at about a thousand.
+fn raise_open_files() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit with a pointer to a local struct.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && {
+            let wanted = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            limit.rlim_cur == limit.rlim_max || libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0
+        }
+    };
+    if raised {
+        tracing::info!(open_files = limit.rlim_max, "open_file_limit");
+    } else {
+        tracing::warn!(open_files = limit.rlim_cur, error = %io::Error::last_os_error(), "open_file_limit_not_raised");
+    }
 }
 
 /// Takes the hub lock, or returns `None` when another process holds it.

@@ -61,6 +61,8 @@ pub(crate) struct Outbox {
 #[derive(Debug)]
 pub(crate) struct Queued {
     bytes: AtomicUsize,
+    /// The most bytes that ever waited at once.
+    peak: AtomicUsize,
     hub: Arc<Unread>,
     /// Signalled whenever the writer took some bytes.
     drained: Notify,
@@ -83,6 +85,11 @@ impl Queued {
 
     pub(crate) fn unread(&self) -> usize {
         self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// The most bytes that ever waited at once.
+    pub(crate) fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
     }
 
     /// Resolves once at most `bytes` wait (at once if that is so now).
@@ -113,6 +120,7 @@ impl Outbox {
         let closed = CancellationToken::new();
         let queued = Arc::new(Queued {
             bytes: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
             hub,
             drained: Notify::new(),
         });
@@ -139,7 +147,8 @@ impl Outbox {
         if self.lines.send(line).is_err() {
             return false;
         }
-        self.queued.bytes.fetch_add(bytes, Ordering::Relaxed);
+        let now = self.queued.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.queued.peak.fetch_max(now, Ordering::Relaxed);
         self.queued.hub.bytes.fetch_add(bytes, Ordering::Relaxed);
         true
     }

@@ -9,6 +9,7 @@ use interprocess::local_socket::{
     tokio::{Listener, Stream, prelude::*},
 };
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
+use std::os::unix::fs::MetadataExt;
 use tokio::{io::AsyncWriteExt, sync::watch};
 
 use crate::{
@@ -36,10 +37,15 @@ pub(crate) struct ServerConfig {
     pub idle_exit: Duration,
 }
 
+/// How often the hub checks that its socket file is still the one it bound.
+const SOCKET_CHECK: Duration = Duration::from_secs(1);
+
 /// The hub's bound socket, the uid that peers must have to be let in, and the data directory
 /// it serves.
 pub(crate) struct Bound {
     listener: Listener,
+    /// The socket file as bound: (device, inode).
+    file: (u64, u64),
     uid: u32,
     data: DataDir,
 }
@@ -47,6 +53,18 @@ pub(crate) struct Bound {
 /// Binds the hub's socket (mode 0600). The caller must hold the hub lock: any socket file
 /// already there belongs to a dead hub and is removed.
 pub(crate) fn bind(data: &DataDir) -> io::Result<Bound> {
+    let (listener, file, uid) = listen(data)?;
+    Ok(Bound {
+        listener,
+        file,
+        uid,
+        data: data.clone(),
+    })
+}
+
+/// Removes whatever is at the socket's path and binds it anew, returning the listener, the
+/// file's identity and its owner (the uid peers must match).
+fn listen(data: &DataDir) -> io::Result<(Listener, (u64, u64), u32)> {
     let socket = data.socket();
     match std::fs::remove_file(&socket) {
         Ok(()) => tracing::warn!(path = %socket.display(), "removed_stale_socket"),
@@ -57,13 +75,34 @@ pub(crate) fn bind(data: &DataDir) -> io::Result<Bound> {
         .name(socket.as_path().to_fs_name::<GenericFilePath>()?)
         .mode(0o600)
         .create_tokio()?;
-    // The socket was created by this process, so its owner is the uid peers must match.
-    let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&socket)?);
-    Ok(Bound {
-        listener,
-        uid,
-        data: data.clone(),
-    })
+    let meta = std::fs::metadata(&socket)?;
+    Ok((listener, (meta.dev(), meta.ino()), meta.uid()))
+}
+
+/// Binds the socket again when its file was removed or replaced (a user's `rm hub.sock`, a
+/// clean-up script): new sessions could never reach this hub otherwise, and no other hub can
+/// start while it holds the lock. Returns whether it did.
+fn rebind_if_gone(listener: &mut Listener, file: &mut (u64, u64), data: &DataDir) -> bool {
+    let now = std::fs::symlink_metadata(data.socket())
+        .ok()
+        .map(|meta| (meta.dev(), meta.ino()));
+    if now == Some(*file) {
+        return false;
+    }
+    match listen(data) {
+        Ok((fresh, fresh_file, _)) => {
+            // The old listener must not remove the path, which is the new socket's now.
+            let mut old = std::mem::replace(listener, fresh);
+            old.do_not_reclaim_name_on_drop();
+            *file = fresh_file;
+            tracing::warn!(path = %data.socket().display(), "socket_rebound");
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "socket_rebind_failed");
+            false
+        }
+    }
 }
 
 /// Serves a new hub on `bound` until `shutdown` resolves, a client asks it to stop, or it has
@@ -74,7 +113,8 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let Bound {
-        listener,
+        mut listener,
+        mut file,
         uid,
         data,
     } = bound;
@@ -86,8 +126,18 @@ pub(crate) async fn serve(
     let mut next_conn = 0u64;
     let unregistered = Arc::new(Unregistered::default());
     tracing::info!(idle_exit_secs = config.idle_exit.as_secs(), "hub_listening");
+    let mut socket_check = tokio::time::interval(SOCKET_CHECK);
+    socket_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // When the hub exits for want of connections; kept across iterations of the loop, which
+    // wakes for other reasons (the socket check) without resetting it.
+    let mut idle_until = None;
     loop {
         let idle = *live_rx.borrow_and_update() == 0;
+        idle_until = match (idle, idle_until) {
+            (false, _) => None,
+            (true, None) => Some(tokio::time::Instant::now() + config.idle_exit),
+            (true, until) => until,
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(stream) => {
@@ -111,7 +161,10 @@ pub(crate) async fn serve(
                 }
             },
             _ = live_rx.changed() => {}
-            _ = tokio::time::sleep(config.idle_exit), if idle => {
+            _ = socket_check.tick() => {
+                rebind_if_gone(&mut listener, &mut file, &data);
+            }
+            _ = tokio::time::sleep_until(idle_until.unwrap_or_else(tokio::time::Instant::now)), if idle_until.is_some() => {
                 tracing::info!("hub_idle_exit");
                 break;
             }

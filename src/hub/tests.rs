@@ -616,3 +616,19 @@ async fn a_line_left_unfinished_closes_its_connection() {
     assert!(answer["message"].as_str().unwrap().contains("unfinished"));
     assert_eq!(peer.read().await, None);
 }
+
+/// A hub whose socket file was removed binds it again within a second, and sessions reach it
+/// as before; its peers keep their connections meanwhile.
+#[tokio::test(start_paused = true)]
+async fn a_removed_socket_is_bound_again() {
+    let hub = TestHub::start();
+    let mut alpha = hub.peer("alpha", "on", None).await;
+    std::fs::remove_file(hub.data.socket()).unwrap();
+    let socket = hub.data.socket();
+    let refused = blocking(move || UnixStream::connect(socket).is_err()).await;
+    assert!(refused, "nothing to connect to for now");
+    advance(Duration::from_secs(1)).await;
+    let mut beta = hub.peer("beta", "on", None).await;
+    alpha.ok(ask("beta", 60)).await;
+    assert_eq!(beta.event().await["type"], "ask");
+}

@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 
 use serde::Serialize;
 
+use crate::cli::output::printable;
 use crate::cli::{
     doctor::{Check, Status},
     output,
@@ -46,12 +47,14 @@ fn text(checks: &[Check], colour: bool) -> String {
         } else {
             mark.to_owned()
         };
+        // Details can quote what sessions said of themselves (a name, a reason).
         text.push_str(&format!(
             "{mark}  {:<width$}  {}\n",
-            check.name, check.detail
+            check.name,
+            printable(&check.detail, false)
         ));
         if let Some(fix) = &check.fix {
-            text.push_str(&format!("      fix: {fix}\n"));
+            text.push_str(&format!("      fix: {}\n", printable(fix, false)));
         }
     }
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();

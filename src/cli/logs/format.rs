@@ -6,7 +6,7 @@ use std::io::{self, IsTerminal, Write};
 use serde_json::Value;
 use time::macros::format_description;
 
-use crate::cli::logs::files::LogEvent;
+use crate::cli::{logs::files::LogEvent, output::printable};
 
 /// The fields that have their own column; the others follow the event name as `key=value`.
 const COLUMNS: [&str; 6] = ["timestamp", "level", "component", "pid", "session", "event"];
@@ -72,6 +72,11 @@ pub(crate) fn human(event: &LogEvent, colour: bool) -> String {
     } else {
         format!("{time}  {level}  ")
     };
+    let (process, session, name) = (
+        printable(&process, false),
+        printable(session, false),
+        printable(name, false),
+    );
     line.push_str(&format!("{process:<16}  {session:<12}  {name}"));
     let mut separator = "  ";
     for (key, value) in &event.fields {
