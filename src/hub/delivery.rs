@@ -9,7 +9,7 @@ use crate::{
     errors::RelayError,
     hub::{
         handle::{Hub, State},
-        inbox::{Owner, Queued},
+        inbox::{Inbox, Owner, Queued},
         texts,
     },
     protocol::{Acked, AskFailure, Delivery, DeliveryMode, FromHub, InboxContents, Undelivered},
@@ -167,28 +167,33 @@ impl Hub {
             if let Owner::Session(session) = &owner {
                 state.journal.expired(session);
             }
-            for queued in inbox.queued() {
-                let (Some(sender), FromHub::Reply(reply)) = (&queued.sender, &queued.message)
-                else {
-                    continue;
-                };
-                let Some(conn) = state.peers.with_inbox(sender) else {
-                    continue;
-                };
-                let to = state
-                    .asks
-                    .caller_name_of(&reply.ask_id)
-                    .unwrap_or_else(|| "the session that asked".to_owned());
-                let event = FromHub::Undelivered(Undelivered {
-                    message_id: self.new_id("msg"),
-                    ask_id: reply.ask_id.clone(),
-                    message: texts::reply_expired_unread(&to, &reply.ask_id),
-                    to,
-                });
-                tracing::info!(ask_id = %reply.ask_id, "reply_expired_unread");
-                let bytes = reply.text.len();
-                state.deliver(conn, &event, bytes, None);
-            }
+            self.report_unread(state, &inbox);
+        }
+    }
+
+    /// Tells the sender of each reply in `inbox`, which is gone unread, that it was never read,
+    /// if the sender is still connected.
+    pub(super) fn report_unread(&self, state: &mut State, inbox: &Inbox) {
+        for queued in inbox.queued() {
+            let (Some(sender), FromHub::Reply(reply)) = (&queued.sender, &queued.message) else {
+                continue;
+            };
+            let Some(conn) = state.peers.with_inbox(sender) else {
+                continue;
+            };
+            let to = state
+                .asks
+                .caller_name_of(&reply.ask_id)
+                .unwrap_or_else(|| "the session that asked".to_owned());
+            let event = FromHub::Undelivered(Undelivered {
+                message_id: self.new_id("msg"),
+                ask_id: reply.ask_id.clone(),
+                message: texts::reply_expired_unread(&to, &reply.ask_id),
+                to,
+            });
+            tracing::info!(ask_id = %reply.ask_id, "reply_expired_unread");
+            let bytes = reply.text.len();
+            state.deliver(conn, &event, bytes, None);
         }
     }
 }

@@ -31,6 +31,8 @@ mod server;
 mod texts;
 
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod tests;
 
 pub use daemon::{DEFAULT_IDLE_SECS, DaemonOptions, run};

@@ -136,9 +136,10 @@ impl Hub {
                     self.wake_deadline_task();
                 }
             }
-            Released::Lost(0) => {}
+            Released::Lost(lost) if lost.is_empty() => {}
             Released::Lost(lost) => {
-                tracing::warn!(session = %name, lost, "inbox_lost_no_session_id")
+                tracing::warn!(session = %name, lost = lost.len(), "inbox_lost_no_session_id");
+                self.report_unread(&mut state, &lost);
             }
         }
         tracing::info!(session = %name, forgotten_asks = forgotten.len(), "peer_left");
