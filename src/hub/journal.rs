@@ -373,6 +373,44 @@ mod tests {
         assert_eq!(kept_in(&again, "s1"), [reply(2), reply(3)]);
     }
 
+    /// What the journal costs per queued message: a keep and its acknowledgement, each one
+    /// encoded record and one `write`. A measurement, not a check (docs/benchmarks.md):
+    /// `cargo test --release --lib journal_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement; run it by name"]
+    fn journal_cost() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        let mut inboxes = Inboxes::default();
+        let mut journal = Journal::open(&data, &mut inboxes, Instant::now()).unwrap();
+        let text = "x".repeat(200);
+        let rounds = 20_000u64;
+        let started = std::time::Instant::now();
+        for n in 1..=rounds {
+            let message = FromHub::Reply(Delivery {
+                message_id: format!("msg-mx5abc-{n}"),
+                ask_id: format!("ask-mx5abc-{n}"),
+                from: "backend-api".into(),
+                thread_id: format!("ask-mx5abc-{n}"),
+                broadcast_id: None,
+                text: text.clone(),
+            });
+            journal.keep(
+                "6f1c2d3e-0000-4000-8000-1234567890ab",
+                &Queued::new(n, message, None, 200),
+            );
+            journal.ack("6f1c2d3e-0000-4000-8000-1234567890ab", n);
+        }
+        let per = started.elapsed() / rounds as u32;
+        let bytes = fs::metadata(dir.path().join("inbox.journal"))
+            .unwrap()
+            .len()
+            / rounds;
+        println!(
+            "journal: keep + acknowledge {per:?} per message, {bytes} bytes written per message"
+        );
+    }
+
     #[test]
     fn a_journal_of_another_format_is_set_aside() {
         let dir = tempfile::tempdir().unwrap();
