@@ -64,6 +64,15 @@ pub(crate) enum Event {
     Undelivered(Undelivered),
 }
 
+/// What the hub tells a session's waiter.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Signal {
+    /// Messages wait for its session.
+    Wake,
+    /// It is not needed, and why.
+    StandDown(String),
+}
+
 impl Event {
     /// The event a hub message carries; `None` for responses.
     pub(crate) fn from_hub(message: FromHub) -> Option<Event> {
@@ -72,7 +81,11 @@ impl Event {
             FromHub::Reply(delivery) => Some(Event::Reply(delivery)),
             FromHub::AskFailed(failure) => Some(Event::AskFailed(failure)),
             FromHub::Undelivered(undelivered) => Some(Event::Undelivered(undelivered)),
-            FromHub::Ok { .. } | FromHub::Err { .. } | FromHub::Settled { .. } => None,
+            FromHub::Ok { .. }
+            | FromHub::Err { .. }
+            | FromHub::Settled { .. }
+            | FromHub::Wake {}
+            | FromHub::StandDown { .. } => None,
         }
     }
 }
@@ -101,6 +114,8 @@ struct Pending {
 struct Book {
     requests: HashMap<u64, Pending>,
     asks: HashMap<String, Outstanding>,
+    /// Where a waiter's signals go; a channel or the command line gets none.
+    signals: Option<mpsc::UnboundedSender<Signal>>,
 }
 
 /// A live connection to the hub. Dropping it closes the connection.
@@ -151,6 +166,20 @@ impl HubClient {
                 socket.display()
             ))),
         }
+    }
+
+    /// Connects to the hub of `data` if one is running, as [`HubClient::connect_running`], for a
+    /// session's waiter: the hub's signals to it go to the receiver returned.
+    pub(crate) async fn connect_running_as_waiter(
+        data: &DataDir,
+    ) -> Result<Option<(HubClient, mpsc::UnboundedReceiver<Signal>)>, RelayError> {
+        let (events, _unused) = mpsc::channel(1);
+        let Some(client) = HubClient::connect_running(data, events).await? else {
+            return Ok(None);
+        };
+        let (signals, received) = mpsc::unbounded_channel();
+        lock(&client.book).signals = Some(signals);
+        Ok(Some((client, received)))
     }
 
     fn start(stream: Stream, events: mpsc::Sender<Event>) -> HubClient {
@@ -326,6 +355,8 @@ fn route(book: &Mutex<Book>, message: FromHub) -> Option<Event> {
             book.asks.remove(&ask_id);
             None
         }
+        FromHub::Wake {} => signal(&book, Signal::Wake),
+        FromHub::StandDown { reason } => signal(&book, Signal::StandDown(reason)),
         event => {
             let event = Event::from_hub(event)?;
             if let Event::Reply(Delivery { ask_id, .. })
@@ -336,6 +367,14 @@ fn route(book: &Mutex<Book>, message: FromHub) -> Option<Event> {
             Some(event)
         }
     }
+}
+
+/// Passes a signal to the waiter, if this client is one.
+fn signal(book: &Book, signal: Signal) -> Option<Event> {
+    if let Some(signals) = &book.signals {
+        let _ = signals.send(signal);
+    }
+    None
 }
 
 fn record_asks(book: &mut Book, tracks: &Tracks, result: &Value) {

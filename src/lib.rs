@@ -36,6 +36,7 @@ mod signals;
 // What the three binaries need, and nothing else.
 pub use channel::{
     ChannelConfig, DEFAULT_ASK_TIMEOUT_SECS, hook::run as run_hook, run as run_channel,
+    wait::run as run_waiter,
 };
 pub use cli::{Cli, main as run_relay};
 pub use control::{status as hub_status, stop as stop_hub};

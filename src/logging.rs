@@ -49,6 +49,8 @@ pub(crate) const DEFAULT_LEVEL: LevelFilter = LevelFilter::INFO;
 pub(crate) enum Component {
     Hub,
     Channel,
+    /// A session's waiter (`relay-channel wait`).
+    Waiter,
 }
 
 impl Component {
@@ -56,6 +58,7 @@ impl Component {
         match self {
             Component::Hub => "hub",
             Component::Channel => "channel",
+            Component::Waiter => "waiter",
         }
     }
 }

@@ -86,6 +86,10 @@ pub(crate) enum Op {
     /// Acknowledge a page taken with [`Op::InboxTake`]: its messages were shown and leave the
     /// inbox. Answered with [`Acked`].
     InboxAck(InboxAck),
+    /// Wait for messages for a Claude Code session, as its waiter (`relay-channel wait`):
+    /// answered with [`Waiting`], then [`FromHub::Wake`] when messages wait in the session's
+    /// inbox, or [`FromHub::StandDown`] when this waiter is not needed. Allowed instead of hello.
+    Wait(WaitRequest),
     /// Shut the hub down gracefully, answered with [`ShuttingDown`]. Allowed before hello (only
     /// this user's processes can connect). Kept in every protocol version, like `status`.
     Shutdown,
@@ -195,6 +199,11 @@ pub(crate) struct InboxAck {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct WaitRequest {
+    pub session_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct RenameRequest {
     pub new_name: String,
 }
@@ -223,6 +232,11 @@ pub(crate) enum FromHub {
     /// Event: a reply this peer sent was never read: its recipient's session did not come back
     /// for its inbox in time.
     Undelivered(Undelivered),
+    /// Event, to a waiter: messages wait in its session's inbox; take them.
+    Wake {},
+    /// Event, to a waiter: it is not needed (its session's pushes are on, or a newer waiter
+    /// took its place); it should exit without delivering anything.
+    StandDown { reason: String },
 }
 
 /// A reply that expired unread in its recipient's inbox, for its sender.
@@ -289,6 +303,11 @@ pub(crate) struct PeerInfo {
     /// absence, `RELAY_CHANNELS`, or an MCP revision without a path for pushes.
     #[serde(default)]
     pub channels_reason: String,
+    /// How a message to it arrives now: `live`, `woken` or `queued`.
+    pub delivery: DeliveryMode,
+    /// Whether a waiter is armed for its session.
+    #[serde(default)]
+    pub waiter: bool,
     pub pid: u32,
     /// RFC 3339, UTC.
     pub connected_at: String,
@@ -316,6 +335,8 @@ pub(crate) struct Asked {
 pub(crate) enum DeliveryMode {
     /// Pushed into the recipient's transcript now.
     Live,
+    /// Kept in the recipient's inbox, and its waiter is waking it to show it now.
+    Woken,
     /// Kept in the recipient's inbox until its next prompt (or `relay_inbox`): its pushes are off.
     Queued,
 }
@@ -358,6 +379,10 @@ pub(crate) struct InboxContents {
     pub take_id: Option<u64>,
 }
 
+/// Result of [`Op::Wait`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Waiting {}
+
 /// Result of [`Op::InboxAck`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Acked {}
@@ -372,6 +397,9 @@ pub struct HubStatus {
     pub started_at: String,
     pub peers: usize,
     pub pending_asks: usize,
+    /// Waiters armed, one per session that is woken by messages.
+    #[serde(default)]
+    pub waiters: usize,
 }
 
 /// Result of [`Op::Shutdown`].

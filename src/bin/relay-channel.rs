@@ -5,9 +5,11 @@
 
 use std::process::ExitCode;
 
-use claude_relay::{ChannelConfig, DEFAULT_ASK_TIMEOUT_SECS, VERSION, run_channel, run_hook};
+use claude_relay::{
+    ChannelConfig, DEFAULT_ASK_TIMEOUT_SECS, VERSION, run_channel, run_hook, run_waiter,
+};
 
-const USAGE: &str = "usage: relay-channel [hook | --version | --help]";
+const USAGE: &str = "usage: relay-channel [hook | wait | --version | --help]";
 
 /// What `relay-channel --help` prints: what the program is, its arguments and the environment it
 /// reads (the README's Configuration table, rows used by the channel).
@@ -24,6 +26,9 @@ stdout; there is no need to run it by hand. `relay demo` shows two of them at wo
                   hub runs
   hook            the plugin's prompt hook: reads Claude Code's hook input on stdin and prints
                   the messages waiting for that session (its pushes are off); always exits 0
+  wait            the session's waiter, the plugin's asyncRewake hook: waits for a message for
+                  that session, prints it on stderr and exits 2, which wakes the idle session;
+                  exits 0 when not needed (pushes on, session gone, after 12 hours)
   --version       print the version
   -h, --help      print this help
 
@@ -45,6 +50,7 @@ fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
         None => {}
         Some("hook") => return run_hook(),
+        Some("wait") => return run_waiter(),
         Some("--version") => {
             println!("relay-channel {VERSION}");
             return ExitCode::SUCCESS;

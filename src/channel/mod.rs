@@ -12,6 +12,7 @@ pub(crate) mod link;
 pub(crate) mod notify;
 pub(crate) mod pushes;
 pub(crate) mod tools;
+pub(crate) mod wait;
 
 use std::{io, path::PathBuf, process::ExitCode};
 

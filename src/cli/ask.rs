@@ -148,8 +148,11 @@ pub(crate) async fn question_text(arg: &str) -> Result<String, CliError> {
 pub(crate) fn queued_note(delivery: DeliveryMode, peer: &str) -> String {
     match delivery {
         DeliveryMode::Live => String::new(),
+        DeliveryMode::Woken => {
+            format!("; {peer} shows no pushes, and is being woken to see the question now")
+        }
         DeliveryMode::Queued => format!(
-            "; {peer} was started without the channels flag, so it sees the question at its next prompt"
+            "; {peer} shows no pushes and has no waiter armed, so it sees the question at its next prompt"
         ),
     }
 }

@@ -71,6 +71,7 @@ pub(crate) async fn run(args: &BroadcastArgs, global: &Global) -> Outcome {
             .iter()
             .map(|ask| match ask.delivery {
                 DeliveryMode::Live => ask.to.clone(),
+                DeliveryMode::Woken => format!("{} (woken)", ask.to),
                 DeliveryMode::Queued => format!("{} (queued)", ask.to),
             })
             .collect();

@@ -166,7 +166,7 @@ async fn read_requests(
         }
         let frame = tokio::select! {
             _ = &mut stop => break,
-            () = &mut hello_by, if !client.registered => {
+            () = &mut hello_by, if !client.introduced() => {
                 tracing::info!(conn = client.conn.0, peer_pid = client.pid, "connection_closed_no_hello");
                 break;
             }
@@ -175,7 +175,7 @@ async fn read_requests(
         match frame {
             Ok(Some(line)) => {
                 let response = handle_line(hub, &mut client, &line);
-                if client.registered {
+                if client.introduced() {
                     unregistered.registered();
                 }
                 client.outbox.send(&response);

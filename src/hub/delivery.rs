@@ -10,19 +10,49 @@ use crate::{
     hub::{
         handle::{Hub, State},
         inbox::{Inbox, Owner, Queued},
+        outbox::Outbox,
         texts,
+        waiters::Wakes,
     },
-    protocol::{Acked, AskFailure, Delivery, DeliveryMode, FromHub, InboxContents, Undelivered},
+    protocol::{
+        Acked, AskFailure, Delivery, DeliveryMode, FromHub, InboxContents, PeerInfo, Undelivered,
+        Waiting,
+    },
 };
 
 impl State {
+    /// How a message reaches the peer on `conn` now: pushed when its Claude Code shows pushes;
+    /// else kept in its inbox, and `woken` when its session's waiter will show it at once.
+    pub(super) fn delivery_of(&self, conn: ConnId) -> DeliveryMode {
+        let Some(peer) = self.peers.get(conn) else {
+            return DeliveryMode::Queued;
+        };
+        if peer.is_pushed_to() {
+            return DeliveryMode::Live;
+        }
+        match &peer.inbox {
+            Owner::Session(session) if self.waiters.wakes(session, Instant::now()) != Wakes::No => {
+                DeliveryMode::Woken
+            }
+            _ => DeliveryMode::Queued,
+        }
+    }
+
+    /// What `peers` says of the peer on `conn`.
+    pub(super) fn info_of(&self, conn: ConnId) -> Option<PeerInfo> {
+        let peer = self.peers.get(conn)?;
+        let waiter = matches!(&peer.inbox, Owner::Session(session)
+            if self.waiters.wakes(session, Instant::now()) == Wakes::Armed);
+        Some(peer.info(self.delivery_of(conn), waiter))
+    }
+
     /// Whether a message with `bytes` bytes of text can be delivered to the peer on `conn` now:
     /// always when it is pushed to, else when its inbox has room.
     pub(super) fn has_room_for(&self, conn: ConnId, bytes: usize) -> bool {
         let Some(peer) = self.peers.get(conn) else {
             return false;
         };
-        peer.delivery() == DeliveryMode::Live
+        peer.is_pushed_to()
             || self
                 .inboxes
                 .get(&peer.inbox)
@@ -40,10 +70,10 @@ impl State {
         bytes: usize,
         sender: Option<Owner>,
     ) -> DeliveryMode {
+        let delivery = self.delivery_of(conn);
         let Some(peer) = self.peers.get(conn) else {
-            return DeliveryMode::Live;
+            return delivery;
         };
-        let delivery = peer.delivery();
         if delivery == DeliveryMode::Live {
             peer.outbox.send(message);
             return delivery;
@@ -61,6 +91,9 @@ impl State {
         if !inbox.keep(queued) {
             tracing::warn!(session = %peer.name, "inbox_full_message_dropped");
             return delivery;
+        }
+        if let Owner::Session(session) = &peer.inbox {
+            self.waiters.wake(session);
         }
         // The connection keeps its own book of pending asks; tell it this one is settled.
         if let FromHub::Reply(Delivery { ask_id, .. })
@@ -102,6 +135,33 @@ impl State {
 }
 
 impl Hub {
+    /// Arms the waiter on `conn` for the Claude Code session `session`: it is told `wake` as soon
+    /// as the session's inbox holds something (at once if it does now), or to stand down when
+    /// the session's pushes are on.
+    pub(crate) fn arm_waiter(&self, conn: ConnId, session: &str, outbox: Outbox) -> Waiting {
+        let mut state = self.state();
+        let owner = Owner::Session(session.to_owned());
+        let pushed = state
+            .peers
+            .with_inbox(&owner)
+            .and_then(|peer| state.peers.get(peer))
+            .is_some_and(|peer| peer.is_pushed_to());
+        state.waiters.arm(session, conn, outbox);
+        if pushed {
+            state
+                .waiters
+                .not_needed(session, "this session's pushes are on: messages are pushed");
+        } else if state
+            .inboxes
+            .get(&owner)
+            .is_some_and(|inbox| !inbox.is_empty())
+        {
+            state.waiters.wake(session);
+        }
+        tracing::info!(conn = conn.0, pushed, "waiter_armed");
+        Waiting {}
+    }
+
     /// Hands `conn` a page of the inbox of the peer on `conn`, or of the Claude Code session
     /// `session_id` (whose channel may be connected or reconnecting). The page stays in the inbox
     /// until [`Hub::ack_inbox`].
@@ -118,6 +178,9 @@ impl Hub {
             .get_mut(&owner)
             .ok_or_else(|| texts::no_session_with_id(session_id.unwrap_or_default()))?;
         let page = inbox.take(conn, take_id, Instant::now());
+        if let (Owner::Session(session), Some(_)) = (&owner, page.take_id) {
+            state.waiters.took(session, conn);
+        }
         if !page.messages.is_empty() || page.dropped > 0 {
             tracing::info!(
                 take_id,

@@ -29,6 +29,7 @@ use crate::{
     framing::LineBudget,
     hub::{
         inbox::Inboxes, journal::Journal, outbox::Unread, registry::Registry, registry::rfc3339,
+        waiters::Waiters,
     },
     paths::DataDir,
     protocol::{HubStatus, PROTOCOL_VERSION, VERSION},
@@ -65,6 +66,8 @@ pub(super) struct State {
     pub(super) inboxes: Inboxes,
     /// Where the sessions' inboxes are written down, to survive the hub.
     pub(super) journal: Journal,
+    /// The sessions' waiters, which wake sessions whose pushes are off.
+    pub(super) waiters: Waiters,
 }
 
 impl Hub {
@@ -77,6 +80,7 @@ impl Hub {
             asks: AskTable::default(),
             inboxes,
             journal,
+            waiters: Waiters::default(),
         };
         let started_at = OffsetDateTime::now_utc();
         let started_ms = started_at.unix_timestamp_nanos() / 1_000_000;
@@ -123,6 +127,7 @@ impl Hub {
             started_at: rfc3339(self.shared.started_at),
             peers: state.peers.len(),
             pending_asks: state.asks.len(),
+            waiters: state.waiters.armed(),
         }
     }
 

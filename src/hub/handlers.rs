@@ -21,6 +21,8 @@ pub(super) struct Client {
     pub pid: u32,
     pub outbox: Outbox,
     pub registered: bool,
+    /// It is a session's waiter (`wait`), which says no hello.
+    pub waiting: bool,
     /// Lines that were not requests. Only the first is logged (by its kind and size, never its
     /// content: a peer's bytes do not reach the logs), the count when the connection closes,
     /// so a flood of bad lines cannot flood the log.
@@ -58,8 +60,14 @@ impl Client {
             pid,
             outbox,
             registered: false,
+            waiting: false,
             bad_lines: 0,
         }
+    }
+
+    /// Whether the client said who it is: a peer's hello, or a waiter's wait.
+    pub(super) fn introduced(&self) -> bool {
+        self.registered || self.waiting
     }
 
     /// Counts a line that was not a request, and logs the first.
@@ -135,6 +143,17 @@ pub(super) fn handle_line(hub: &Hub, client: &mut Client, line: &str) -> FromHub
             validate_id("session_id", session_id)
                 .and_then(|()| answer(hub.ack_inbox(client.conn, Some(session_id), ack.take_id)))
         }
+        // A session's waiter waits instead of saying hello.
+        Op::Wait(wait) if !client.registered && !client.waiting => {
+            validate_id("session_id", &wait.session_id).and_then(|()| {
+                client.waiting = true;
+                answer(Ok(hub.arm_waiter(
+                    client.conn,
+                    &wait.session_id,
+                    client.outbox.clone(),
+                )))
+            })
+        }
         // `relay peers` lists everyone without joining.
         Op::Peers if !client.registered => answer(Ok(hub.all_peers())),
         _ if !client.registered => Err(texts::not_registered()),
@@ -145,6 +164,7 @@ pub(super) fn handle_line(hub: &Hub, client: &mut Client, line: &str) -> FromHub
         Op::Reply(reply) => handle_reply(hub, client.conn, reply),
         Op::Broadcast(broadcast) => handle_broadcast(hub, client.conn, broadcast),
         Op::Rename(rename) => handle_rename(hub, client.conn, rename),
+        Op::Wait(_) => Err(texts::not_a_waiter()),
     };
     hub.touch(client.conn);
     match result {

@@ -14,6 +14,7 @@
 //!   their deadlines), [`inbox`] (messages kept for sessions whose pushes are off, taken and
 //!   acknowledged), [`journal`] (those inboxes on disk, to survive the hub), [`outbox`] (the
 //!   bounded queue of what is written to one peer);
+//! - [`waiters`]: the sessions' waiters, which wake a session whose pushes are off;
 //! - [`texts`]: every sentence the hub says to a person or a model.
 
 mod asking;
@@ -29,6 +30,7 @@ mod presence;
 mod registry;
 mod server;
 mod texts;
+mod waiters;
 
 #[cfg(test)]
 mod model_tests;

@@ -142,7 +142,11 @@ impl World {
                 self.undelivered.push(undelivered.ask_id.clone());
                 return;
             }
-            FromHub::Settled { .. } | FromHub::Ok { .. } | FromHub::Err { .. } => return,
+            FromHub::Settled { .. }
+            | FromHub::Ok { .. }
+            | FromHub::Err { .. }
+            | FromHub::Wake {}
+            | FromHub::StandDown { .. } => return,
         };
         assert!(
             self.delivered

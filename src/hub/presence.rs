@@ -14,7 +14,7 @@ use crate::{
         registry::Peer,
         texts,
     },
-    protocol::{Hello, PROTOCOL_VERSION, PeerList, Renamed, VERSION, Welcome},
+    protocol::{Hello, PROTOCOL_VERSION, PeerList, Pushes, Renamed, VERSION, Welcome},
 };
 
 impl Hub {
@@ -49,6 +49,11 @@ impl Hub {
         let mut state = self.state();
         let name = state.peers.register(conn, peer)?;
         let waiting = state.inboxes.claim(&inbox);
+        if let (Owner::Session(session), Pushes::On) = (&inbox, pushes) {
+            state
+                .waiters
+                .not_needed(session, "this session's pushes are on: messages are pushed");
+        }
         if let (Owner::Session(session), true) = (&inbox, waiting > 0) {
             state.journal.back(session);
         }
@@ -80,18 +85,18 @@ impl Hub {
             .peers
             .iter()
             .filter(|(other, _)| *other != conn)
-            .map(|(_, peer)| peer.info())
+            .filter_map(|(other, _)| state.info_of(other))
             .collect();
         Ok(PeerList { peers })
     }
 
     /// Every peer, for a client that has not said hello (`relay peers`).
     pub(crate) fn all_peers(&self) -> PeerList {
-        let peers = self
-            .state()
+        let state = self.state();
+        let peers = state
             .peers
             .iter()
-            .map(|(_, peer)| peer.info())
+            .filter_map(|(conn, _)| state.info_of(conn))
             .collect();
         PeerList { peers }
     }
@@ -112,6 +117,7 @@ impl Hub {
     pub(crate) fn disconnect(&self, conn: ConnId) {
         let mut state = self.state();
         state.inboxes.release_leases(conn);
+        state.waiters.disconnected(conn, Instant::now());
         let Some(peer) = state.peers.get(conn) else {
             return;
         };

@@ -33,7 +33,9 @@ pub(super) struct Peer {
 }
 
 impl Peer {
-    pub(super) fn info(&self) -> PeerInfo {
+    /// What `peers` says of it: `delivery` is how a message reaches it now, and `waiter` whether
+    /// one is armed for its session.
+    pub(super) fn info(&self, delivery: DeliveryMode, waiter: bool) -> PeerInfo {
         PeerInfo {
             name: self.name.clone(),
             kind: self.kind,
@@ -41,20 +43,19 @@ impl Peer {
             git_branch: self.git_branch.clone(),
             channels: self.pushes,
             channels_reason: self.pushes_reason.clone(),
+            delivery,
+            waiter,
             pid: self.pid,
             connected_at: rfc3339(self.connected_at),
             last_seen: rfc3339(self.last_seen),
         }
     }
 
-    /// How a message reaches this peer: pushed when its Claude Code shows pushes, else kept in
-    /// its inbox. `unknown` counts as off: a message waits for the next prompt rather than
-    /// risk being pushed into a session that drops it.
-    pub(super) fn delivery(&self) -> DeliveryMode {
-        match self.pushes {
-            Pushes::On => DeliveryMode::Live,
-            Pushes::Off | Pushes::Unknown => DeliveryMode::Queued,
-        }
+    /// Whether a message is pushed to this peer: only when its Claude Code shows pushes.
+    /// `unknown` counts as off: a message waits in the inbox rather than risk being pushed into a
+    /// session that drops it.
+    pub(super) fn is_pushed_to(&self) -> bool {
+        self.pushes == Pushes::On
     }
 }
 

@@ -24,6 +24,7 @@ use crate::{
         inbox::ORPHAN_GRACE,
         outbox::{PEER_BUSY_BYTES, STALL},
         server::{MAX_UNREGISTERED, ServerConfig, bind, serve},
+        waiters::WOKEN_TURN,
     },
     paths::DataDir,
     protocol::PROTOCOL_VERSION,
@@ -631,4 +632,91 @@ async fn a_removed_socket_is_bound_again() {
     let mut beta = hub.peer("beta", "on", None).await;
     alpha.ok(ask("beta", 60)).await;
     assert_eq!(beta.event().await["type"], "ask");
+}
+
+/// Arms `waiter` for `session` and returns the first event it gets (before or after the answer).
+async fn arm(waiter: &mut Peer, session: &str) -> Value {
+    let mut events = Vec::new();
+    let armed = waiter
+        .request_keeping(json!({"op": "wait", "session_id": session}), &mut events)
+        .await;
+    assert_eq!(armed["type"], "ok", "{armed}");
+    match events.into_iter().next() {
+        Some(event) => event,
+        None => waiter.event().await,
+    }
+}
+
+/// A waiter (`wait`) for a session whose pushes are off: asks to it are `woken` while it is
+/// armed, it is told `wake` when a message waits, and once it took a page its session is still
+/// `woken` until the next waiter arms; a newer waiter replaces it, and one for a session whose
+/// pushes are on stands down at once.
+#[tokio::test(start_paused = true)]
+async fn a_waiter_is_told_to_wake_and_asks_say_woken() {
+    let hub = TestHub::start();
+    let mut alpha = hub.peer("alpha", "on", None).await;
+    let _beta = hub.peer("beta", "off", Some("s-beta")).await;
+    assert_eq!(alpha.ok(ask("beta", 600)).await["delivery"], "queued");
+
+    let mut waiter = hub.connect().await;
+    // The question queued before it armed is waiting: wake at once.
+    assert_eq!(arm(&mut waiter, "s-beta").await["type"], "wake");
+    let peers = alpha.ok(json!({"op": "peers"})).await;
+    assert_eq!(peers["peers"][0]["delivery"], "woken", "{peers}");
+    assert_eq!(peers["peers"][0]["waiter"], true, "{peers}");
+    advance(HELLO_TIMEOUT * 2).await;
+    let page = waiter
+        .ok(json!({"op": "inbox_take", "session_id": "s-beta"}))
+        .await;
+    assert_eq!(page["messages"].as_array().unwrap().len(), 1, "{page}");
+    waiter
+        .ok(json!({"op": "inbox_ack", "take_id": page["take_id"], "session_id": "s-beta"}))
+        .await;
+    waiter.close().await;
+    // Its turn runs: a message now is woken by the next waiter, at the turn's end.
+    assert_eq!(alpha.ok(ask("beta", 600)).await["delivery"], "woken");
+    let mut next = hub.connect().await;
+    assert_eq!(arm(&mut next, "s-beta").await["type"], "wake");
+    let mut newer = hub.connect().await;
+    assert_eq!(arm(&mut newer, "s-beta").await["type"], "wake");
+    assert_eq!(next.event().await["type"], "stand_down");
+
+    let _gamma = hub.peer("gamma", "on", Some("s-gamma")).await;
+    let mut needless = hub.connect().await;
+    let stand_down = arm(&mut needless, "s-gamma").await;
+    assert_eq!(stand_down["type"], "stand_down", "{stand_down}");
+    assert!(
+        stand_down["reason"]
+            .as_str()
+            .unwrap()
+            .contains("pushes are on")
+    );
+}
+
+/// Without a waiter, and past the turn a waiter woke, asks to the session are `queued` again.
+#[tokio::test(start_paused = true)]
+async fn without_a_waiter_asks_say_queued() {
+    let hub = TestHub::start();
+    let mut alpha = hub.peer("alpha", "on", None).await;
+    let _beta = hub.peer("beta", "off", Some("s-beta")).await;
+    let mut waiter = hub.connect().await;
+    let mut events = Vec::new();
+    let armed = waiter
+        .request_keeping(json!({"op": "wait", "session_id": "s-beta"}), &mut events)
+        .await;
+    assert_eq!(armed["type"], "ok");
+    assert!(events.is_empty(), "nothing to wake for yet: {events:?}");
+    alpha.ok(ask("beta", 3600)).await;
+    assert_eq!(waiter.event().await["type"], "wake");
+    let page = waiter
+        .ok(json!({"op": "inbox_take", "session_id": "s-beta"}))
+        .await;
+    waiter
+        .ok(json!({"op": "inbox_ack", "take_id": page["take_id"], "session_id": "s-beta"}))
+        .await;
+    waiter.close().await;
+    advance(WOKEN_TURN).await;
+    assert_eq!(alpha.ok(ask("beta", 3600)).await["delivery"], "queued");
+    let status = alpha.ok(json!({"op": "status"})).await;
+    assert_eq!(status["waiters"], 0);
 }

@@ -186,6 +186,12 @@ pub(super) fn timed_out(target: &str, ask_id: &str, timeout_secs: u64) -> String
     format!("{target} did not reply to ask {ask_id} within {timeout_secs} s{FOR_THE_MODEL}")
 }
 
+pub(super) fn not_a_waiter() -> RelayError {
+    RelayError::bad_args(
+        "only a connection that said neither hello nor wait before can wait for a session's messages",
+    )
+}
+
 pub(super) fn after_deadline() -> RelayError {
     RelayError::hub_unreachable(
         "the request reached the hub after its deadline, when its sender had stopped waiting; nothing was done",

@@ -435,7 +435,7 @@ fn a_session_without_the_channels_flag_gets_questions_at_its_next_prompt() {
         result_json(r, "relay_ask").is_some()
     });
     let ask = result_json(&ask_req, "relay_ask").unwrap();
-    assert_eq!(ask["delivery"], "queued", "relay_ask: {ask}");
+    assert_eq!(ask["delivery"], "woken", "relay_ask: {ask}");
     let ask_id = ask["ask_id"].as_str().unwrap().to_owned();
 
     // The user types something in beta: the hook hands over the question.

@@ -1,0 +1,245 @@
+//! `relay-channel wait`: a session's waiter.
+//!
+//! Claude Code runs it as the plugin's `Stop` and `SessionStart` hook with `asyncRewake`: in the
+//! background, so it never blocks Claude Code, and when it exits 2 what it printed on stderr
+//! starts a new turn in the idle session (seen with Claude Code 2.1.197 and 2.1.332; stdout is
+//! not shown). It tells the hub it waits for its session's messages; when the hub says `wake`, it
+//! takes a page of the session's inbox, prints it framed as the prompt hook frames it, and only
+//! then acknowledges it and exits 2: a waiter that dies before printing leaves the page to the
+//! next reader. It exits 0 without printing when the hub says it is not needed (the session's
+//! pushes are on, or a newer waiter took its place), when its session's `claude` process is
+//! gone, or after [`LIFETIME`]. It never starts a hub; it waits for one, and comes back to a hub
+//! that restarted.
+
+use std::{
+    io::{Read, Write},
+    process::ExitCode,
+    time::Duration,
+};
+
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use crate::{
+    channel::hook::context,
+    client::{Event, HubClient, Signal},
+    errors::RelayError,
+    logging::{self, Component, PeerName},
+    paths::DataDir,
+    protocol::{Acked, InboxAck, InboxContents, InboxTake, Op, WaitRequest, Waiting},
+};
+
+/// The longest a waiter waits. A session idle for longer is no longer woken: its messages are
+/// `queued` for its next prompt, and its next turn arms a waiter again. The plugin's hook
+/// `timeout` is set to it (hooks/hooks.json).
+pub(crate) const LIFETIME: Duration = Duration::from_secs(12 * 3600);
+
+/// How often the waiter checks that its session's `claude` process is still there, and how
+/// long it waits between attempts to reach a hub.
+const POLL: Duration = Duration::from_secs(1);
+
+/// The exit status that makes Claude Code start a turn with what the hook printed.
+const WAKE: u8 = 2;
+
+#[derive(Debug, Deserialize)]
+struct HookInput {
+    session_id: Option<String>,
+}
+
+/// How one wait ended.
+enum Ended {
+    /// Messages were printed: wake the session.
+    Delivered,
+    /// Nothing to do any more, and why (for the log).
+    Quietly(String),
+}
+
+/// Runs the waiter: 2 after printing messages, else 0.
+pub fn run() -> ExitCode {
+    let ended = (|| {
+        let mut input = String::new();
+        std::io::stdin()
+            .take(1024 * 1024)
+            .read_to_string(&mut input)
+            .map_err(|e| format!("cannot read the hook input: {e}"))?;
+        let input: HookInput = serde_json::from_str(&input)
+            .map_err(|e| format!("the hook input is not the expected JSON: {e}"))?;
+        let session_id = input.session_id.ok_or("the hook input has no session_id")?;
+        let data = DataDir::from_env().map_err(|e| e.to_string())?;
+        logging::init(Component::Waiter, &data.logs(), PeerName::default());
+        let session = Session::of_this_hook();
+        tracing::info!(claude_pid = session.pid, "waiter_started");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let ended = runtime.block_on(wait(&data, &session_id, &session));
+        runtime.shutdown_background();
+        Ok::<_, String>(ended)
+    })();
+    match ended {
+        Ok(Ended::Delivered) => {
+            tracing::info!("waiter_woke_session");
+            ExitCode::from(WAKE)
+        }
+        Ok(Ended::Quietly(why)) => {
+            tracing::info!(reason = %why, "waiter_ended");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            // Exit 0: Claude Code shows nothing of it, and a relay problem never wakes a session.
+            eprintln!("relay wait: {why}");
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// The `claude` process of this hook's session: gone, the waiter has nobody to wake.
+struct Session {
+    pid: Option<u32>,
+}
+
+impl Session {
+    /// Claude Code 2.1.332 says its pid in `CLAUDE_PID`; older versions run a hook as
+    /// `sh -c COMMAND`, whose parent is `claude`.
+    fn of_this_hook() -> Session {
+        let from_env = std::env::var("CLAUDE_PID")
+            .ok()
+            .and_then(|pid| pid.trim().parse().ok());
+        let pid = from_env.or_else(|| {
+            let parent = std::os::unix::process::parent_id();
+            if comm(parent).as_deref() == Some("claude") {
+                return Some(parent);
+            }
+            parent_of(parent).filter(|grandparent| comm(*grandparent).as_deref() == Some("claude"))
+        });
+        Session { pid }
+    }
+
+    fn is_alive(&self) -> bool {
+        let Some(pid) = self.pid else {
+            return true;
+        };
+        // SAFETY: kill(2) with signal 0 only asks whether the process exists.
+        let answer = unsafe { libc::kill(pid as libc::pid_t, 0) };
+        answer == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+}
+
+fn comm(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|name| name.trim().to_owned())
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the parenthesised command name: state, then the parent's pid.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Waits for the session's messages until they are printed or there is nothing to wait for.
+async fn wait(data: &DataDir, session_id: &str, session: &Session) -> Ended {
+    let until = Instant::now() + LIFETIME;
+    loop {
+        if !session.is_alive() {
+            return Ended::Quietly("its session ended".into());
+        }
+        if Instant::now() >= until {
+            return Ended::Quietly("it waited its whole lifetime".into());
+        }
+        // A hub comes with the session's channel; one that restarted comes back.
+        let connected = match HubClient::connect_running_as_waiter(data).await {
+            Ok(Some(connected)) => connected,
+            Ok(None) | Err(_) => {
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+        };
+        match serve(connected, session_id, session, until).await {
+            Some(ended) => return ended,
+            None => tokio::time::sleep(POLL).await,
+        }
+    }
+}
+
+/// One connection's worth of waiting; `None` when the connection to the hub was lost.
+async fn serve(
+    (client, mut signals): (HubClient, tokio::sync::mpsc::UnboundedReceiver<Signal>),
+    session_id: &str,
+    session: &Session,
+    until: Instant,
+) -> Option<Ended> {
+    let armed: Result<Waiting, RelayError> = client
+        .request(Op::Wait(WaitRequest {
+            session_id: session_id.to_owned(),
+        }))
+        .await;
+    if armed.is_err() {
+        return None;
+    }
+    let mut checks = tokio::time::interval(POLL);
+    loop {
+        tokio::select! {
+            signal = signals.recv() => match signal {
+                Some(Signal::Wake) => match deliver(&client, session_id).await {
+                    Ok(true) => return Some(Ended::Delivered),
+                    // Another reader has the page; wait for the next wake.
+                    Ok(false) => {}
+                    Err(_) => return None,
+                },
+                Some(Signal::StandDown(why)) => return Some(Ended::Quietly(why)),
+                None => return None,
+            },
+            _ = checks.tick() => {
+                if !session.is_alive() {
+                    return Some(Ended::Quietly("its session ended".into()));
+                }
+            }
+            () = tokio::time::sleep_until(until) => {
+                return Some(Ended::Quietly("it waited its whole lifetime".into()));
+            }
+        }
+    }
+}
+
+/// Takes a page of the session's inbox, prints it for Claude Code, and acknowledges it.
+/// Returns whether anything was printed: once it was, the session is to be woken whatever
+/// becomes of the acknowledgement (a page not acknowledged is shown again later rather than
+/// lost).
+async fn deliver(client: &HubClient, session_id: &str) -> Result<bool, RelayError> {
+    let contents: InboxContents = client
+        .request(Op::InboxTake(InboxTake {
+            session_id: Some(session_id.to_owned()),
+        }))
+        .await?;
+    let Some(take_id) = contents.take_id else {
+        return Ok(false);
+    };
+    let events: Vec<Event> = contents
+        .messages
+        .into_iter()
+        .filter_map(Event::from_hub)
+        .collect();
+    let text = context(&events, contents.dropped, contents.more);
+    let mut stderr = std::io::stderr().lock();
+    writeln!(stderr, "{text}")
+        .and_then(|()| stderr.flush())
+        .map_err(|e| RelayError::hub_unreachable(format!("cannot print the messages: {e}")))?;
+    drop(stderr);
+    let acked: Result<Acked, RelayError> = client
+        .request(Op::InboxAck(InboxAck {
+            take_id,
+            session_id: Some(session_id.to_owned()),
+        }))
+        .await;
+    if let Err(e) = acked {
+        eprintln!("relay wait: the messages above were shown, but not acknowledged ({e})");
+    }
+    Ok(true)
+}

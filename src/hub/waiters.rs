@@ -1,0 +1,200 @@
+//! Waiters: how a session whose pushes are off is woken when a message arrives.
+//!
+//! Claude Code runs the plugin's `Stop` hook (and its `SessionStart` hook) with `asyncRewake`:
+//! in the background, and a hook that exits 2 starts a new turn with what it printed. That hook
+//! is `relay-channel wait`, the session's **waiter**: it tells the hub it waits for its session,
+//! the hub says `wake` as soon as the session's inbox holds something, and the waiter takes the
+//! page, prints it, acknowledges it and exits 2. The next `Stop` arms the next waiter.
+//!
+//! So a message to such a session is `woken` while a waiter is armed for it, and also for a
+//! while after one woke it ([`WOKEN_TURN`]): its turn is under way and the `Stop` at its end arms
+//! the next waiter, which finds the message at once. Otherwise it is `queued`: shown at the next
+//! prompt.
+
+use std::{collections::HashMap, time::Duration};
+
+use tokio::time::Instant;
+
+use crate::{ask::ConnId, hub::outbox::Outbox, protocol::FromHub};
+
+/// How long after a waiter woke its session the session counts as being woken: its turn runs,
+/// and the waiter armed at its end delivers what arrived meanwhile. A session whose next waiter
+/// does not come within this time is taken to be without one (its hooks are off, or it ended).
+pub(crate) const WOKEN_TURN: Duration = Duration::from_secs(600);
+
+/// Where a session's waiting stands.
+#[derive(Debug)]
+enum Waiting {
+    /// A waiter is connected and waiting.
+    Armed {
+        conn: ConnId,
+        outbox: Outbox,
+        /// It was told to wake, and has not yet taken its page.
+        woken: bool,
+        /// It took a page: its session is being woken.
+        took: bool,
+    },
+    /// A waiter woke the session until this time; the next should arm before then.
+    Woke { until: Instant },
+}
+
+/// Every session's waiter, by Claude Code session id.
+#[derive(Debug, Default)]
+pub(crate) struct Waiters {
+    sessions: HashMap<String, Waiting>,
+}
+
+/// Whether messages to a session wake it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wakes {
+    /// A waiter is armed.
+    Armed,
+    /// A waiter woke the session lately; the next will take what arrives.
+    Waking,
+    No,
+}
+
+impl Waiters {
+    /// Arms the waiter on `conn` for `session`, replacing (and telling to stand down) one armed
+    /// before it.
+    pub(crate) fn arm(&mut self, session: &str, conn: ConnId, outbox: Outbox) {
+        let armed = Waiting::Armed {
+            conn,
+            outbox,
+            woken: false,
+            took: false,
+        };
+        if let Some(Waiting::Armed { outbox: older, .. }) =
+            self.sessions.insert(session.to_owned(), armed)
+        {
+            stand_down(&older, "a newer waiter took its place");
+        }
+    }
+
+    /// How a message to `session` would reach it now.
+    pub(crate) fn wakes(&self, session: &str, now: Instant) -> Wakes {
+        match self.sessions.get(session) {
+            Some(Waiting::Armed { .. }) => Wakes::Armed,
+            Some(Waiting::Woke { until }) if *until > now => Wakes::Waking,
+            _ => Wakes::No,
+        }
+    }
+
+    /// Tells the waiter of `session`, if one is armed, that messages wait for it (once, until
+    /// it took them).
+    pub(crate) fn wake(&mut self, session: &str) {
+        if let Some(Waiting::Armed { outbox, woken, .. }) = self.sessions.get_mut(session)
+            && !*woken
+        {
+            *woken = true;
+            outbox.send(&FromHub::Wake {});
+        }
+    }
+
+    /// The waiter on `conn` took a page of `session`'s inbox: it is waking its session.
+    pub(crate) fn took(&mut self, session: &str, conn: ConnId) {
+        if let Some(Waiting::Armed {
+            conn: armed,
+            took,
+            woken,
+            ..
+        }) = self.sessions.get_mut(session)
+            && *armed == conn
+        {
+            *took = true;
+            *woken = false;
+        }
+    }
+
+    /// The waiter of `session` is not needed: its pushes are on.
+    pub(crate) fn not_needed(&mut self, session: &str, why: &str) {
+        if let Some(Waiting::Armed { outbox, .. }) = self.sessions.remove(session) {
+            stand_down(&outbox, why);
+        }
+    }
+
+    /// The connection `conn` closed: if it was a waiter that woke its session, the session is
+    /// being woken for [`WOKEN_TURN`]; any other waiter is simply gone.
+    pub(crate) fn disconnected(&mut self, conn: ConnId, now: Instant) {
+        let ended = self
+            .sessions
+            .iter()
+            .find_map(|(session, waiting)| match waiting {
+                Waiting::Armed {
+                    conn: armed, took, ..
+                } if *armed == conn => Some((session.clone(), *took)),
+                _ => None,
+            });
+        match ended {
+            Some((session, true)) => {
+                self.sessions.insert(
+                    session,
+                    Waiting::Woke {
+                        until: now + WOKEN_TURN,
+                    },
+                );
+            }
+            Some((session, false)) => {
+                self.sessions.remove(&session);
+            }
+            None => {}
+        }
+    }
+
+    /// How many waiters are armed.
+    pub(crate) fn armed(&self) -> usize {
+        self.sessions
+            .values()
+            .filter(|waiting| matches!(waiting, Waiting::Armed { .. }))
+            .count()
+    }
+}
+
+fn stand_down(outbox: &Outbox, why: &str) {
+    outbox.send(&FromHub::StandDown {
+        reason: why.to_owned(),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbox() -> Outbox {
+        Outbox::new(Default::default()).0
+    }
+
+    #[test]
+    fn a_session_is_woken_while_armed_and_through_the_turn_after() {
+        let now = Instant::now();
+        let mut waiters = Waiters::default();
+        assert_eq!(waiters.wakes("s", now), Wakes::No);
+        waiters.arm("s", ConnId(1), outbox());
+        assert_eq!(waiters.wakes("s", now), Wakes::Armed);
+        assert_eq!(waiters.armed(), 1);
+        waiters.took("s", ConnId(1));
+        waiters.disconnected(ConnId(1), now);
+        assert_eq!(waiters.wakes("s", now), Wakes::Waking);
+        assert_eq!(waiters.wakes("s", now + WOKEN_TURN), Wakes::No);
+        waiters.arm("s", ConnId(2), outbox());
+        waiters.disconnected(ConnId(2), now);
+        assert_eq!(waiters.wakes("s", now), Wakes::No, "it woke nothing");
+    }
+
+    #[test]
+    fn a_newer_waiter_replaces_an_older_one() {
+        let now = Instant::now();
+        let mut waiters = Waiters::default();
+        let (older, mut told) = Outbox::new(Default::default());
+        waiters.arm("s", ConnId(1), older);
+        waiters.arm("s", ConnId(2), outbox());
+        let line = told.lines.try_recv().unwrap();
+        assert!(String::from_utf8(line).unwrap().contains("stand_down"));
+        waiters.disconnected(ConnId(1), now);
+        assert_eq!(
+            waiters.wakes("s", now),
+            Wakes::Armed,
+            "the newer stays armed"
+        );
+    }
+}
