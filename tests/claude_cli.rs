@@ -9,17 +9,15 @@
 //! "skipped" line and passes; under `CI=true` a missing CLI fails. Set `RELAY_TEST_KEEP=1` to
 //! keep a test's temp dir (HOMEs, stderr and `--debug-file` logs, hub logs) for inspection.
 
-mod claude_support;
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use claude_support::mock_api::{ChannelBlock, Reply, Request};
-use claude_support::session::{Harness, Session, base_command, claude_or_skip, repo_root, tool};
 use serde_json::{Value, json};
+use testkit::bins;
+use testkit::claude::harness::{ClaudeSession, Harness, base_command, claude_or_skip, tool};
+use testkit::claude::mock_api::{ChannelBlock, Reply, Request};
 
 /// Claude Code start-up plus MCP connect; generous for a loaded 2-core CI box.
 const READY: Duration = Duration::from_secs(60);
@@ -32,27 +30,24 @@ const CANARY_WAIT: Duration = Duration::from_secs(10);
 /// The source attribute Claude Code gives our plugin's pushes.
 const SOURCE: &str = "plugin:relay:relay";
 
-/// Where cargo put `relay-channel` (and `relay-hub`): the plugin's
-/// `bin/relay-channel` launcher execs `$RELAY_BIN_DIR/relay-channel`.
-fn relay_bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_relay-channel"))
-        .parent()
-        .expect("bin dir")
-        .to_owned()
+/// The repository root, loaded as the plugin under test.
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The world of one test against CLI `version`; `None` when it is to be skipped (see
-/// [`claude_or_skip`]).
+/// [`claude_or_skip`]). The plugin's `bin/relay-channel` launcher execs
+/// `$RELAY_BIN_DIR/relay-channel`, the one cargo built.
 fn harness(test: &str, version: &str) -> Option<Harness> {
     let cli = claude_or_skip(test, version)?;
-    Some(Harness::new(cli, relay_bin_dir()))
+    Some(Harness::new(cli, repo_root(), bins!().dir().to_owned()))
 }
 
 /// Wait for a main request of `s` satisfying `pred`, or fail with diagnostics.
 fn expect(
     h: &Harness,
-    sessions: &[Session],
-    s: &Session,
+    sessions: &[ClaudeSession],
+    s: &ClaudeSession,
     what: &str,
     pred: impl Fn(&Request) -> bool,
 ) -> Request {
@@ -171,8 +166,8 @@ fn stage_repo(to: &Path) {
             } else if src.is_file() {
                 if src.metadata().unwrap().permissions().mode() & 0o111 != 0 {
                     // bin/relay-channel. Not fs::copy, which would hold it open for writing in
-                    // this process: see common::write_executable.
-                    common::copy_executable(&src, &dst);
+                    // this process: see testkit::write_executable.
+                    testkit::copy_executable(&src, &dst);
                 } else {
                     fs::copy(&src, &dst).unwrap();
                 }
