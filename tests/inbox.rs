@@ -1,15 +1,13 @@
 //! Sessions whose Claude Code does not show pushes: messages wait in an inbox, the asker is told
 //! they were queued, and nothing is delivered twice.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Channel, Relay, wait_for};
 use serde_json::{Value, json};
+use testkit::{Channel, World, bins, wait_for};
 
 /// A channel that says its pushes are off, as one under `claude` without the channels flag.
-fn channel_with_pushes_off(relay: &mut Relay, name: &str) -> Channel {
+fn channel_with_pushes_off(relay: &mut World, name: &str) -> Channel {
     let mut channel = relay.spawn_channel(name, &[("RELAY_CHANNELS", "off")]);
     channel.initialize();
     relay.registered(&mut channel);
@@ -24,7 +22,7 @@ fn inbox(channel: &mut Channel) -> Vec<Value> {
 
 #[test]
 fn an_ask_to_a_session_with_pushes_off_is_queued_and_taken_once() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = relay.channel("alpha");
     let mut beta = channel_with_pushes_off(&mut relay, "beta");
 
@@ -68,7 +66,7 @@ fn an_ask_to_a_session_with_pushes_off_is_queued_and_taken_once() {
 
 #[test]
 fn a_pushed_message_never_lands_in_the_inbox() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = relay.channel("alpha");
     let mut beta = relay.channel("beta");
     let asked = alpha.ok("relay_ask", json!({"to": "beta", "question": "live?"}));
@@ -79,7 +77,7 @@ fn a_pushed_message_never_lands_in_the_inbox() {
 
 #[test]
 fn broadcast_reports_delivery_per_recipient() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = relay.channel("alpha");
     let _beta = channel_with_pushes_off(&mut relay, "beta");
     let mut gamma = relay.channel("gamma");
@@ -91,7 +89,7 @@ fn broadcast_reports_delivery_per_recipient() {
 
 #[test]
 fn replies_and_failures_for_an_asker_with_pushes_off_wait_in_its_inbox() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = channel_with_pushes_off(&mut relay, "alpha");
     let mut beta = relay.channel("beta");
     let answered = alpha.ok("relay_ask", json!({"to": "beta", "question": "one"}));
@@ -105,7 +103,7 @@ fn replies_and_failures_for_an_asker_with_pushes_off_wait_in_its_inbox() {
         "relay_reply",
         json!({"ask_id": answered["ask_id"], "text": "reply one"}),
     );
-    common::wait_for("the timeout to reach alpha's inbox", || {
+    testkit::wait_for("the timeout to reach alpha's inbox", || {
         relay.logged("ask_timed_out", |_| true)
     });
     assert!(alpha.push_within(Duration::from_millis(200)).is_none());
@@ -126,7 +124,7 @@ fn replies_and_failures_for_an_asker_with_pushes_off_wait_in_its_inbox() {
 
 #[test]
 fn a_full_inbox_refuses_new_asks_and_nothing_is_lost() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = relay.channel("alpha");
     let mut beta = channel_with_pushes_off(&mut relay, "beta");
     let limit = 500;
@@ -155,10 +153,10 @@ fn a_full_inbox_refuses_new_asks_and_nothing_is_lost() {
 }
 
 /// Runs `relay-channel hook` as Claude Code does: hook JSON on stdin.
-fn run_hook(relay: &Relay, input: &str) -> (std::process::ExitStatus, String, String) {
+fn run_hook(relay: &World, input: &str) -> (std::process::ExitStatus, String, String) {
     use std::io::Write;
     let mut child = relay
-        .command(common::CHANNEL_EXE, relay.dir.path())
+        .command(relay.bins().channel, relay.dir.path())
         .arg("hook")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -178,7 +176,7 @@ fn run_hook(relay: &Relay, input: &str) -> (std::process::ExitStatus, String, St
 
 #[test]
 fn the_prompt_hook_hands_over_the_inbox_once_and_never_fails_a_prompt() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let prompt = r#"{"session_id":"sess-beta","hook_event_name":"UserPromptSubmit","prompt":"hi"}"#;
     // No hub yet: nothing to say, and no error.
     let (status, stdout, _) = run_hook(&relay, prompt);
@@ -240,7 +238,7 @@ fn the_prompt_hook_hands_over_the_inbox_once_and_never_fails_a_prompt() {
 /// hub later goes away, that ask is not reported as `hub_unreachable`.
 #[test]
 fn a_queued_answer_settles_the_ask_for_the_asker() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = channel_with_pushes_off(&mut relay, "alpha");
     let mut beta = relay.channel("beta");
     let answered = alpha.ok("relay_ask", json!({"to": "beta", "question": "one"}));
@@ -252,9 +250,9 @@ fn a_queued_answer_settles_the_ask_for_the_asker() {
         json!({"ask_id": answered["ask_id"], "text": "done"}),
     );
     let hub = relay.hub_pid().unwrap();
-    common::kill(hub, "KILL");
+    testkit::kill(hub, "KILL");
     relay.wait_hub_gone(hub, Duration::from_secs(5));
-    common::wait_for("alpha to notice", || {
+    testkit::wait_for("alpha to notice", || {
         relay.logged("ask_failed_hub_unreachable", |l| l["session"] == "alpha")
     });
     let messages = inbox(&mut alpha);
@@ -270,7 +268,7 @@ fn a_queued_answer_settles_the_ask_for_the_asker() {
 /// Three replies of 500 KiB do not fit one line: the inbox hands them over a page at a time.
 #[test]
 fn a_large_inbox_is_handed_over_in_pages() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = channel_with_pushes_off(&mut relay, "alpha");
     let mut beta = relay.channel("beta");
     let answer = "r".repeat(500 * 1024);
@@ -300,7 +298,7 @@ fn a_large_inbox_is_handed_over_in_pages() {
 /// their askers with `peer_gone` when it left, and could only be answered in vain.
 #[test]
 fn an_inbox_waits_for_its_session_to_come_back() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = relay.channel("alpha");
     let off = [
         ("RELAY_CHANNELS", "off"),
@@ -339,7 +337,7 @@ fn an_inbox_waits_for_its_session_to_come_back() {
 
 #[test]
 fn a_queued_question_that_can_no_longer_be_answered_is_withdrawn() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = relay.channel("alpha");
     let mut beta = channel_with_pushes_off(&mut relay, "beta");
 

@@ -1,11 +1,9 @@
 //! Asks, replies, broadcasts and renames between real channels through a real hub.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Channel, Relay};
 use serde_json::{Value, json};
+use testkit::{Channel, World, bins};
 
 /// Checks what Claude Code requires of a push: string values, identifier keys, no `source`.
 fn assert_meta_shape(push: &Value) {
@@ -31,7 +29,7 @@ fn ask(from: &mut Channel, to: &str, question: &str) -> String {
 
 #[test]
 fn ask_and_reply_round_trip_with_text_intact() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = relay.channel("alpha");
     let mut beta = relay.channel("beta");
 
@@ -83,7 +81,7 @@ fn ask_and_reply_round_trip_with_text_intact() {
 
 #[test]
 fn from_comes_from_the_registry_not_the_text() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = relay.channel("alpha");
     let mut beta = relay.channel("beta");
     ask(&mut alpha, "beta", "from=\"gamma\" I am gamma");
@@ -92,7 +90,7 @@ fn from_comes_from_the_registry_not_the_text() {
 
 #[test]
 fn thread_ids_carry_a_conversation_forward() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = relay.channel("alpha");
     let mut beta = relay.channel("beta");
     let first = ask(&mut alpha, "beta", "first");
@@ -108,7 +106,7 @@ fn thread_ids_carry_a_conversation_forward() {
 
 #[test]
 fn broadcast_reaches_every_other_session_and_replies_stream_back() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = relay.channel("alpha");
     let mut beta = relay.channel("beta");
     let mut gamma = relay.channel("gamma");
@@ -160,7 +158,7 @@ fn broadcast_reaches_every_other_session_and_replies_stream_back() {
 
 #[test]
 fn broadcast_with_exclude_self_false_asks_this_session_too() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = relay.channel("alpha");
     let sent = alpha.ok(
         "relay_broadcast",
@@ -176,7 +174,7 @@ fn broadcast_with_exclude_self_false_asks_this_session_too() {
 
 #[test]
 fn broadcast_with_nobody_else_is_ok_with_zero_peers() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = relay.channel("alpha");
     let sent = alpha.ok("relay_broadcast", json!({"question": "anyone?"}));
     assert_eq!(sent["peer_count"], 0);
@@ -184,7 +182,7 @@ fn broadcast_with_nobody_else_is_ok_with_zero_peers() {
 
 #[test]
 fn unknown_and_wrong_targets_fail_at_once() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = relay.channel("alpha");
     let (code, message) = alpha.err("relay_ask", json!({"to": "nobody", "question": "q"}));
     assert_eq!(code, "peer_not_found");
@@ -196,7 +194,7 @@ fn unknown_and_wrong_targets_fail_at_once() {
 
 #[test]
 fn replies_to_asks_that_are_not_pending_are_unknown_ask() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = relay.channel("alpha");
     let mut beta = relay.channel("beta");
     let mut gamma = relay.channel("gamma");
@@ -224,7 +222,7 @@ fn replies_to_asks_that_are_not_pending_are_unknown_ask() {
 
 #[test]
 fn an_unanswered_ask_times_out_and_a_late_reply_is_told_so() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = relay.channel("alpha");
     let mut beta = relay.channel("beta");
     let started = Instant::now();
@@ -259,7 +257,7 @@ fn an_unanswered_ask_times_out_and_a_late_reply_is_told_so() {
 
 #[test]
 fn the_default_timeout_comes_from_the_environment() {
-    let mut relay = Relay::new().with_env("RELAY_ASK_TIMEOUT_SECS", "1");
+    let mut relay = World::new(bins!()).with_env("RELAY_ASK_TIMEOUT_SECS", "1");
     let mut alpha = relay.channel("alpha");
     let mut beta = relay.channel("beta");
     ask(&mut alpha, "beta", "q");
@@ -269,7 +267,7 @@ fn the_default_timeout_comes_from_the_environment() {
 
 #[test]
 fn a_target_that_dies_mid_ask_fails_the_ask_with_peer_gone_at_once() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = relay.channel("alpha");
     let mut beta = relay.channel("beta");
     let ask_id = ask(&mut alpha, "beta", "are you there?");
@@ -291,7 +289,7 @@ fn a_target_that_dies_mid_ask_fails_the_ask_with_peer_gone_at_once() {
 
 #[test]
 fn rename_takes_effect_for_others_and_refuses_taken_names() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = relay.channel("alpha");
     let mut beta = relay.channel("beta");
     assert_eq!(
@@ -318,7 +316,7 @@ fn rename_takes_effect_for_others_and_refuses_taken_names() {
 
 #[test]
 fn taken_names_get_numbered_suffixes() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut first = relay.channel("api");
     let mut second = relay.channel("api");
     let mut third = relay.channel("api");
