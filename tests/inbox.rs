@@ -87,24 +87,26 @@ fn broadcast_reports_delivery_per_recipient() {
     gamma.push();
 }
 
+/// A failure waits in the inbox like a reply. `peer_gone` (its target leaving) is the failure a
+/// test gets at once; timeouts are tested in process on a paused clock (src/hub/tests.rs).
 #[test]
 fn replies_and_failures_for_an_asker_with_pushes_off_wait_in_its_inbox() {
     let mut relay = World::new(bins!());
     let mut alpha = channel_with_pushes_off(&mut relay, "alpha");
     let mut beta = relay.channel("beta");
     let answered = alpha.ok("relay_ask", json!({"to": "beta", "question": "one"}));
-    let timed_out = alpha.ok(
-        "relay_ask",
-        json!({"to": "beta", "question": "two", "timeout_secs": 1}),
-    );
+    let failed = alpha.ok("relay_ask", json!({"to": "beta", "question": "two"}));
     beta.push();
     beta.push();
     beta.ok(
         "relay_reply",
         json!({"ask_id": answered["ask_id"], "text": "reply one"}),
     );
-    testkit::wait_for("the timeout to reach alpha's inbox", || {
-        relay.logged("ask_timed_out", |_| true)
+    beta.kill();
+    wait_for("the failure to reach alpha's inbox", || {
+        relay.logged("ask_failed_peer_gone", |line| {
+            line["ask_id"] == failed["ask_id"]
+        })
     });
     assert!(alpha.push_within(Duration::from_millis(200)).is_none());
     let messages = inbox(&mut alpha);
@@ -116,10 +118,10 @@ fn replies_and_failures_for_an_asker_with_pushes_off_wait_in_its_inbox() {
         kinds,
         [
             ("reply", answered["ask_id"].as_str().unwrap()),
-            ("error", timed_out["ask_id"].as_str().unwrap())
+            ("error", failed["ask_id"].as_str().unwrap())
         ]
     );
-    assert_eq!(messages[1]["code"], "timeout");
+    assert_eq!(messages[1]["code"], "peer_gone");
 }
 
 #[test]
@@ -252,7 +254,7 @@ fn a_queued_answer_settles_the_ask_for_the_asker() {
     let hub = relay.hub_pid().unwrap();
     testkit::kill(hub, "KILL");
     relay.wait_hub_gone(hub, Duration::from_secs(5));
-    testkit::wait_for("alpha to notice", || {
+    wait_for("alpha to notice", || {
         relay.logged("ask_failed_hub_unreachable", |l| l["session"] == "alpha")
     });
     let messages = inbox(&mut alpha);
@@ -335,12 +337,16 @@ fn an_inbox_waits_for_its_session_to_come_back() {
     assert_eq!(messages[0]["text"], "ready");
 }
 
+/// A question that waits unseen in an inbox is taken out when its ask times out: its answer could
+/// only go in vain.
+///
+/// The one test here that waits for a hub deadline on the wall clock (1 s): no test in
+/// src/hub/tests.rs covers this withdrawal yet. Once one does, this test can go.
 #[test]
-fn a_queued_question_that_can_no_longer_be_answered_is_withdrawn() {
+fn a_queued_question_is_withdrawn_when_its_ask_times_out() {
     let mut relay = World::new(bins!());
     let mut alpha = relay.channel("alpha");
     let mut beta = channel_with_pushes_off(&mut relay, "beta");
-
     let asked = alpha.ok(
         "relay_ask",
         json!({"to": "beta", "question": "quick?", "timeout_secs": 1}),
@@ -352,9 +358,17 @@ fn a_queued_question_that_can_no_longer_be_answered_is_withdrawn() {
         inbox(&mut beta).is_empty(),
         "the timed-out question is gone"
     );
+}
 
+/// A question that waits unseen in an inbox is taken out when its asker leaves: nobody is left
+/// to read the answer.
+#[test]
+fn a_queued_question_is_withdrawn_when_its_asker_leaves() {
+    let mut relay = World::new(bins!());
+    let mut beta = channel_with_pushes_off(&mut relay, "beta");
     let mut gamma = relay.channel("gamma");
     let asked = gamma.ok("relay_ask", json!({"to": "beta", "question": "bye?"}));
+    assert_eq!(asked["delivery"], "queued");
     gamma.kill();
     wait_for(
         "the question of the asker that left to be withdrawn",
