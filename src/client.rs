@@ -301,6 +301,8 @@ async fn run_io(
     }
     let (requests, asks) = {
         let mut book = lock(&book);
+        // A waiter learns that its connection is gone from its signals ending.
+        book.signals = None;
         (
             std::mem::take(&mut book.requests),
             std::mem::take(&mut book.asks),

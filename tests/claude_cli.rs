@@ -9,17 +9,59 @@
 //! "skipped" line and passes; under `CI=true` a missing CLI fails. Set `RELAY_TEST_KEEP=1` to
 //! keep a test's temp dir (HOMEs, stderr and `--debug-file` logs, hub logs) for inspection.
 
-mod claude_support;
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use claude_support::mock_api::{ChannelBlock, Reply, Request};
-use claude_support::session::{Harness, Session, base_command, claude_or_skip, repo_root, tool};
 use serde_json::{Value, json};
+use testkit::bins;
+use testkit::claude::harness::{ClaudeSession, Harness, base_command, claude_or_skip, tool};
+use testkit::claude::mock_api::{ChannelBlock, Reply, Request};
+
+/// What `relay peers --json` says of the sessions of harness `h`'s hub, by name.
+fn peers_of(h: &Harness) -> Vec<Value> {
+    let out = std::process::Command::new(bins!().relay)
+        .args(["peers", "--json"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", h.root())
+        .env("CLAUDE_PLUGIN_DATA", h.plugin_data_dir())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run relay peers");
+    serde_json::from_slice::<Value>(&out.stdout)
+        .ok()
+        .and_then(|list| list["peers"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// Waits until a waiter is armed for session `name` (its `Stop` or `SessionStart` hook runs in
+/// the background, so nothing tells the test when), or fails.
+fn waiter_armed(h: &Harness, sessions: &[ClaudeSession], name: &str) {
+    let armed = testkit::process::poll_until(STEP, || {
+        peers_of(h)
+            .iter()
+            .any(|peer| peer["name"] == name && peer["waiter"] == true)
+    });
+    if !armed {
+        h.fail(sessions, &format!("no waiter was armed for {name}"));
+    }
+}
+
+/// How many requests of session `s` carry, as what the model answers now, a `<relay-message>`
+/// containing `marker`: how often it was shown.
+fn times_shown(h: &Harness, s: &ClaudeSession, marker: &str) -> usize {
+    h.mock
+        .main_requests(&s.id)
+        .iter()
+        .filter(|r| {
+            relay_messages_in(&r.last_user_text())
+                .iter()
+                .any(|(_, text)| text.contains(marker))
+        })
+        .count()
+}
 
 /// Claude Code start-up plus MCP connect; generous for a loaded 2-core CI box.
 const READY: Duration = Duration::from_secs(60);
@@ -32,27 +74,24 @@ const CANARY_WAIT: Duration = Duration::from_secs(10);
 /// The source attribute Claude Code gives our plugin's pushes.
 const SOURCE: &str = "plugin:relay:relay";
 
-/// Where cargo put `relay-channel` (and `relay-hub`): the plugin's
-/// `bin/relay-channel` launcher execs `$RELAY_BIN_DIR/relay-channel`.
-fn relay_bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_relay-channel"))
-        .parent()
-        .expect("bin dir")
-        .to_owned()
+/// The repository root, loaded as the plugin under test.
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The world of one test against CLI `version`; `None` when it is to be skipped (see
-/// [`claude_or_skip`]).
+/// [`claude_or_skip`]). The plugin's `bin/relay-channel` launcher execs
+/// `$RELAY_BIN_DIR/relay-channel`, the one cargo built.
 fn harness(test: &str, version: &str) -> Option<Harness> {
     let cli = claude_or_skip(test, version)?;
-    Some(Harness::new(cli, relay_bin_dir()))
+    Some(Harness::new(cli, repo_root(), bins!().dir().to_owned()))
 }
 
 /// Wait for a main request of `s` satisfying `pred`, or fail with diagnostics.
 fn expect(
     h: &Harness,
-    sessions: &[Session],
-    s: &Session,
+    sessions: &[ClaudeSession],
+    s: &ClaudeSession,
     what: &str,
     pred: impl Fn(&Request) -> bool,
 ) -> Request {
@@ -93,6 +132,58 @@ fn replier(answer: &'static str) -> impl FnMut(&Request) -> Option<Reply> + Send
         }
         None
     }
+}
+
+/// The answering side for a session without the channels flag: when a question containing
+/// `marker` is shown (by a waiter or the prompt hook, as a `<relay-message>`), reply `answer` to
+/// its ask_id.
+fn relay_message_replier(
+    marker: &'static str,
+    answer: &'static str,
+) -> impl FnMut(&Request) -> Option<Reply> + Send + 'static {
+    move |r| {
+        if let Some((head, _)) = relay_messages_in(&r.last_user_text())
+            .into_iter()
+            .find(|(_, text)| text.contains(marker))
+        {
+            let ask_id = attr_in(&head, "ask_id").unwrap_or_default();
+            return Some(Reply::tool(
+                tool("relay_reply"),
+                json!({"ask_id": ask_id, "text": answer}),
+            ));
+        }
+        let replied = r
+            .tool_result(&tool("relay_reply"))
+            .and_then(|t| t.json())
+            .is_some_and(|v| v["ok"] == true);
+        replied.then(|| Reply::text("replied"))
+    }
+}
+
+/// The pids of the waiters (`relay-channel wait`) running under session `s`'s `claude`.
+fn waiter_pids(s: &ClaudeSession) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let is_waiter =
+            args.len() >= 2 && args[0].ends_with(b"relay-channel") && args[1] == b"wait";
+        let environ = fs::read(entry.path().join("environ")).unwrap_or_default();
+        let ours = environ
+            .split(|b| *b == 0)
+            .any(|var| var == format!("CLAUDE_CODE_SESSION_ID={}", s.id).as_bytes());
+        if is_waiter && ours {
+            pids.push(pid);
+        }
+    }
+    pids
 }
 
 /// Alpha's side of the two-session exchange: list peers (again, briefly, until
@@ -171,8 +262,8 @@ fn stage_repo(to: &Path) {
             } else if src.is_file() {
                 if src.metadata().unwrap().permissions().mode() & 0o111 != 0 {
                     // bin/relay-channel. Not fs::copy, which would hold it open for writing in
-                    // this process: see common::write_executable.
-                    common::copy_executable(&src, &dst);
+                    // this process: see testkit::write_executable.
+                    testkit::copy_executable(&src, &dst);
                 } else {
                     fs::copy(&src, &dst).unwrap();
                 }
@@ -206,12 +297,10 @@ fn all_message_text(r: &Request) -> String {
     out
 }
 
-/// The head and content of every `<relay-message ...>` block (what the prompt hook shows a
-/// session whose pushes are off) anywhere in the messages of `r`.
-fn relay_messages(r: &Request) -> Vec<(String, String)> {
-    let text = all_message_text(r);
+/// The head and content of every `<relay-message ...>` block in `text`.
+fn relay_messages_in(text: &str) -> Vec<(String, String)> {
     let mut found = Vec::new();
-    let mut rest = text.as_str();
+    let mut rest = text;
     while let Some(start) = rest.find("<relay-message ") {
         let after = &rest[start..];
         let Some(head_end) = after.find('>') else {
@@ -227,6 +316,12 @@ fn relay_messages(r: &Request) -> Vec<(String, String)> {
         rest = &after[close..];
     }
     found
+}
+
+/// The head and content of every `<relay-message ...>` block (what the prompt hook shows a
+/// session whose pushes are off) anywhere in the messages of `r`.
+fn relay_messages(r: &Request) -> Vec<(String, String)> {
+    relay_messages_in(&all_message_text(r))
 }
 
 fn attr_in(head: &str, key: &str) -> Option<String> {

@@ -1,10 +1,8 @@
 //! The `relay` command line against a real hub: status, peers, ask, broadcast, hub stop and
 //! restart, their exit codes and `--json` shapes.
 
-mod common;
-
-use common::{PROMPTLY, RawPeer, Relay, wait_for};
 use serde_json::json;
+use testkit::{PROMPTLY, RawPeer, World, bins, wait_for};
 
 /// The exit statuses the README documents.
 const USAGE: i32 = 2;
@@ -17,7 +15,7 @@ const BAD_ARGS: i32 = 19;
 
 #[test]
 fn status_without_a_hub_exits_1_with_a_clear_line() {
-    let relay = Relay::new();
+    let relay = World::new(bins!());
     let run = relay.relay(&["status"]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("no hub is running"), "{run:?}");
@@ -31,7 +29,7 @@ fn status_without_a_hub_exits_1_with_a_clear_line() {
 /// clap's message on stderr only.
 #[test]
 fn under_json_a_failure_is_an_error_object_on_stdout_as_the_readme_says() {
-    let relay = Relay::new();
+    let relay = World::new(bins!());
     for (args, code) in [
         (vec!["peers", "--json"], 1),
         (vec!["ask", "alpha", "hello?", "--json"], HUB_UNREACHABLE),
@@ -57,7 +55,7 @@ fn under_json_a_failure_is_an_error_object_on_stdout_as_the_readme_says() {
 
 #[test]
 fn status_describes_the_running_hub() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let _alpha = relay.channel("alpha");
     let hub_pid = relay.hub_pid().unwrap();
 
@@ -85,7 +83,7 @@ fn status_describes_the_running_hub() {
 
 #[test]
 fn data_dir_option_selects_the_hub() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let _alpha = relay.channel("alpha");
     let elsewhere = relay.dir.path().join("elsewhere");
     let run = relay.relay(&["status", "--data-dir", elsewhere.to_str().unwrap()]);
@@ -96,7 +94,7 @@ fn data_dir_option_selects_the_hub() {
 
 #[test]
 fn peers_lists_every_session_without_joining() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     assert_eq!(relay.relay(&["peers"]).code, 1, "no hub yet");
     let alpha = relay.channel("alpha");
     let _beta = relay.channel("beta");
@@ -147,7 +145,7 @@ fn peers_lists_every_session_without_joining() {
 
 #[test]
 fn ask_prints_the_reply_and_shows_the_command_line_as_a_cli_peer() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = relay.channel("alpha");
 
     let asking = relay.stream_relay(&["ask", "alpha", "Is the build green?", "--as", "ops"]);
@@ -193,7 +191,7 @@ fn ask_prints_the_reply_and_shows_the_command_line_as_a_cli_peer() {
 
 #[test]
 fn ask_failures_exit_with_their_own_codes() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let no_hub = relay.relay(&["ask", "alpha", "hello?"]);
     assert_eq!(no_hub.code, HUB_UNREACHABLE, "{no_hub:?}");
     assert!(no_hub.stderr.contains("no hub is running"), "{no_hub:?}");
@@ -250,7 +248,7 @@ fn ask_failures_exit_with_their_own_codes() {
 
 #[test]
 fn broadcast_streams_replies_then_summarises_who_did_not_answer() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     assert_eq!(relay.relay(&["broadcast", "anyone?"]).code, HUB_UNREACHABLE);
     let mut alpha = relay.channel("alpha");
     let mut beta = relay.channel("beta");
@@ -297,7 +295,7 @@ fn broadcast_streams_replies_then_summarises_who_did_not_answer() {
 
 #[test]
 fn broadcast_with_nobody_to_ask_says_so() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     relay.start_hub();
     // Another command line is connected, but command lines are never asked.
     let mut person = RawPeer::connect(&relay);
@@ -312,7 +310,7 @@ fn broadcast_with_nobody_to_ask_says_so() {
 
 #[test]
 fn hub_stop_fails_pending_asks_and_sessions_come_back() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = relay.channel("alpha");
     let old_hub = relay.hub_pid().unwrap();
     let asking = relay.stream_relay(&["ask", "alpha", "are you there?"]);
@@ -336,7 +334,7 @@ fn hub_stop_fails_pending_asks_and_sessions_come_back() {
     assert_ne!(relay.hub_pid(), Some(old_hub));
 
     // With nothing running, stop is a no-op that says so.
-    let mut empty = Relay::new();
+    let mut empty = World::new(bins!());
     let run = empty.relay(&["hub", "stop"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stderr.contains("no hub was running"), "{run:?}");
@@ -345,7 +343,7 @@ fn hub_stop_fails_pending_asks_and_sessions_come_back() {
 
 #[test]
 fn hub_restart_starts_a_new_hub_the_sessions_rejoin() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let cold = relay.relay(&["hub", "restart", "--json"]);
     assert_eq!(cold.code, 0, "{cold:?}");
     relay.note_hub();
@@ -370,11 +368,11 @@ fn hub_restart_starts_a_new_hub_the_sessions_rejoin() {
 
 #[test]
 fn an_interrupted_ask_exits_130_and_its_late_reply_is_refused() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = relay.channel("alpha");
     let asking = relay.stream_relay(&["ask", "alpha", "long one?", "--json"]);
     let question = alpha.push();
-    common::kill(asking.pid(), "TERM");
+    testkit::kill(asking.pid(), "TERM");
     let run = asking.finish();
     assert_eq!(run.code, 130, "{run:?}");
     assert!(run.stderr.contains("interrupted"), "{run:?}");
@@ -393,13 +391,13 @@ fn an_interrupted_ask_exits_130_and_its_late_reply_is_refused() {
 
 #[test]
 fn from_a_shell_the_plugin_data_directory_is_the_default() {
-    let relay = Relay::new();
-    let status_data_dir = |relay: &Relay| {
-        let mut command = relay.command(common::RELAY_EXE, relay.dir.path());
+    let relay = World::new(bins!());
+    let status_data_dir = |relay: &World| {
+        let mut command = relay.command(relay.bins().relay, relay.dir.path());
         command
             .env_remove("CLAUDE_PLUGIN_DATA")
             .args(["status", "--json"]);
-        common::RelayStream::spawn(command).finish().json()["data_dir"].clone()
+        testkit::RelayStream::spawn(command).finish().json()["data_dir"].clone()
     };
     assert_eq!(
         status_data_dir(&relay),
@@ -413,10 +411,10 @@ fn from_a_shell_the_plugin_data_directory_is_the_default() {
 
 #[test]
 fn a_relative_data_dir_names_the_same_hub_from_anywhere() {
-    let mut relay = Relay::new();
-    let mut command = relay.command(common::RELAY_EXE, relay.dir.path());
+    let mut relay = World::new(bins!());
+    let mut command = relay.command(relay.bins().relay, relay.dir.path());
     command.args(["hub", "restart", "--data-dir", "data", "--json"]);
-    let run = common::RelayStream::spawn(command).finish();
+    let run = testkit::RelayStream::spawn(command).finish();
     assert_eq!(run.code, 0, "{run:?}");
     relay.note_hub();
     assert_eq!(
@@ -441,13 +439,13 @@ fn catches_interrupt_and_term(pid: u32) -> bool {
 fn a_signal_while_the_question_is_read_sends_nothing() {
     use std::io::Write;
 
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let _alpha = relay.channel("alpha");
-    let mut command = relay.command(common::RELAY_EXE, relay.dir.path());
+    let mut command = relay.command(relay.bins().relay, relay.dir.path());
     command
         .args(["ask", "alpha", "-"])
         .stdin(std::process::Stdio::piped());
-    let mut asking = common::RelayStream::spawn_with_stdin(command);
+    let mut asking = testkit::RelayStream::spawn_with_stdin(command);
     asking
         .stdin()
         .write_all(b"half a quest")
@@ -455,7 +453,7 @@ fn a_signal_while_the_question_is_read_sends_nothing() {
     wait_for("relay to catch SIGINT and SIGTERM", || {
         catches_interrupt_and_term(asking.pid())
     });
-    common::kill(asking.pid(), "INT");
+    testkit::kill(asking.pid(), "INT");
     let run = asking.finish();
     assert_eq!(run.code, 130, "{run:?}");
     assert!(run.stderr.contains("nothing was sent"), "{run:?}");
@@ -471,7 +469,7 @@ fn hub_stop_stops_a_hub_of_another_shape() {
         os::unix::net::UnixListener,
     };
 
-    let relay = Relay::new();
+    let relay = World::new(bins!());
     std::fs::create_dir_all(&relay.data).unwrap();
     let listener = UnixListener::bind(relay.socket()).unwrap();
     let socket = relay.socket();
@@ -503,7 +501,7 @@ fn hub_stop_stops_a_hub_of_another_shape() {
 
 #[test]
 fn broadcast_says_which_sessions_had_the_question_queued() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut off = relay.spawn_channel("offline", &[("RELAY_CHANNELS", "off")]);
     off.initialize();
     relay.registered(&mut off);

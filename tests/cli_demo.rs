@@ -1,12 +1,10 @@
 //! `relay demo`: the conversation it shows, the transcript blocks it renders, and that it leaves
 //! nothing behind, also when interrupted.
 
-mod common;
-
 use std::{fs, path::PathBuf};
 
-use common::{Relay, RelayRun, kill, process_gone, wait_for};
 use serde_json::Value;
+use testkit::{RelayRun, World, bins, kill, process_gone, wait_for};
 
 const SOURCE_PREFIX: &str = "<channel source=\"plugin:relay:relay\" ";
 
@@ -64,7 +62,7 @@ fn push<'a>(lines: &'a [Value], step: &str, session: &str, kind: &str) -> &'a Va
 
 #[test]
 fn the_demo_shows_every_push_as_the_transcript_would_and_leaves_nothing_behind() {
-    let relay = Relay::new();
+    let relay = World::new(bins!());
     let elsewhere = relay.dir.path().join("not-used");
     let run = relay.relay(&["demo", "--json", "--data-dir", elsewhere.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{run:?}");
@@ -146,7 +144,7 @@ fn the_demo_shows_every_push_as_the_transcript_would_and_leaves_nothing_behind()
 
 #[test]
 fn the_narration_shows_calls_and_transcript_blocks() {
-    let relay = Relay::new();
+    let relay = World::new(bins!());
     let run: RelayRun = relay.relay(&["demo"]);
     assert_eq!(run.code, 0, "{run:?}");
     let out = &run.stdout;
@@ -181,7 +179,7 @@ fn is_stopped(pid: u32) -> bool {
 
 #[test]
 fn sigterm_mid_demo_still_cleans_up_and_exits_130() {
-    let relay = Relay::new();
+    let relay = World::new(bins!());
     // The demo runs in tens of milliseconds. Freezing backend-api right after the `started` line
     // holds it up: every later step needs backend-api, and so does the clean-up, which waits
     // for it to exit before killing it. Only if the whole demo outran the test is the freeze too
@@ -225,17 +223,17 @@ fn sigterm_mid_demo_still_cleans_up_and_exits_130() {
 /// (if any), run with TMPDIR in the test's world so that the demo's temp dir can be checked.
 fn run_copied_relay(channel_script: Option<&str>) -> RelayRun {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let relay = Relay::new().with_env("TMPDIR", tmp.path().to_str().unwrap());
+    let relay = World::new(bins!()).with_env("TMPDIR", tmp.path().to_str().unwrap());
     let bin = relay.dir.path().join("bin");
     fs::create_dir_all(&bin).unwrap();
     let exe = bin.join("relay");
-    common::copy_executable(common::RELAY_EXE, &exe);
+    testkit::copy_executable(relay.bins().relay, &exe);
     if let Some(script) = channel_script {
-        common::write_executable(bin.join("relay-channel"), script);
+        testkit::write_executable(bin.join("relay-channel"), script);
     }
     let mut command = relay.command(exe.to_str().unwrap(), relay.dir.path());
     command.arg("demo");
-    let run = common::RelayStream::spawn(command).finish();
+    let run = testkit::RelayStream::spawn(command).finish();
     let leftovers: Vec<PathBuf> = fs::read_dir(tmp.path())
         .unwrap()
         .map(|entry| entry.unwrap().path())
@@ -266,7 +264,7 @@ fn a_failed_step_is_named_exits_1_and_removes_the_temp_dir() {
 
 #[test]
 fn help_says_the_users_hub_is_never_used() {
-    let run = Relay::new().relay(&["demo", "--help"]);
+    let run = World::new(bins!()).relay(&["demo", "--help"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(
         run.stdout
@@ -277,8 +275,8 @@ fn help_says_the_users_hub_is_never_used() {
 
 #[test]
 fn a_reader_that_leaves_early_does_not_stop_the_clean_up() {
-    let relay = Relay::new();
-    let mut command = relay.command(common::RELAY_EXE, relay.dir.path());
+    let relay = World::new(bins!());
+    let mut command = relay.command(relay.bins().relay, relay.dir.path());
     let mut child = command
         .args(["demo", "--json"])
         .stdin(std::process::Stdio::null())

@@ -2,8 +2,6 @@
 //! is broken. Every run gets a PATH made here, so what is installed on the machine (a real
 //! `claude`, a `relay-channel` in ~/.cargo/bin) cannot change the outcome.
 
-mod common;
-
 use std::{
     fs,
     io::{BufRead, BufReader, Write},
@@ -12,8 +10,8 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
-use common::{Relay, RelayRun, RelayStream};
 use serde_json::{Value, json};
+use testkit::{RelayRun, RelayStream, World, bins};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -34,18 +32,18 @@ const CHECKS: [&str; 11] = [
 
 /// The directory of the built `relay`, `relay-hub` and `relay-channel`.
 fn bin_dir() -> PathBuf {
-    Path::new(common::RELAY_EXE).parent().unwrap().to_owned()
+    bins!().dir().to_owned()
 }
 
 /// Runs `relay doctor ARGS` with `path` as its whole PATH.
-fn doctor(relay: &Relay, path: &str, args: &[&str]) -> RelayRun {
-    let mut command = relay.command(common::RELAY_EXE, relay.dir.path());
+fn doctor(relay: &World, path: &str, args: &[&str]) -> RelayRun {
+    let mut command = relay.command(relay.bins().relay, relay.dir.path());
     command.env("PATH", path).arg("doctor").args(args);
     RelayStream::spawn(command).finish()
 }
 
 /// `relay doctor --json`, checked for its shape; returns the document.
-fn doctor_json(relay: &Relay, path: &str) -> (i32, Value) {
+fn doctor_json(relay: &World, path: &str) -> (i32, Value) {
     let run = doctor(relay, path, &["--json"]);
     let report = run.json();
     let names: Vec<&str> = report["checks"]
@@ -84,16 +82,16 @@ fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
 }
 
 /// A directory holding a fake `claude` that answers `--version` as Claude Code does.
-fn fake_claude_dir(relay: &Relay) -> PathBuf {
+fn fake_claude_dir(relay: &World) -> PathBuf {
     fake_claude_of_version(relay, "2.1.197")
 }
 
 /// A directory holding a fake `claude` of `version`.
-fn fake_claude_of_version(relay: &Relay, version: &str) -> PathBuf {
+fn fake_claude_of_version(relay: &World, version: &str) -> PathBuf {
     let dir = relay.dir.path().join(format!("fakebin-{version}"));
     fs::create_dir_all(&dir).unwrap();
     let claude = dir.join("claude");
-    common::write_executable(
+    testkit::write_executable(
         &claude,
         &format!("#!/bin/sh\necho '{version} (Claude Code)'\n"),
     );
@@ -102,7 +100,7 @@ fn fake_claude_of_version(relay: &Relay, version: &str) -> PathBuf {
 
 /// Records the plugin as installed and enabled in the world's HOME, in the files and shapes
 /// `claude plugin install relay@claude-relay` writes (seen with Claude Code 2.1.197).
-fn record_plugin_installed(relay: &Relay) {
+fn record_plugin_installed(relay: &World) {
     let plugins = relay.home.join(".claude/plugins");
     let install_path = plugins.join("cache/claude-relay/relay").join(VERSION);
     fs::create_dir_all(&install_path).unwrap();
@@ -128,7 +126,7 @@ fn record_plugin_installed(relay: &Relay) {
 }
 
 /// A PATH with the fake `claude` and the built relay binaries, nothing else.
-fn healthy_path(relay: &Relay) -> String {
+fn healthy_path(relay: &World) -> String {
     format!(
         "{}:{}",
         fake_claude_dir(relay).display(),
@@ -138,7 +136,7 @@ fn healthy_path(relay: &Relay) -> String {
 
 #[test]
 fn a_healthy_installation_passes_every_check() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let hub_pid = relay.start_hub();
     record_plugin_installed(&relay);
     let path = healthy_path(&relay);
@@ -180,7 +178,7 @@ fn a_healthy_installation_passes_every_check() {
 
 #[test]
 fn a_data_dir_open_to_others_fails_with_the_chmod_fix() {
-    let relay = Relay::new();
+    let relay = World::new(bins!());
     fs::create_dir_all(&relay.data).unwrap();
     fs::set_permissions(&relay.data, fs::Permissions::from_mode(0o755)).unwrap();
 
@@ -209,7 +207,7 @@ fn a_data_dir_open_to_others_fails_with_the_chmod_fix() {
 
 #[test]
 fn a_socket_nothing_serves_is_a_warning_about_a_dead_hub() {
-    let relay = Relay::new();
+    let relay = World::new(bins!());
     fs::create_dir_all(&relay.data).unwrap();
     fs::set_permissions(&relay.data, fs::Permissions::from_mode(0o700)).unwrap();
     drop(UnixListener::bind(relay.socket()).unwrap());
@@ -230,7 +228,7 @@ fn a_socket_nothing_serves_is_a_warning_about_a_dead_hub() {
 
 #[test]
 fn without_claude_the_claude_check_fails_with_the_install_fix() {
-    let relay = Relay::new();
+    let relay = World::new(bins!());
     record_plugin_installed(&relay);
 
     let (code, report) = doctor_json(&relay, &bin_dir().display().to_string());
@@ -258,9 +256,9 @@ fn without_claude_the_claude_check_fails_with_the_install_fix() {
 /// checkout (Claude Code copies a directory marketplace whole, `target/` included).
 #[test]
 fn without_the_plugin_the_plugin_check_fails_with_the_install_script() {
-    let plain = Relay::new();
+    let plain = World::new(bins!());
     let stage = plain.home.join(".local/share/claude-relay/marketplace");
-    let xdg = Relay::new();
+    let xdg = World::new(bins!());
     let xdg_data = xdg.dir.path().join("xdg-data");
     let xdg = xdg.with_env("XDG_DATA_HOME", xdg_data.to_str().unwrap());
     let xdg_stage = xdg_data.join("claude-relay/marketplace");
@@ -318,7 +316,7 @@ impl Drop for FakeSession {
 
 #[test]
 fn a_claude_session_without_the_channels_flag_is_listed_as_a_warning() {
-    let relay = Relay::new();
+    let relay = World::new(bins!());
     let cwd = relay.workdir("project");
     let flagless = FakeSession::start(&cwd, &[], &[]);
     let flagged = FakeSession::start(
@@ -360,13 +358,13 @@ fn a_claude_session_without_the_channels_flag_is_listed_as_a_warning() {
 /// protocol keeps), in a shape with a field this version does not know.
 #[test]
 fn a_hub_of_another_protocol_fails_with_the_restart_fix() {
-    let relay = Relay::new();
+    let relay = World::new(bins!());
     fs::create_dir_all(&relay.data).unwrap();
     fs::set_permissions(&relay.data, fs::Permissions::from_mode(0o700)).unwrap();
     let listener = UnixListener::bind(relay.socket()).unwrap();
     let old_hub = std::thread::spawn(move || {
         let (stream, _) = listener.accept().expect("the doctor connects");
-        stream.set_read_timeout(Some(common::PROMPTLY)).unwrap();
+        stream.set_read_timeout(Some(testkit::PROMPTLY)).unwrap();
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         let mut line = String::new();
         reader.read_line(&mut line).unwrap();
@@ -398,12 +396,12 @@ fn a_hub_of_another_protocol_fails_with_the_restart_fix() {
 
 #[test]
 fn a_relay_channel_of_another_version_on_path_is_a_warning() {
-    let relay = Relay::new();
+    let relay = World::new(bins!());
     record_plugin_installed(&relay);
     let old = relay.dir.path().join("oldbin");
     fs::create_dir_all(&old).unwrap();
     let channel = old.join("relay-channel");
-    common::write_executable(&channel, "#!/bin/sh\necho 'relay-channel 0.0.1'\n");
+    testkit::write_executable(&channel, "#!/bin/sh\necho 'relay-channel 0.0.1'\n");
     let path = format!("{}:{}", old.display(), healthy_path(&relay));
 
     let (_, report) = doctor_json(&relay, &path);
@@ -427,7 +425,7 @@ fn a_relay_channel_of_another_version_on_path_is_a_warning() {
 /// (`.ci/claude-versions`) is a warning that says so; one inside passes.
 #[test]
 fn a_claude_outside_the_tested_range_is_a_warning() {
-    let relay = Relay::new();
+    let relay = World::new(bins!());
     record_plugin_installed(&relay);
     for (version, status, says) in [
         ("2.1.197", "pass", "tested range 2.1.197 to "),
@@ -458,7 +456,7 @@ fn a_claude_outside_the_tested_range_is_a_warning() {
 /// reason.
 #[test]
 fn sessions_whose_pushes_are_off_are_named_with_the_reason() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let _alpha = relay.channel("alpha");
     let mut beta = relay.spawn_channel("beta", &[("RELAY_CHANNELS", "off")]);
     beta.initialize();

@@ -1,12 +1,10 @@
 //! `relay logs`: the daily files merged in time order, malformed lines reported, the filters,
 //! one ask followed across the hub and both channels of a real run, and `-f`.
 
-mod common;
-
 use std::{fs, io::Write};
 
-use common::Relay;
 use serde_json::{Value, json};
+use testkit::{World, bins};
 use time::{Date, Duration, OffsetDateTime, format_description::well_known::Rfc3339};
 
 fn today() -> Date {
@@ -17,22 +15,22 @@ fn stamp(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap()
 }
 
-fn file_for(relay: &Relay, day: Date) -> std::path::PathBuf {
+fn file_for(relay: &World, day: Date) -> std::path::PathBuf {
     relay.logs().join(format!("relay-{day}.log"))
 }
 
 /// The file of `day` as tracing-appender names it (`file_for` has the name releases before it
 /// wrote).
-fn appender_file_for(relay: &Relay, day: Date) -> std::path::PathBuf {
+fn appender_file_for(relay: &World, day: Date) -> std::path::PathBuf {
     relay.logs().join(format!("relay.{day}.log"))
 }
 
 /// Appends `text` (lines, each with its newline) to the log file of `day`.
-fn append(relay: &Relay, day: Date, text: &str) {
+fn append(relay: &World, day: Date, text: &str) {
     append_to(relay, &file_for(relay, day), text);
 }
 
-fn append_to(relay: &Relay, file: &std::path::Path, text: &str) {
+fn append_to(relay: &World, file: &std::path::Path, text: &str) {
     fs::create_dir_all(relay.logs()).unwrap();
     let mut file = fs::OpenOptions::new()
         .create(true)
@@ -49,13 +47,13 @@ fn line(at: OffsetDateTime, mut fields: Value) -> String {
 }
 
 /// Writes each event to the file of its own day, as the logger does.
-fn write_events(relay: &Relay, events: &[(OffsetDateTime, Value)]) {
+fn write_events(relay: &World, events: &[(OffsetDateTime, Value)]) {
     for (at, fields) in events {
         append(relay, at.date(), &line(*at, fields.clone()));
     }
 }
 
-fn events_of(run: &common::RelayRun) -> Vec<String> {
+fn events_of(run: &testkit::RelayRun) -> Vec<String> {
     run.json_lines()
         .iter()
         .map(|line| line["event"].as_str().unwrap().to_owned())
@@ -64,7 +62,7 @@ fn events_of(run: &common::RelayRun) -> Vec<String> {
 
 #[test]
 fn two_days_merge_in_time_order_and_malformed_lines_are_reported() {
-    let relay = Relay::new();
+    let relay = World::new(bins!());
     let yesterday = today().previous_day().unwrap();
     let at = |day: Date, h, m, s| day.with_hms(h, m, s).unwrap().assume_utc();
     let hub = json!({"level": "info", "component": "hub", "pid": 4242});
@@ -144,7 +142,7 @@ fn two_days_merge_in_time_order_and_malformed_lines_are_reported() {
 
 #[test]
 fn level_session_and_since_filter_and_a_bad_since_is_refused() {
-    let relay = Relay::new();
+    let relay = World::new(bins!());
     let now = OffsetDateTime::now_utc();
     write_events(
         &relay,
@@ -224,7 +222,7 @@ fn level_session_and_since_filter_and_a_bad_since_is_refused() {
 
 #[test]
 fn ask_shows_one_asks_life_across_the_hub_and_both_channels() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = relay.channel("alpha");
     let mut beta = relay.channel("beta");
     let asked = alpha.ok("relay_ask", json!({"to": "beta", "question": "schema?"}));
@@ -237,7 +235,7 @@ fn ask_shows_one_asks_life_across_the_hub_and_both_channels() {
     );
     assert_eq!(alpha.push()["meta"]["kind"], "reply");
     // The channel logs a push once it is sent, so the line may land after the test saw it.
-    common::wait_for("alpha to log the reply's push", || {
+    testkit::wait_for("alpha to log the reply's push", || {
         relay.logged("pushed", |line| {
             line["ask_id"] == ask_id.as_str() && line["session"] == "alpha"
         })
@@ -287,7 +285,7 @@ fn ask_shows_one_asks_life_across_the_hub_and_both_channels() {
 
 #[test]
 fn follow_prints_appended_lines_and_moves_to_the_next_day() {
-    let relay = Relay::new();
+    let relay = World::new(bins!());
     let now = OffsetDateTime::now_utc();
     let event = |name: &str| json!({"level": "info", "component": "hub", "pid": 9, "event": name});
     append(&relay, today(), &line(now, event("before")));
@@ -324,7 +322,7 @@ fn follow_prints_appended_lines_and_moves_to_the_next_day() {
     let next: Value = serde_json::from_str(&follow.next_line()).unwrap();
     assert_eq!(next["event"], "late_for_today");
 
-    common::kill(follow.pid(), "TERM");
+    testkit::kill(follow.pid(), "TERM");
     let run = follow.finish();
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.is_empty(), "{run:?}");
@@ -335,7 +333,7 @@ fn follow_prints_appended_lines_and_moves_to_the_next_day() {
 /// `relay.DAY.log`: both are read, merged in time order, and followed.
 #[test]
 fn old_and_new_file_names_are_merged_and_followed() {
-    let relay = Relay::new();
+    let relay = World::new(bins!());
     let now = OffsetDateTime::now_utc();
     let yesterday = today().previous_day().unwrap();
     let at = |day: Date, h, m, s| day.with_hms(h, m, s).unwrap().assume_utc();
@@ -387,7 +385,7 @@ fn old_and_new_file_names_are_merged_and_followed() {
     append(&relay, today(), &line(now, event("old_appended")));
     let next: Value = serde_json::from_str(&follow.next_line()).unwrap();
     assert_eq!(next["event"], "old_appended");
-    common::kill(follow.pid(), "TERM");
+    testkit::kill(follow.pid(), "TERM");
     let run = follow.finish();
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stderr.is_empty(), "{run:?}");
@@ -396,7 +394,7 @@ fn old_and_new_file_names_are_merged_and_followed() {
 /// A day file of the new name appearing beside the old one is followed from its first line.
 #[test]
 fn follow_picks_up_a_new_file_of_the_same_day() {
-    let relay = Relay::new();
+    let relay = World::new(bins!());
     let now = OffsetDateTime::now_utc();
     let event = |name: &str| json!({"level": "info", "component": "hub", "pid": 9, "event": name});
     append(&relay, today(), &line(now, event("old_hub")));
@@ -410,13 +408,13 @@ fn follow_picks_up_a_new_file_of_the_same_day() {
     );
     let next: Value = serde_json::from_str(&follow.next_line()).unwrap();
     assert_eq!(next["event"], "new_channel");
-    common::kill(follow.pid(), "TERM");
+    testkit::kill(follow.pid(), "TERM");
     assert_eq!(follow.finish().code, 0);
 }
 
 #[test]
 fn without_logs_it_exits_1_with_a_clear_line() {
-    let relay = Relay::new();
+    let relay = World::new(bins!());
     let run = relay.relay(&["logs"]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stdout.is_empty(), "{run:?}");

@@ -1,14 +1,12 @@
 //! How a channel names itself, follows the user's `/rename`, and reports its git branch.
 
-mod common;
-
 use std::{fs, path::PathBuf};
 
-use common::{RawPeer, Relay, wait_for};
 use serde_json::json;
+use testkit::{RawPeer, World, bins, wait_for};
 
 /// Claude Code's session file for the channel's parent: this test process.
-fn session_file(relay: &Relay) -> PathBuf {
+fn session_file(relay: &World) -> PathBuf {
     let dir = relay.home.join(".claude").join("sessions");
     fs::create_dir_all(&dir).unwrap();
     dir.join(format!("{}.json", std::process::id()))
@@ -16,7 +14,7 @@ fn session_file(relay: &Relay) -> PathBuf {
 
 /// The name a lone unnamed channel registers under, given its session file's content.
 fn name_with_session_file(content: Option<&str>, env_name: &str) -> String {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     if let Some(content) = content {
         fs::write(session_file(&relay), content).unwrap();
     }
@@ -43,7 +41,7 @@ fn the_name_falls_back_from_env_to_session_file_to_directory() {
 /// same session file. The other side is a raw hub connection.
 #[test]
 fn a_rename_in_the_session_file_is_followed() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     relay.start_hub();
     let mut watcher = RawPeer::connect(&relay);
     watcher.hello("watcher");
@@ -86,7 +84,7 @@ fn a_rename_in_the_session_file_is_followed() {
 /// comes before the follower first sees the file must not be undone by it.
 #[test]
 fn a_rename_is_not_undone_by_an_older_session_file() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut api = relay.spawn_channel("", &[]);
     api.initialize();
     relay.registered(&mut api);
@@ -110,7 +108,7 @@ fn a_rename_is_not_undone_by_an_older_session_file() {
 
 #[test]
 fn the_git_branch_is_reported() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let work = relay.workdir("repo-session");
     fs::create_dir_all(work.join(".git")).unwrap();
     fs::write(work.join(".git/HEAD"), "ref: refs/heads/feature/login\n").unwrap();

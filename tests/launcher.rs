@@ -1,21 +1,18 @@
 //! The plugin's `bin/relay-channel` launcher finds the real binary or says how to install it.
 
-mod common;
-
 use std::{
     fs,
-    path::Path,
     process::{Command, Stdio},
 };
 
-use common::{Channel, Relay};
+use testkit::{Channel, World, bins};
 
 const LAUNCHER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/bin/relay-channel");
 
 #[test]
 fn the_launcher_runs_the_binary_from_relay_bin_dir() {
-    let mut relay = Relay::new();
-    let bin_dir = Path::new(common::CHANNEL_EXE).parent().unwrap();
+    let mut relay = World::new(bins!());
+    let bin_dir = relay.bins().dir();
     let mut command = relay.command(LAUNCHER, relay.dir.path());
     command
         .env("RELAY_BIN_DIR", bin_dir)
@@ -32,7 +29,7 @@ fn without_a_binary_the_launcher_names_the_install_command() {
     let root = tempfile::tempdir().unwrap();
     fs::create_dir_all(root.path().join("bin")).unwrap();
     let launcher = root.path().join("bin/relay-channel");
-    common::copy_executable(LAUNCHER, &launcher);
+    testkit::copy_executable(LAUNCHER, &launcher);
     let output = Command::new(&launcher)
         .env_clear()
         .env(

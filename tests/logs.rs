@@ -1,11 +1,9 @@
 //! The daily JSON log files written by the hub and every channel.
 
-mod common;
-
 use std::{fs, os::unix::fs::PermissionsExt};
 
-use common::Relay;
 use serde_json::{Value, json};
+use testkit::{World, bins};
 
 fn today_utc() -> String {
     let output = std::process::Command::new("date")
@@ -17,7 +15,7 @@ fn today_utc() -> String {
 
 #[test]
 fn hub_and_channels_write_one_json_object_per_line_to_the_daily_file() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = relay.channel("alpha");
     let mut beta = relay.channel("beta");
     let asked = alpha.ok("relay_ask", json!({"to": "beta", "question": "q"}));
@@ -73,7 +71,7 @@ fn hub_and_channels_write_one_json_object_per_line_to_the_daily_file() {
         .expect("alpha registered");
     assert_eq!(registered["peer_pid"], alpha.pid());
     // Peer text is not logged.
-    // Lossy: a line being written can be cut inside a character (see common::Relay::log_lines).
+    // Lossy: a line being written can be cut inside a character (see testkit::World::log_lines).
     let all = fs::read(relay.logs().join(format!("relay.{}.log", today_utc()))).unwrap();
     let all = String::from_utf8_lossy(&all);
     assert!(!all.contains("\"q\""), "question text leaked into the log");
@@ -81,7 +79,7 @@ fn hub_and_channels_write_one_json_object_per_line_to_the_daily_file() {
 
 #[test]
 fn relay_log_sets_the_level() {
-    let mut relay = Relay::new().with_env("RELAY_LOG", "warn");
+    let mut relay = World::new(bins!()).with_env("RELAY_LOG", "warn");
     let mut alpha = relay.channel("alpha");
     alpha.ok("relay_peers", json!({}));
     alpha.err("relay_ask", json!({"to": "nobody", "question": "q"}));

@@ -1,14 +1,12 @@
 //! The MCP surface of relay-channel: handshake, capability, instructions, tool schemas, and
 //! argument checking.
 
-mod common;
-
-use common::Relay;
 use serde_json::{Value, json};
+use testkit::{World, bins};
 
 #[test]
 fn initialize_declares_the_channel_capability_and_instructions() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut channel = relay.spawn_channel("alpha", &[]);
     let result = channel.initialize();
     assert_eq!(
@@ -24,7 +22,7 @@ fn initialize_declares_the_channel_capability_and_instructions() {
 /// The rules the original relay learned from real failures must reach the model.
 #[test]
 fn instructions_carry_the_rules() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut channel = relay.spawn_channel("alpha", &[]);
     let result = channel.initialize();
     let instructions = result["instructions"].as_str().unwrap();
@@ -55,7 +53,7 @@ fn instructions_carry_the_rules() {
 
 #[test]
 fn tools_list_has_the_six_tools_with_their_schemas() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut channel = relay.channel("alpha");
     let response = channel.request("tools/list", json!({}));
     let tools = response["result"]["tools"].as_array().unwrap();
@@ -115,7 +113,7 @@ fn tools_list_has_the_six_tools_with_their_schemas() {
 
 #[test]
 fn bad_arguments_are_bad_args_never_a_crash() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut channel = relay.channel("alpha");
     let cases = [
         (
@@ -193,7 +191,7 @@ fn bad_arguments_are_bad_args_never_a_crash() {
 
 #[test]
 fn texts_over_512_kib_are_refused_and_nothing_is_sent() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = relay.channel("alpha");
     let mut beta = relay.channel("beta");
     let too_long = "x".repeat(512 * 1024 + 1);
@@ -226,7 +224,7 @@ fn texts_over_512_kib_are_refused_and_nothing_is_sent() {
 /// `initialize`, still declares `claude/channel`, and says so in its log and in relay_peers.
 #[test]
 fn a_client_offering_2026_07_28_first_settles_on_2025_11_25() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut channel = relay.spawn_channel("alpha", &[]);
     let modern_meta = json!({
         "io.modelcontextprotocol/protocolVersion": "2026-07-28",
@@ -269,7 +267,7 @@ fn a_client_offering_2026_07_28_first_settles_on_2025_11_25() {
 /// Every session's entry in relay_peers says why its pushes are on or off.
 #[test]
 fn relay_peers_says_why_pushes_are_on_or_off() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut alpha = relay.channel("alpha");
     let mut beta = relay.spawn_channel("beta", &[("RELAY_CHANNELS", "off")]);
     beta.initialize();

@@ -1,15 +1,13 @@
 //! A channel works out from its parent's command line whether Claude Code will show its pushes,
 //! and every peer sees the answer in relay_peers.
 
-mod common;
-
-use common::{CHANNEL_EXE, Channel, Relay};
 use serde_json::json;
+use testkit::{Channel, World, bins};
 
 /// Starts a channel whose parent is a shell that calls itself `claude` and carries `flags` on its
 /// command line, as a real `claude` process would.
-fn channel_under_fake_claude(relay: &Relay, name: &str, flags: &str) -> Channel {
-    let script = format!("'{CHANNEL_EXE}'; exit $?");
+fn channel_under_fake_claude(relay: &World, name: &str, flags: &str) -> Channel {
+    let script = format!("'{}'; exit $?", relay.bins().channel);
     let mut command = relay.command("/bin/bash", relay.dir.path());
     command
         .env("RELAY_SESSION_NAME", name)
@@ -34,7 +32,7 @@ fn channels_of(peers: &serde_json::Value, name: &str) -> String {
 
 #[test]
 fn relay_peers_shows_whose_pushes_are_on_off_or_unknown() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let mut on = channel_under_fake_claude(
         &relay,
         "with-flag",

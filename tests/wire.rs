@@ -1,14 +1,12 @@
 //! The hub's wire protocol spoken by hand over its real socket: registration rules, malformed
 //! and oversized lines, version mismatch, and a peer that stops reading.
 
-mod common;
-
-use common::{RawPeer, Relay};
 use serde_json::json;
+use testkit::{RawPeer, World, bins};
 
 #[test]
 fn hello_registers_once_and_other_requests_need_it() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     relay.start_hub();
     let mut peer = RawPeer::connect(&relay);
     peer.send(&json!({"id": 7, "op": "rename", "new_name": "x"}));
@@ -38,7 +36,7 @@ fn hello_registers_once_and_other_requests_need_it() {
 
 #[test]
 fn a_hello_of_another_protocol_is_protocol_mismatch_naming_both_versions() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let hub = relay.start_hub();
     let mut peer = RawPeer::connect(&relay);
     peer.send(
@@ -60,7 +58,7 @@ fn a_hello_of_another_protocol_is_protocol_mismatch_naming_both_versions() {
 
 #[test]
 fn malformed_lines_are_bad_msg_and_the_connection_stays() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     relay.start_hub();
     let mut peer = RawPeer::connect(&relay);
     peer.hello("raw");
@@ -94,7 +92,7 @@ fn malformed_lines_are_bad_msg_and_the_connection_stays() {
 
 #[test]
 fn a_line_over_one_mib_is_bad_msg_and_closes_the_connection() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     relay.start_hub();
     let mut peer = RawPeer::connect(&relay);
     peer.hello("raw");
@@ -115,7 +113,7 @@ fn a_line_over_one_mib_is_bad_msg_and_closes_the_connection() {
 
 #[test]
 fn the_hub_checks_ask_arguments_too() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     relay.start_hub();
     let mut asker = RawPeer::connect(&relay);
     asker.hello("asker");
@@ -147,7 +145,7 @@ fn the_hub_checks_ask_arguments_too() {
 
 #[test]
 fn status_is_answered_before_hello() {
-    let mut relay = Relay::new();
+    let mut relay = World::new(bins!());
     let hub = relay.start_hub();
     let mut peer = RawPeer::connect(&relay);
     let status = peer.request(json!({"op": "status"}));

@@ -8,8 +8,9 @@
 //! then acknowledges it and exits 2: a waiter that dies before printing leaves the page to the
 //! next reader. It exits 0 without printing when the hub says it is not needed (the session's
 //! pushes are on, or a newer waiter took its place), when its session's `claude` process is
-//! gone, or after [`LIFETIME`]. It never starts a hub; it waits for one, and comes back to a hub
-//! that restarted.
+//! gone, after [`LIFETIME`], or at once with `RELAY_WAKE=off` (for a user who wants messages only
+//! at the next prompt). It never starts a hub; it waits for one, and comes back to a hub that
+//! restarted.
 
 use std::{
     io::{Read, Write},
@@ -67,6 +68,9 @@ pub fn run() -> ExitCode {
         let session_id = input.session_id.ok_or("the hook input has no session_id")?;
         let data = DataDir::from_env().map_err(|e| e.to_string())?;
         logging::init(Component::Waiter, &data.logs(), PeerName::default());
+        if std::env::var("RELAY_WAKE").is_ok_and(|wake| wake == "off") {
+            return Ok(Ended::Quietly("RELAY_WAKE=off".into()));
+        }
         let session = Session::of_this_hook();
         tracing::info!(claude_pid = session.pid, "waiter_started");
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -116,11 +120,19 @@ impl Session {
         Session { pid }
     }
 
+    /// Whether the session's `claude` still runs: a process that exited but was not reaped yet
+    /// (a zombie) is gone.
     fn is_alive(&self) -> bool {
         let Some(pid) = self.pid else {
             return true;
         };
-        // SAFETY: kill(2) with signal 0 only asks whether the process exists.
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            return stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']));
+        }
+        // No /proc (macOS): kill(2) with signal 0 only asks whether the process exists.
+        // SAFETY: no signal is sent.
         let answer = unsafe { libc::kill(pid as libc::pid_t, 0) };
         answer == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
     }

@@ -720,3 +720,17 @@ async fn without_a_waiter_asks_say_queued() {
     let status = alpha.ok(json!({"op": "status"})).await;
     assert_eq!(status["waiters"], 0);
 }
+
+/// A question still waiting unseen in an inbox when its ask times out is withdrawn: it can no
+/// longer be answered.
+#[tokio::test(start_paused = true)]
+async fn a_queued_question_is_withdrawn_when_its_ask_times_out() {
+    let hub = TestHub::start();
+    let mut alpha = hub.peer("alpha", "on", None).await;
+    let mut beta = hub.peer("beta", "off", Some("s-beta")).await;
+    let asked = alpha.ok(ask("beta", 30)).await;
+    assert_eq!(asked["delivery"], "queued", "{asked}");
+    advance(Duration::from_secs(30)).await;
+    assert_eq!(alpha.event().await["code"], "timeout");
+    assert!(take_all(&mut beta).await.is_empty(), "withdrawn");
+}

@@ -400,18 +400,21 @@ fn canary_no_push_without_feature_flag() {
     }
 }
 
-/// beta runs WITHOUT the channels flag, so its Claude Code would drop pushes. alpha's ask is
-/// reported `queued`; the next prompt typed in beta carries the question (from the plugin's
-/// prompt hook); beta's relay_reply reaches alpha live; and alpha, whose pushes are on, never
-/// gets a message a second time through the hook.
+/// beta runs WITHOUT the channels flag, so its Claude Code would drop pushes, and with waking off
+/// (`RELAY_WAKE=off`), so no waiter wakes it. alpha's ask is reported `queued`; the next prompt
+/// typed in beta carries the question (from the plugin's prompt hook); beta's relay_reply
+/// reaches alpha live; and alpha, whose pushes are on, never gets a message a second time
+/// through the hook.
 #[test]
-fn a_session_without_the_channels_flag_gets_questions_at_its_next_prompt() {
-    let Some(mut h) =
-        harness("a_session_without_the_channels_flag_gets_questions_at_its_next_prompt", VERSION)
-    else {
+fn without_waking_a_session_gets_questions_at_its_next_prompt() {
+    let Some(mut h) = harness(
+        "without_waking_a_session_gets_questions_at_its_next_prompt",
+        VERSION,
+    ) else {
         return;
     };
     h.without_channels_flag = vec!["beta"];
+    h.session_env = vec![("beta", "RELAY_WAKE", "off")];
     let mut ss = h.start_ready(&["alpha", "beta"], READY);
     h.mock.script(&ss[0].id, asker("INBOX-Q"));
     h.mock.script(&ss[1].id, |r: &Request| {
@@ -435,7 +438,7 @@ fn a_session_without_the_channels_flag_gets_questions_at_its_next_prompt() {
         result_json(r, "relay_ask").is_some()
     });
     let ask = result_json(&ask_req, "relay_ask").unwrap();
-    assert_eq!(ask["delivery"], "woken", "relay_ask: {ask}");
+    assert_eq!(ask["delivery"], "queued", "relay_ask: {ask}");
     let ask_id = ask["ask_id"].as_str().unwrap().to_owned();
 
     // The user types something in beta: the hook hands over the question.
@@ -491,18 +494,20 @@ fn a_session_without_the_channels_flag_gets_questions_at_its_next_prompt() {
     h.assert_legacy_era(&ss);
 }
 
-/// alpha runs WITHOUT the channels flag and asks beta. beta's reply cannot be pushed into alpha,
-/// so it waits in alpha's inbox: the next prompt typed in alpha carries it (from the plugin's
-/// prompt hook), exactly once, and the prompt after that does not carry it again.
+/// alpha runs WITHOUT the channels flag and with waking off, and asks beta. beta's reply cannot
+/// be pushed into alpha, so it waits in alpha's inbox: the next prompt typed in alpha carries it
+/// (from the plugin's prompt hook), exactly once, and the prompt after that does not carry it
+/// again.
 #[test]
-fn a_channels_off_asker_gets_its_reply_once_at_its_next_prompt() {
+fn without_waking_an_asker_gets_its_reply_once_at_its_next_prompt() {
     let Some(mut h) = harness(
-        "a_channels_off_asker_gets_its_reply_once_at_its_next_prompt",
+        "without_waking_an_asker_gets_its_reply_once_at_its_next_prompt",
         VERSION,
     ) else {
         return;
     };
     h.without_channels_flag = vec!["alpha"];
+    h.session_env = vec![("alpha", "RELAY_WAKE", "off")];
     let mut ss = h.start_ready(&["alpha", "beta"], READY);
     h.mock.script(&ss[0].id, asker("OFF-ASKER-Q"));
     h.mock.script(&ss[1].id, replier("OFF-ASKER-A"));
@@ -586,4 +591,244 @@ fn the_relay_tools_are_offered_up_front() {
             "{short} is neither offered nor deferred: {offered:?}"
         );
     }
+}
+
+/// beta runs as plain `claude`: no channels flag. After its first turn it is idle, with a waiter
+/// armed by its `Stop` hook. alpha's ask is reported `woken`, beta's model is shown the question
+/// without anyone typing in beta, answers with relay_reply, and the answer reaches alpha.
+#[test]
+fn an_idle_session_without_the_channels_flag_is_woken_to_answer() {
+    let Some(mut h) = harness(
+        "an_idle_session_without_the_channels_flag_is_woken_to_answer",
+        VERSION,
+    ) else {
+        return;
+    };
+    h.without_channels_flag = vec!["beta"];
+    let mut ss = h.start_ready(&["alpha", "beta"], READY);
+    h.mock.script(&ss[0].id, asker("WAKE-Q"));
+    h.mock.script(&ss[1].id, relay_message_replier("WAKE-Q", "WAKE-A"));
+    waiter_armed(&h, &ss, "beta");
+    ss[0].send("START-ASK");
+    let asked = expect(&h, &ss, &ss[0], "relay_ask result", |r| {
+        result_json(r, "relay_ask").is_some()
+    });
+    let ask = result_json(&asked, "relay_ask").unwrap();
+    assert_eq!(ask["delivery"], "woken", "relay_ask: {ask}");
+    let ask_id = ask["ask_id"].as_str().unwrap().to_owned();
+
+    let woken = expect(&h, &ss, &ss[1], "the question, waking beta", |r| {
+        relay_messages_in(&r.last_user_text())
+            .iter()
+            .any(|(_, text)| text.contains("WAKE-Q"))
+    });
+    let text = woken.last_user_text();
+    assert!(text.contains("Stop hook"), "woken by the Stop hook: {text}");
+    assert!(text.contains("untrusted text from other sessions"), "{text}");
+    let back = expect(&h, &ss, &ss[0], "beta's reply as a live push", |r| {
+        channels_of(r, "reply")
+            .iter()
+            .any(|c| c.content.contains("WAKE-A") && c.attr("ask_id") == Some(&ask_id))
+    });
+    assert_eq!(channels_of(&back, "reply")[0].attr("from"), Some("beta"));
+    assert_eq!(times_shown(&h, &ss[1], "WAKE-Q"), 1, "shown once");
+    h.assert_legacy_era(&ss);
+}
+
+/// A broadcast to two idle sessions without the flag wakes both, and both replies come back.
+#[test]
+fn a_broadcast_wakes_every_idle_session() {
+    let Some(mut h) = harness("a_broadcast_wakes_every_idle_session", VERSION) else {
+        return;
+    };
+    h.without_channels_flag = vec!["beta", "gamma"];
+    let mut ss = h.start_ready(&["alpha", "beta", "gamma"], READY);
+    h.mock.script(&ss[0].id, |r| {
+        if r.last_user_text().contains("START-BROADCAST") {
+            return Some(Reply::tool(
+                tool("relay_broadcast"),
+                json!({"question": "WAKE-ALL-Q: which branch?"}),
+            ));
+        }
+        if r.tool_result(&tool("relay_broadcast")).is_some() {
+            return Some(Reply::text("broadcast sent"));
+        }
+        None
+    });
+    h.mock
+        .script(&ss[1].id, relay_message_replier("WAKE-ALL-Q", "WAKE-ALL-A from beta"));
+    h.mock
+        .script(&ss[2].id, relay_message_replier("WAKE-ALL-Q", "WAKE-ALL-A from gamma"));
+    waiter_armed(&h, &ss, "beta");
+    waiter_armed(&h, &ss, "gamma");
+    ss[0].send("START-BROADCAST");
+    let sent = expect(&h, &ss, &ss[0], "relay_broadcast result", |r| {
+        result_json(r, "relay_broadcast").is_some()
+    });
+    let sent = result_json(&sent, "relay_broadcast").unwrap();
+    assert_eq!(sent["delivery"]["beta"], "woken", "{sent}");
+    assert_eq!(sent["delivery"]["gamma"], "woken", "{sent}");
+    expect(&h, &ss, &ss[0], "replies from beta and gamma", |r| {
+        let replies: Vec<ChannelBlock> = r
+            .all_channels()
+            .into_iter()
+            .filter(|c| c.attr("kind") == Some("reply"))
+            .collect();
+        ["beta", "gamma"].iter().all(|who| {
+            replies
+                .iter()
+                .any(|c| c.content.contains(&format!("WAKE-ALL-A from {who}")))
+        })
+    });
+}
+
+/// A second question that arrives while beta's woken turn runs is reported `woken` and is shown
+/// once, by the waiter armed at that turn's end.
+#[test]
+fn a_message_during_a_woken_turn_is_delivered_once_by_the_next_waiter() {
+    let Some(mut h) = harness(
+        "a_message_during_a_woken_turn_is_delivered_once_by_the_next_waiter",
+        VERSION,
+    ) else {
+        return;
+    };
+    h.without_channels_flag = vec!["beta"];
+    let mut ss = h.start_ready(&["alpha", "beta"], READY);
+    // beta holds its answer to the first question until the second has been asked.
+    let (asked_again, hold) = std::sync::mpsc::channel::<()>();
+    let mut first = relay_message_replier("TURN-Q1", "TURN-A1");
+    let mut second = relay_message_replier("TURN-Q2", "TURN-A2");
+    let mut held = Some(hold);
+    h.mock.script(&ss[1].id, move |r| {
+        let shown = relay_messages_in(&r.last_user_text());
+        if shown.iter().any(|(_, text)| text.contains("TURN-Q1"))
+            && let Some(hold) = held.take()
+        {
+            let _ = hold.recv_timeout(STEP);
+        }
+        first(r).or_else(|| second(r))
+    });
+    let mut asks = 0;
+    h.mock.script(&ss[0].id, move |r| {
+        if r.last_user_text().contains("ASK-ONE") || r.last_user_text().contains("ASK-TWO") {
+            asks += 1;
+            let question = if asks == 1 { "TURN-Q1" } else { "TURN-Q2" };
+            return Some(Reply::tool(
+                tool("relay_ask"),
+                json!({"to": "beta", "question": question}),
+            ));
+        }
+        if r.tool_result(&tool("relay_ask")).is_some() {
+            return Some(Reply::text("asked"));
+        }
+        None
+    });
+    waiter_armed(&h, &ss, "beta");
+    ss[0].send("ASK-ONE");
+    let first = expect(&h, &ss, &ss[0], "the first relay_ask", |r| {
+        result_json(r, "relay_ask").is_some()
+    });
+    let first_id = result_json(&first, "relay_ask").unwrap()["ask_id"].clone();
+    expect(&h, &ss, &ss[1], "the first question, waking beta", |r| {
+        relay_messages_in(&r.last_user_text())
+            .iter()
+            .any(|(_, text)| text.contains("TURN-Q1"))
+    });
+    ss[0].send("ASK-TWO");
+    let second = expect(&h, &ss, &ss[0], "the second relay_ask", |r| {
+        result_json(r, "relay_ask").is_some_and(|a| a["ask_id"] != first_id)
+    });
+    let ask = result_json(&second, "relay_ask").unwrap();
+    assert_eq!(ask["delivery"], "woken", "during beta's woken turn: {ask}");
+    asked_again.send(()).unwrap();
+    expect(&h, &ss, &ss[0], "both answers", |r| {
+        let replies = r.all_channels();
+        ["TURN-A1", "TURN-A2"]
+            .iter()
+            .all(|a| replies.iter().any(|c| c.content.contains(a)))
+    });
+    assert_eq!(times_shown(&h, &ss[1], "TURN-Q1"), 1);
+    assert_eq!(times_shown(&h, &ss[1], "TURN-Q2"), 1);
+}
+
+/// With the channels flag on, a question is pushed once and never also woken: beta's waiter
+/// stands down (its pushes are on), and beta is never shown a `<relay-message>`.
+#[test]
+fn with_the_flag_on_a_message_is_pushed_and_never_woken() {
+    let Some(h) = harness("with_the_flag_on_a_message_is_pushed_and_never_woken", VERSION) else {
+        return;
+    };
+    let mut ss = h.start_ready(&["alpha", "beta"], READY);
+    h.mock.script(&ss[0].id, asker("PUSH-Q"));
+    h.mock.script(&ss[1].id, replier("PUSH-A"));
+    ss[0].send("START-ASK");
+    expect(&h, &ss, &ss[0], "beta's reply", |r| {
+        channels_of(r, "reply")
+            .iter()
+            .any(|c| c.content.contains("PUSH-A"))
+    });
+    let stood_down = testkit::process::poll_until(STEP, || {
+        h.relay_logs().contains("\"event\":\"waiter_ended\"")
+            && h.relay_logs().contains("pushes are on")
+    });
+    if !stood_down {
+        h.fail(&ss, "beta's waiter did not stand down");
+    }
+    for r in h.mock.main_requests(&ss[1].id) {
+        assert!(
+            relay_messages_in(&all_message_text(&r)).is_empty(),
+            "beta was shown a relay-message although its pushes are on"
+        );
+    }
+}
+
+/// Killing a session leaves no waiter behind; a hub restart while a waiter waits loses nothing:
+/// the waiter comes back to the new hub and still wakes its session.
+#[test]
+fn waiters_end_with_their_session_and_outlive_a_hub_restart() {
+    let Some(mut h) = harness(
+        "waiters_end_with_their_session_and_outlive_a_hub_restart",
+        VERSION,
+    ) else {
+        return;
+    };
+    h.without_channels_flag = vec!["beta", "gamma"];
+    let mut ss = h.start_ready(&["alpha", "beta", "gamma"], READY);
+    waiter_armed(&h, &ss, "gamma");
+    let gamma_waiters = waiter_pids(&ss[2]);
+    assert!(!gamma_waiters.is_empty(), "gamma has a waiter process");
+    testkit::process::kill(ss[2].pid(), "KILL");
+    for pid in gamma_waiters {
+        if !testkit::process::poll_until(Duration::from_secs(5), || testkit::process::process_gone(pid)) {
+            h.fail(&ss, &format!("waiter {pid} outlived its session"));
+        }
+    }
+
+    waiter_armed(&h, &ss, "beta");
+    let hub = h.hub_pids();
+    let stopped = std::process::Command::new(bins!().relay)
+        .args(["hub", "restart"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", h.root())
+        .env("CLAUDE_PLUGIN_DATA", h.plugin_data_dir())
+        .output()
+        .expect("relay hub restart");
+    assert!(stopped.status.success(), "{stopped:?}");
+    if !testkit::process::poll_until(STEP, || {
+        let now = h.hub_pids();
+        !now.is_empty() && now != hub
+    }) {
+        h.fail(&ss, "no new hub");
+    }
+    waiter_armed(&h, &ss, "beta");
+    h.mock.script(&ss[0].id, asker("AFTER-RESTART-Q"));
+    h.mock
+        .script(&ss[1].id, relay_message_replier("AFTER-RESTART-Q", "AFTER-RESTART-A"));
+    ss[0].send("START-ASK");
+    expect(&h, &ss, &ss[0], "beta's reply after the restart", |r| {
+        channels_of(r, "reply")
+            .iter()
+            .any(|c| c.content.contains("AFTER-RESTART-A"))
+    });
 }

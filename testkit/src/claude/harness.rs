@@ -8,8 +8,9 @@
 //! makes the sessions of one test meet on one hub, and keeps them away from the
 //! hubs of tests running in parallel.
 //!
-//! A [`Session`] is one `claude -p` in stream-json mode with the repo loaded as
-//! a plugin (`--plugin-dir`) and its channel allowed (`--channels`). Its stdin
+//! A [`ClaudeSession`] is one `claude -p` (a Claude Code instance, what the
+//! glossary calls a session) in stream-json mode with the repo loaded as a
+//! plugin (`--plugin-dir`) and its channel allowed (`--channels`). Its stdin
 //! stays open: an idle session that receives a channel push starts a turn by
 //! itself, which is exactly what the tests want to observe.
 //!
@@ -31,6 +32,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use super::mock_api::{MockApi, tail};
+use crate::process::{kill, kill_group, poll_until, process_gone};
 
 /// Name of the plugin (`.claude-plugin/plugin.json`) and of its MCP server.
 pub const PLUGIN: &str = "relay";
@@ -93,11 +95,6 @@ pub fn claude_or_skip(test: &str, version: &str) -> Option<PathBuf> {
             None
         }
     }
-}
-
-/// The repository root, loaded as the plugin under test.
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The `.claude.json` a session's HOME starts with. Channels are gated by a
@@ -167,7 +164,7 @@ pub fn base_command(cli: &Path, home: &Path, cwd: &Path, api_url: &str) -> Comma
 pub struct Harness {
     pub cli: PathBuf,
     pub mock: MockApi,
-    /// The plugin loaded with `--plugin-dir` (the repo root).
+    /// The plugin loaded with `--plugin-dir` (the repository root).
     pub plugin_dir: PathBuf,
     /// Directory of the cargo-built `relay-channel`, given as `RELAY_BIN_DIR`
     /// to the `bin/relay-channel` launcher.
@@ -179,11 +176,16 @@ pub struct Harness {
     /// Full names of the tools sessions may use without a prompt
     /// (`--allowedTools`); by default every relay tool.
     pub allowed_tools: Vec<String>,
+    /// Environment variables for one session's `claude` (and so its MCP server and hooks):
+    /// (session name, variable, value).
+    pub session_env: Vec<(&'static str, &'static str, &'static str)>,
     root: TempDir,
 }
 
 impl Harness {
-    pub fn new(cli: PathBuf, bin_dir: PathBuf) -> Harness {
+    /// A harness for the `claude` executable `cli`, loading the plugin in `plugin_dir` whose
+    /// launcher runs the `relay-channel` in `bin_dir`.
+    pub fn new(cli: PathBuf, plugin_dir: PathBuf, bin_dir: PathBuf) -> Harness {
         let root = tempfile::Builder::new()
             .prefix("relay-cli-")
             .tempdir()
@@ -192,11 +194,12 @@ impl Harness {
         Harness {
             cli,
             mock: MockApi::start(),
-            plugin_dir: repo_root(),
+            plugin_dir,
             bin_dir,
             seed_channels: true,
             without_channels_flag: Vec::new(),
             allowed_tools: ALLOWED_TOOLS.iter().map(|t| tool(t)).collect(),
+            session_env: Vec::new(),
             root,
         }
     }
@@ -251,7 +254,7 @@ impl Harness {
     /// MCP era, the one with a path for channel pushes: on the modern era (2026-07-28) Claude
     /// Code registers no channel and drops every push. 2.1.332 logs the era in its `--debug-file`;
     /// older CLIs, which know only the legacy era, log the connection without it.
-    pub fn assert_legacy_era(&self, sessions: &[Session]) {
+    pub fn assert_legacy_era(&self, sessions: &[ClaudeSession]) {
         for s in sessions {
             let log = fs::read_to_string(self.debug_file(&s.name)).unwrap_or_default();
             let connected = log.lines().find(|line| {
@@ -275,7 +278,7 @@ impl Harness {
 
     /// Start session `name` (its relay name, via `CLAUDE_CODE_SESSION_NAME`).
     /// Script its model with `self.mock.script(&session.id, ..)`.
-    pub fn spawn(&self, name: &str) -> Session {
+    pub fn spawn(&self, name: &str) -> ClaudeSession {
         let (home, cwd) = self.make_home(name, self.seed_channels);
         let id = new_uuid();
         let mut cmd = base_command(&self.cli, &home, &cwd, &self.mock.base_url());
@@ -301,7 +304,10 @@ impl Harness {
             .env("CLAUDE_CODE_SESSION_NAME", name)
             .env("CLAUDE_CODE_PLUGIN_CACHE_DIR", self.plugin_cache_dir())
             .env("RELAY_BIN_DIR", &self.bin_dir);
-        Session::start(name, id, cmd, &self.root().join(format!("{name}.stderr")))
+        for (_, key, value) in self.session_env.iter().filter(|(who, ..)| *who == name) {
+            cmd.env(key, value);
+        }
+        ClaudeSession::start(name, id, cmd, &self.root().join(format!("{name}.stderr")))
     }
 
     /// Start the named sessions together (their start-ups overlap), type a
@@ -309,8 +315,8 @@ impl Harness {
     /// offered the relay tools, i.e. its relay MCP server is connected. (If
     /// the server is still connecting at the first turn, the mock's default
     /// reply calls `WaitForMcpServers`, so a later request carries the tools.)
-    pub fn start_ready(&self, names: &[&str], timeout: Duration) -> Vec<Session> {
-        let mut sessions: Vec<Session> = names.iter().map(|n| self.spawn(n)).collect();
+    pub fn start_ready(&self, names: &[&str], timeout: Duration) -> Vec<ClaudeSession> {
+        let mut sessions: Vec<ClaudeSession> = names.iter().map(|n| self.spawn(n)).collect();
         for s in &mut sessions {
             s.send("hello");
         }
@@ -330,7 +336,7 @@ impl Harness {
 
     /// Panic with everything useful for a post-mortem: each session's
     /// requests as the mock saw them, its stderr/stdout tails, the relay logs.
-    pub fn fail(&self, sessions: &[Session], what: &str) -> ! {
+    pub fn fail(&self, sessions: &[ClaudeSession], what: &str) -> ! {
         let mut report = format!("FAILED: {what}\n");
         for s in sessions {
             report.push_str(&format!(
@@ -395,22 +401,12 @@ impl Drop for Harness {
             self.root.disable_cleanup(true);
         }
         for pid in self.hub_pids() {
-            signal(&pid.to_string(), "TERM");
-            if !wait_until(Duration::from_secs(3), || exited(pid)) {
-                signal(&pid.to_string(), "KILL");
+            kill(pid, "TERM");
+            if !poll_until(Duration::from_secs(3), || process_gone(pid)) {
+                kill(pid, "KILL");
             }
         }
     }
-}
-
-/// `kill -s SIG -- TARGET` (a pid, or `-pgid` for a process group). std has
-/// no kill(2) for arbitrary pids and we add no crates, so use the kill(1) tool.
-fn signal(target: &str, sig: &str) {
-    let _ = Command::new("kill")
-        .args(["-s", sig, "--", target])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
 }
 
 /// stdout lines of a session, with a Condvar so tests can wait on them.
@@ -420,8 +416,8 @@ struct Lines {
     changed: Condvar,
 }
 
-/// One running `claude -p` session in stream-json mode.
-pub struct Session {
+/// One running `claude -p` session (a Claude Code instance) in stream-json mode.
+pub struct ClaudeSession {
     /// The relay name it was started with.
     pub name: String,
     /// The `--session-id`, which is also the mock's key for its script.
@@ -432,9 +428,9 @@ pub struct Session {
     stderr_path: PathBuf,
 }
 
-impl Session {
+impl ClaudeSession {
     /// Spawn `cmd` in its own process group, stdout collected, stderr to a file.
-    pub fn start(name: &str, id: String, mut cmd: Command, stderr_path: &Path) -> Session {
+    pub fn start(name: &str, id: String, mut cmd: Command, stderr_path: &Path) -> ClaudeSession {
         let stderr = fs::File::create(stderr_path).expect("stderr file");
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -455,7 +451,7 @@ impl Session {
                 }
             });
         }
-        Session {
+        ClaudeSession {
             name: name.to_owned(),
             id,
             stdin: child.stdin.take(),
@@ -517,7 +513,7 @@ impl Session {
 
     /// Whether the session's process has exited (without reaping it).
     pub fn has_exited(&self) -> bool {
-        exited(self.child.id())
+        process_gone(self.child.id())
     }
 
     /// Tail of stderr and stdout, for failure messages.
@@ -534,7 +530,7 @@ impl Session {
     }
 }
 
-impl Drop for Session {
+impl Drop for ClaudeSession {
     /// Close stdin (a clean `claude` exit also stops its MCP servers), then
     /// make sure: kill the whole process group by its id. The leader is
     /// reaped only at the very end, so its pid (= the group id) cannot be
@@ -542,39 +538,12 @@ impl Drop for Session {
     fn drop(&mut self) {
         drop(self.stdin.take());
         let pid = self.child.id();
-        let pgid = format!("-{pid}");
-        if !wait_until(Duration::from_secs(3), || exited(pid)) {
-            signal(&pgid, "TERM");
-            wait_until(Duration::from_secs(2), || exited(pid));
+        if !poll_until(Duration::from_secs(3), || process_gone(pid)) {
+            kill_group(pid, "TERM");
+            poll_until(Duration::from_secs(2), || process_gone(pid));
         }
         // Leftovers too (an MCP server that ignored the shutdown).
-        signal(&pgid, "KILL");
+        kill_group(pid, "KILL");
         let _ = self.child.wait();
-    }
-}
-
-/// Whether `pid` has exited (a zombie not yet reaped counts), without reaping it.
-fn exited(pid: u32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state letter follows the parenthesised command name.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
-        Err(_) => true,
-    }
-}
-
-/// Poll `done` every 50 ms until it holds or `timeout` passes (process exits
-/// have no event to block on in std).
-fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(50));
     }
 }

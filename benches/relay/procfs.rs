@@ -1,0 +1,71 @@
+//! What `/proc` says about a process: its memory and the CPU time it has used.
+
+use std::{fs, process::Command};
+
+/// Memory of a process, from `/proc/PID/status` and `/proc/PID/smaps_rollup`.
+#[derive(Clone, Copy, Default)]
+pub struct Mem {
+    /// VmRSS: what the targets are stated in.
+    pub rss: u64,
+    /// Heap, stacks and other private memory: what the process itself allocated.
+    pub anon: u64,
+    /// Pages of the executable and shared libraries, shared with every process running them.
+    pub file: u64,
+    /// Proportional set size: RSS with each shared page divided among its sharers, i.e. what one
+    /// more process of the kind really costs (0 where the kernel lacks `smaps_rollup`).
+    pub pss: u64,
+    /// Threads, since each one has a stack and tokio's blocking pool can grow.
+    pub threads: u64,
+}
+
+pub fn mem(pid: u32) -> Mem {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+    let rollup = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    Mem {
+        rss: kib_field(&status, "VmRSS:") * 1024,
+        anon: kib_field(&status, "RssAnon:") * 1024,
+        file: kib_field(&status, "RssFile:") * 1024,
+        pss: kib_field(&rollup, "Pss:") * 1024,
+        threads: kib_field(&status, "Threads:"),
+    }
+}
+
+/// The number after `name` on its line of a `/proc` file (in kB for memory fields), or 0.
+fn kib_field(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Nanoseconds a process has spent on a CPU: the first field of `/proc/PID/schedstat`, or,
+/// where the kernel lacks it, utime + stime from `/proc/PID/stat` (clock-tick resolution).
+pub fn cpu_ns(pid: u32) -> u64 {
+    if let Some(ns) = fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+    {
+        return ns;
+    }
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    let fields: Vec<u64> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(11) // after ')': state is field 3, utime field 14
+        .take(2)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    fields.iter().sum::<u64>() * 1_000_000_000 / clock_ticks()
+}
+
+fn clock_ticks() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+        .unwrap_or(100)
+}

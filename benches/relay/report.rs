@@ -1,0 +1,425 @@
+//! The results as a table with notes under it: rows with the targets claude-relay sets itself,
+//! the machine they were taken on, and the figures of other implementations for comparison. For a
+//! terminal, and as markdown for `docs/benchmarks.md`.
+
+use std::{fs, process::Command, thread, time::Duration};
+
+use crate::{
+    measure::{
+        FANOUTS, FLOOR_ITERS, FLOOR_WARMUP, Floors, HARNESS_ITERS, RT_BATCH, RT_ITERS, RT_WARMUP,
+        Results, START_ITERS, START_WARMUP, Samples,
+    },
+    procfs::Mem,
+};
+
+/// The targets claude-relay sets itself.
+const TARGET_CHANNEL_RSS: u64 = 4 * MIB;
+const TARGET_HUB_RSS_200: u64 = 8 * MIB;
+const TARGET_HUB_CPU_PER_RT: Duration = Duration::from_micros(20);
+const TARGET_START: Duration = Duration::from_millis(10);
+
+/// Figures of other implementations, quoted for comparison only (not measured here).
+const REFERENCES: [(&str, &str, &str, &str, &str); 2] = [
+    (
+        "original TypeScript relay",
+        "66 MiB",
+        "46 MiB (20 peers)",
+        "1.6 ms",
+        "0.3 s",
+    ),
+    ("a Rust peer project", "13 MiB", "-", "-", "13 ms"),
+];
+
+const MIB: u64 = 1024 * 1024;
+
+/// Where the figures were taken.
+pub struct Machine {
+    cpus: usize,
+    cpu_model: String,
+    kernel: String,
+    rustc: String,
+    /// The 1, 5 and 15 minute load averages when the bench started: other work on the machine
+    /// is the main source of noise.
+    load: String,
+}
+
+impl Machine {
+    pub fn describe() -> Machine {
+        let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+            .unwrap_or_else(|| "unknown".into());
+        let rustc = Command::new("rustc")
+            .arg("--version")
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+            .unwrap_or_else(|_| "unknown".into());
+        Machine {
+            cpus: thread::available_parallelism().map_or(0, |n| n.get()),
+            cpu_model,
+            kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default(),
+            rustc,
+            load: load_average(),
+        }
+    }
+
+    pub fn summary(&self) -> String {
+        format!(
+            "machine: {} CPUs, {}, Linux {}, {}; load average at start {}",
+            self.cpus, self.cpu_model, self.kernel, self.rustc, self.load
+        )
+    }
+}
+
+pub fn load_average() -> String {
+    let text = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One line of the results table; every cell is already formatted.
+struct Row {
+    metric: String,
+    value: String,
+    p99: String,
+    target: String,
+    status: String,
+    vs_unix: String,
+    vs_pipe: String,
+}
+
+const HEADERS: [&str; 7] = [
+    "Metric",
+    "p50 / value",
+    "p99",
+    "Target",
+    "Status",
+    "p50 × unix floor",
+    "p50 × pipe floor",
+];
+
+impl Row {
+    fn cells(&self) -> [&str; 7] {
+        [
+            &self.metric,
+            &self.value,
+            &self.p99,
+            &self.target,
+            &self.status,
+            &self.vs_unix,
+            &self.vs_pipe,
+        ]
+    }
+
+    fn latency(metric: &str, samples: &Samples, floors: &Floors, target: Option<Duration>) -> Row {
+        let p50 = samples.p50();
+        let ratio = |floor: &Samples| format!("{:.1}×", ratio(p50, floor.p50()));
+        Row {
+            metric: metric.to_owned(),
+            value: fmt_duration(p50),
+            p99: fmt_duration(samples.p99()),
+            target: target.map_or("-".into(), |t| format!("≤ {}", fmt_duration(t))),
+            status: status(target.map(|t| p50 <= t)),
+            vs_unix: ratio(&floors.unix),
+            vs_pipe: ratio(&floors.pipe),
+        }
+    }
+
+    fn memory(metric: &str, mem: Mem, target: Option<u64>) -> Row {
+        Row::single(
+            metric,
+            fmt_bytes(mem.rss),
+            target.map(fmt_bytes),
+            target.map(|t| mem.rss <= t),
+        )
+    }
+
+    fn cpu(metric: &str, per_rt: Duration, target: Option<Duration>) -> Row {
+        Row::single(
+            metric,
+            fmt_duration(per_rt),
+            target.map(fmt_duration),
+            target.map(|t| per_rt <= t),
+        )
+    }
+
+    fn single(metric: &str, value: String, target: Option<String>, met: Option<bool>) -> Row {
+        Row {
+            metric: metric.to_owned(),
+            value,
+            p99: "-".into(),
+            target: target.map_or("-".into(), |t| format!("≤ {t}")),
+            status: status(met),
+            vs_unix: "-".into(),
+            vs_pipe: "-".into(),
+        }
+    }
+}
+
+fn status(met: Option<bool>) -> String {
+    match met {
+        None => "",
+        Some(true) => "met",
+        Some(false) => "MISSED",
+    }
+    .into()
+}
+
+fn ratio(value: Duration, floor: Duration) -> f64 {
+    value.as_secs_f64() / floor.as_secs_f64().max(1e-9)
+}
+
+fn fmt_duration(d: Duration) -> String {
+    let micros = d.as_secs_f64() * 1e6;
+    if micros < 1_000.0 {
+        format!("{micros:.1} µs")
+    } else if micros < 1_000_000.0 {
+        format!("{:.2} ms", micros / 1e3)
+    } else {
+        format!("{:.2} s", micros / 1e6)
+    }
+}
+
+fn fmt_bytes(bytes: u64) -> String {
+    format!("{:.2} MiB", bytes as f64 / MIB as f64)
+}
+
+fn fmt_breakdown(what: &str, mem: Mem) -> String {
+    format!(
+        "{what}: RSS {} = {} anonymous (heap, stacks) + {} file-backed (binary, libc); \
+         PSS {}; {} threads",
+        fmt_bytes(mem.rss),
+        fmt_bytes(mem.anon),
+        fmt_bytes(mem.file),
+        fmt_bytes(mem.pss),
+        mem.threads
+    )
+}
+
+fn latency_rows(results: &Results) -> Vec<Row> {
+    let floors = &results.floors;
+    let row = |metric: &str, samples: &Samples| Row::latency(metric, samples, floors, None);
+    let mut rows = vec![
+        row("floor: Unix socket round trip", &floors.unix),
+        row("floor: pipe round trip (cat)", &floors.pipe),
+        row("floor: pipe round trip via bench harness", &floors.harness),
+        row(
+            "ask → push → reply → push round trip",
+            &results.round_trips.latency,
+        ),
+    ];
+    for f in &results.fanouts {
+        let n = f.recipients;
+        rows.extend([
+            row(
+                &format!("broadcast to {n}: all {n} pushes delivered"),
+                &f.delivered,
+            ),
+            row(
+                &format!("broadcast to {n}: all {n} replies back"),
+                &f.gathered,
+            ),
+            row(&format!("broadcast to {n}: call → last reply"), &f.total),
+        ]);
+    }
+    rows.extend([
+        Row::latency(
+            "channel start → tools/list answered",
+            &results.starts.tools_list,
+            floors,
+            Some(TARGET_START),
+        ),
+        row(
+            "channel start → relay_peers answered",
+            &results.starts.registered,
+        ),
+        row(
+            "floor: spawn and wait for /bin/true",
+            &results.command_line.process_floor,
+        ),
+        row(
+            "`relay status --json`, spawn to exit",
+            &results.command_line.status,
+        ),
+        row(
+            "`relay ask` → reply printed, spawn to exit",
+            &results.command_line.ask,
+        ),
+    ]);
+    rows
+}
+
+fn memory_rows(results: &Results) -> Vec<Row> {
+    let channel = |metric: &str, mem: Mem| Row::memory(metric, mem, Some(TARGET_CHANNEL_RSS));
+    let mut rows = vec![
+        channel("idle channel RSS (RELAY_LOG=warn)", results.idle_warn),
+        channel("idle channel RSS (RELAY_LOG=info)", results.idle_info),
+        channel(
+            &format!("channel RSS after {RT_ITERS} round trips"),
+            results.busy_channel,
+        ),
+    ];
+    for f in &results.fanouts {
+        let n = f.recipients;
+        let hub_target = (n == 200).then_some(TARGET_HUB_RSS_200);
+        rows.extend([
+            channel(
+                &format!("channel RSS, median of {n} recipients"),
+                f.channel_median,
+            ),
+            Row::memory(
+                &format!("hub RSS, {n} peers + asker, fresh"),
+                f.hub_connected,
+                hub_target,
+            ),
+            Row::memory(
+                &format!("hub RSS, {n} peers, after broadcasts"),
+                f.hub_after,
+                hub_target,
+            ),
+        ]);
+    }
+    rows
+}
+
+/// What the memory figures are made of, and how many iterations each figure has.
+fn notes(results: &Results) -> Vec<String> {
+    let mut notes = vec![
+        fmt_breakdown("idle channel (warn)", results.idle_warn),
+        fmt_breakdown("idle channel (info)", results.idle_info),
+        fmt_breakdown("channel after round trips", results.busy_channel),
+    ];
+    for f in &results.fanouts {
+        let n = f.recipients;
+        notes.extend([
+            fmt_breakdown(&format!("median of {n} recipients"), f.channel_median),
+            fmt_breakdown(&format!("hub with {n} peers"), f.hub_connected),
+            fmt_breakdown(&format!("hub with {n} peers after broadcasts"), f.hub_after),
+        ]);
+    }
+    let batches = &results.round_trips.hub_cpu_batches;
+    notes.push(format!(
+        "hub CPU per round trip in {} batches of {RT_BATCH}: min {}, median {}, max {}",
+        batches.0.len(),
+        fmt_duration(batches.percentile(0.0)),
+        fmt_duration(batches.p50()),
+        fmt_duration(batches.percentile(100.0)),
+    ));
+    let broadcasts: Vec<String> = FANOUTS
+        .iter()
+        .map(|(n, warmup, iters)| format!("to {n}: {iters} after {warmup}"))
+        .collect();
+    notes.push(format!(
+        "iterations (after warm-up): floors {FLOOR_ITERS} (harness {HARNESS_ITERS}) after \
+         {FLOOR_WARMUP}, round trips {RT_ITERS} after {RT_WARMUP}, starts {START_ITERS} after \
+         {START_WARMUP}, broadcasts {}",
+        broadcasts.join(", ")
+    ));
+    notes
+}
+
+/// The results table and the notes under it.
+pub struct Report {
+    rows: Vec<Row>,
+    notes: Vec<String>,
+}
+
+impl Report {
+    pub fn build(results: &Results) -> Report {
+        let mut rows = latency_rows(results);
+        rows.extend(memory_rows(results));
+        rows.extend([
+            Row::cpu(
+                "hub CPU per round trip",
+                results.round_trips.hub_cpu_per_rt,
+                Some(TARGET_HUB_CPU_PER_RT),
+            ),
+            Row::cpu(
+                "both channels' CPU per round trip",
+                results.round_trips.channels_cpu_per_rt,
+                None,
+            ),
+        ]);
+        Report {
+            rows,
+            notes: notes(results),
+        }
+    }
+
+    /// The table with aligned columns, for a terminal.
+    pub fn text(&self, machine: &Machine) -> String {
+        let width = |col: usize| {
+            self.rows
+                .iter()
+                .map(|r| r.cells()[col].chars().count())
+                .chain([HEADERS[col].chars().count()])
+                .max()
+                .unwrap_or(0)
+        };
+        let widths: Vec<usize> = (0..HEADERS.len()).map(width).collect();
+        let line = |cells: [&str; 7]| {
+            let mut out = String::new();
+            for (col, cell) in cells.iter().enumerate() {
+                let pad = widths[col] - cell.chars().count();
+                if col == 0 {
+                    out.push_str(&format!("{cell}{}  ", " ".repeat(pad)));
+                } else {
+                    out.push_str(&format!("{}{cell}  ", " ".repeat(pad)));
+                }
+            }
+            out.trim_end().to_owned()
+        };
+        let mut out = format!("{}\n\n{}\n", machine.summary(), line(HEADERS));
+        let total: usize = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
+        out.push_str(&format!("{}\n", "-".repeat(total)));
+        for row in &self.rows {
+            out.push_str(&format!("{}\n", line(row.cells())));
+        }
+        out.push('\n');
+        for note in &self.notes {
+            out.push_str(&format!("* {note}\n"));
+        }
+        out.push_str("\nreference figures of other implementations (not measured here):\n");
+        for (who, channel, hub, cpu, start) in REFERENCES {
+            out.push_str(&format!(
+                "* {who}: {channel} per idle channel, hub {hub}, hub CPU per round trip {cpu}, start {start}\n"
+            ));
+        }
+        out
+    }
+
+    /// The same results as markdown.
+    pub fn markdown(&self, machine: &Machine) -> String {
+        let row = |cells: [&str; 7]| format!("| {} |\n", cells.join(" | "));
+        let mut out = format!(
+            "# claude-relay benchmark results\n\n{}\n\n",
+            machine.summary()
+        );
+        out.push_str(&row(HEADERS));
+        out.push_str("|---|--:|--:|--:|---|--:|--:|\n");
+        for r in &self.rows {
+            out.push_str(&row(r.cells()));
+        }
+        out.push('\n');
+        for note in &self.notes {
+            out.push_str(&format!("* {note}\n"));
+        }
+        out.push_str(
+            "\nReference figures of other implementations (not measured here):\n\n\
+             | Implementation | Idle channel | Hub | Hub CPU per round trip | Start |\n\
+             |---|--:|--:|--:|--:|\n",
+        );
+        for (who, channel, hub, cpu, start) in REFERENCES {
+            out.push_str(&format!(
+                "| {who} | {channel} | {hub} | {cpu} | {start} |\n"
+            ));
+        }
+        out
+    }
+}
