@@ -118,14 +118,15 @@ fi
 
 cat <<'MSG'
 
-Done. Start Claude Code with the relay's channel turned on (without the flag the tools work but
-messages from other sessions never appear):
+Done. Start Claude Code as usual: every session is a relay session, and an idle session is woken
+when a message arrives for it.
+
+    claude
+
+For messages pushed the moment they arrive, mid-turn too, start sessions with the channel flag
+(Claude Code asks you to confirm it at each start):
 
     claude --dangerously-load-development-channels plugin:relay@claude-relay
-
-To make it the default, add an alias to your shell's rc file:
-
-    alias claude='claude --dangerously-load-development-channels plugin:relay@claude-relay'
 
 Then, in one session: "ask <other session> what they are working on". /relay:relay-peers lists
 the sessions. From a shell: `relay demo` shows two sessions talking, `relay doctor` checks this

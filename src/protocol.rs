@@ -297,12 +297,13 @@ pub(crate) struct PeerInfo {
     pub kind: PeerKind,
     pub cwd: String,
     pub git_branch: String,
-    /// Whether the peer's Claude Code shows channel pushes (`on`, `off`, `unknown`).
-    pub channels: Pushes,
+    /// Whether the peer's Claude Code shows channel pushes (`on`, `off`, `unknown`), as its
+    /// hello said.
+    pub pushes: Pushes,
     /// Why the peer's channel decided so: the flag it found on `claude`'s command line, its
     /// absence, `RELAY_CHANNELS`, or an MCP revision without a path for pushes.
     #[serde(default)]
-    pub channels_reason: String,
+    pub pushes_reason: String,
     /// How a message to it arrives now: `live`, `woken` or `queued`.
     pub delivery: DeliveryMode,
     /// Whether a waiter is armed for its session.

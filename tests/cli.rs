@@ -105,7 +105,7 @@ fn peers_lists_every_session_without_joining() {
     let names: Vec<&str> = peers.iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["alpha", "beta"], "the command line is not listed");
     assert_eq!(peers[0]["kind"], "channel");
-    assert_eq!(peers[0]["channels"], "on");
+    assert_eq!(peers[0]["pushes"], "on");
     assert_eq!(peers[0]["pid"], alpha.pid());
 
     let table = relay.relay(&["peers"]);
@@ -117,7 +117,7 @@ fn peers_lists_every_session_without_joining() {
         "CWD",
         "BRANCH",
         "PID",
-        "CHANNELS",
+        "DELIVERY",
         "LAST SEEN",
     ] {
         assert!(header.contains(column), "{header}");
@@ -127,7 +127,7 @@ fn peers_lists_every_session_without_joining() {
     assert!(row.contains(&alpha.pid().to_string()), "{row}");
     assert!(row.contains(" ago"), "{row}");
     assert!(
-        !table.stdout.contains("channels on:"),
+        !table.stdout.contains("pushes on:"),
         "only sessions whose pushes are not on get a note: {table:?}"
     );
 
@@ -138,7 +138,7 @@ fn peers_lists_every_session_without_joining() {
     assert!(
         table
             .stdout
-            .ends_with("\ngamma: channels off: RELAY_CHANNELS=off\n"),
+            .ends_with("\ngamma: pushes off: RELAY_CHANNELS=off\n"),
         "{table:?}"
     );
 }

@@ -275,9 +275,6 @@ fn relay_peers_says_why_pushes_are_on_or_off() {
     let peers = alpha.ok("relay_peers", json!({}));
     let beta_entry = &peers["peers"][0];
     assert_eq!(beta_entry["name"], "beta", "{peers}");
-    assert_eq!(beta_entry["channels"], "off", "{peers}");
-    assert_eq!(
-        beta_entry["channels_reason"], "RELAY_CHANNELS=off",
-        "{peers}"
-    );
+    assert_eq!(beta_entry["pushes"], "off", "{peers}");
+    assert_eq!(beta_entry["pushes_reason"], "RELAY_CHANNELS=off", "{peers}");
 }

@@ -27,7 +27,7 @@ fn channels_of(peers: &serde_json::Value, name: &str) -> String {
         .iter()
         .find(|p| p["name"] == name)
         .unwrap_or_else(|| panic!("{name} not in {peers}"));
-    entry["channels"].as_str().unwrap().to_owned()
+    entry["pushes"].as_str().unwrap().to_owned()
 }
 
 #[test]
@@ -65,7 +65,7 @@ fn relay_peers_shows_whose_pushes_are_on_off_or_unknown() {
             .unwrap()
             .iter()
             .find(|p| p["name"] == name)
-            .unwrap()["channels_reason"]
+            .unwrap()["pushes_reason"]
             .as_str()
             .unwrap()
             .to_owned()

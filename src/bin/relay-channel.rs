@@ -40,6 +40,8 @@ Environment:
   RELAY_ASK_TIMEOUT_SECS  default timeout_secs of asks and broadcasts, 1 to 3600 [default: {timeout}]
   RELAY_CHANNELS          on or off: whether this session's Claude Code shows pushes, when its
                           command line cannot tell [default: read from that command line]
+  RELAY_WAKE              off: the waiter never wakes this session; its messages wait for its
+                          next prompt [default: on]
   RELAY_LOG               log level: error, warn, info, debug, trace, off [default: info]
 ",
         timeout = DEFAULT_ASK_TIMEOUT_SECS,

@@ -10,7 +10,7 @@ use crate::{
     cli::{CliError, Global, Outcome, exit, output, status::not_running},
     client::HubClient,
     errors::ErrorCode,
-    protocol::{Op, PeerInfo, PeerKind, PeerList, Pushes},
+    protocol::{DeliveryMode, Op, PeerInfo, PeerKind, PeerList, Pushes},
 };
 
 pub(crate) async fn run(global: &Global) -> Outcome {
@@ -52,7 +52,7 @@ fn table(peers: &[PeerInfo], now: OffsetDateTime) -> String {
                 peer.cwd.clone(),
                 or_dash(&peer.git_branch),
                 peer.pid.to_string(),
-                peer.channels.as_str().to_owned(),
+                delivery(peer),
                 ago(&peer.last_seen, now),
             ]
         })
@@ -64,24 +64,35 @@ fn table(peers: &[PeerInfo], now: OffsetDateTime) -> String {
             "CWD",
             "BRANCH",
             "PID",
-            "CHANNELS",
+            "DELIVERY",
             "LAST SEEN",
         ],
         &rows,
     )
 }
 
+/// How a message reaches the peer now: `live` (pushed), `woken` (its waiter wakes it; `waiter
+/// armed` while one waits) or `queued` (at its next prompt).
+fn delivery(peer: &PeerInfo) -> String {
+    match (peer.delivery, peer.waiter) {
+        (DeliveryMode::Live, _) => "live".to_owned(),
+        (DeliveryMode::Woken, true) => "woken (waiter armed)".to_owned(),
+        (DeliveryMode::Woken, false) => "woken (turn running)".to_owned(),
+        (DeliveryMode::Queued, _) => "queued".to_owned(),
+    }
+}
+
 /// One line per session whose pushes are not on, saying why its channel decided so: those
-/// sessions see messages only at their next prompt.
+/// sessions see messages when their waiter wakes them, or at their next prompt.
 fn why_not_live(peers: &[PeerInfo]) -> String {
     let mut notes = String::new();
     for peer in peers {
-        if peer.kind == PeerKind::Channel && peer.channels != Pushes::On {
-            let reason = or_dash(&peer.channels_reason);
+        if peer.kind == PeerKind::Channel && peer.pushes != Pushes::On {
+            let reason = or_dash(&peer.pushes_reason);
             notes.push_str(&format!(
-                "{}: channels {}: {}\n",
+                "{}: pushes {}: {}\n",
                 peer.name,
-                peer.channels.as_str(),
+                peer.pushes.as_str(),
                 output::printable(&reason, false)
             ));
         }

@@ -40,6 +40,7 @@ pub(crate) async fn run(global: &Global) -> Outcome {
             "data_dir": data.root(),
             "peers": status.peers,
             "pending_asks": status.pending_asks,
+            "waiters": status.waiters,
         }));
     } else {
         out!("{}", describe(&status, uptime, &data));
@@ -68,8 +69,9 @@ fn describe(status: &HubStatus, uptime: Option<Duration>, data: &DataDir) -> Str
         ("data dir", data.root().display().to_string()),
         ("peers", status.peers.to_string()),
         ("pending asks", status.pending_asks.to_string()),
+        ("waiters armed", status.waiters.to_string()),
     ];
     rows.iter()
-        .map(|(key, value)| format!("{key:<13} {value}\n"))
+        .map(|(key, value)| format!("{key:<14} {value}\n"))
         .collect()
 }

@@ -85,7 +85,7 @@ fn ask_and_reply_between_two_sessions() {
         .and_then(|list| list.iter().find(|p| p["name"] == "beta"))
         .cloned()
         .unwrap_or_default();
-    assert_eq!(beta_entry["channels"], "on", "relay_peers: {peers}");
+    assert_eq!(beta_entry["pushes"], "on", "relay_peers: {peers}");
 
     let ask_req = expect(&h, &ss, alpha, "relay_ask result", |r| {
         result_json(r, "relay_ask").is_some()

@@ -149,7 +149,7 @@ fn summarise(tool: &str, reply: &ToolReply) -> String {
                         "{} ({}, pushes {}, pid {})",
                         text(&peer["name"]),
                         text(&peer["kind"]),
-                        text(&peer["channels"]),
+                        text(&peer["pushes"]),
                         peer["pid"]
                     )
                 })

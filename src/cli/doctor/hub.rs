@@ -15,12 +15,12 @@ use crate::{
     cli::doctor::Check,
     client::{HubClient, REQUEST_TIMEOUT},
     paths::DataDir,
-    protocol::{Op, PROTOCOL_VERSION, PeerKind, PeerList, Pushes, VERSION},
+    protocol::{DeliveryMode, Op, PROTOCOL_VERSION, PeerKind, PeerList, VERSION},
 };
 
 const HUB: &str = "hub";
 const STALE_SOCKET: &str = "stale-socket";
-const PUSHES: &str = "pushes";
+const DELIVERY: &str = "delivery";
 
 /// How long connecting to the socket may take.
 const CONNECT_LIMIT: Duration = Duration::from_secs(5);
@@ -42,7 +42,7 @@ pub(super) async fn check(data: &DataDir) -> Vec<Check> {
     vec![
         hub(data, &answer),
         stale_socket(data, &answer),
-        pushes(&answer),
+        delivery(&answer),
     ]
 }
 
@@ -185,51 +185,53 @@ fn stale_socket(data: &DataDir, answer: &Answer) -> Check {
     }
 }
 
-/// Sessions connected to the hub whose pushes are not on, with the reason each channel gave: they
-/// get their messages only at their next prompt.
-fn pushes(answer: &Answer) -> Check {
+/// How the sessions connected to the hub get their messages: pushed, woken by their waiter, or
+/// only at their next prompt, which is worth a warning (no waiter is armed for them).
+fn delivery(answer: &Answer) -> Check {
     let peers = match answer {
         Answer::Status(_, Some(list)) => &list.peers,
         Answer::Status(_, None) => {
-            return Check::warn(PUSHES, "the hub did not list its sessions", None);
+            return Check::warn(DELIVERY, "the hub did not list its sessions", None);
         }
-        _ => return Check::pass(PUSHES, "no hub running, so no session to check"),
+        _ => return Check::pass(DELIVERY, "no hub running, so no session to check"),
     };
     let channels: Vec<_> = peers
         .iter()
         .filter(|peer| peer.kind == PeerKind::Channel)
         .collect();
-    let off: Vec<String> = channels
+    let count = |mode: DeliveryMode| channels.iter().filter(|p| p.delivery == mode).count();
+    let summary = format!(
+        "{} session(s) connected: {} pushed to, {} woken by their waiter, {} queued",
+        channels.len(),
+        count(DeliveryMode::Live),
+        count(DeliveryMode::Woken),
+        count(DeliveryMode::Queued),
+    );
+    let queued: Vec<String> = channels
         .iter()
-        .filter(|peer| peer.channels != Pushes::On)
+        .filter(|peer| peer.delivery == DeliveryMode::Queued)
         .map(|peer| {
             format!(
-                "{} ({}: {})",
+                "{} (pushes {}: {})",
                 peer.name,
-                peer.channels.as_str(),
-                peer.channels_reason
+                peer.pushes.as_str(),
+                peer.pushes_reason
             )
         })
         .collect();
-    if off.is_empty() {
-        return Check::pass(
-            PUSHES,
-            format!(
-                "{} session(s) connected, every one shows pushes",
-                channels.len()
-            ),
-        );
+    if queued.is_empty() {
+        return Check::pass(DELIVERY, summary);
     }
     Check::warn(
-        PUSHES,
+        DELIVERY,
         format!(
-            "{} of {} connected session(s) get messages only at their next prompt: {}",
-            off.len(),
-            channels.len(),
-            off.join("; ")
+            "{summary}; these get messages only at their next prompt, no waiter being armed for them: {}",
+            queued.join("; ")
         ),
         Some(format!(
-            "nothing is lost; for messages the moment they arrive, start those sessions with `claude {CHANNELS_FLAG}`"
+            "nothing is lost; a waiter is armed at the end of each turn unless RELAY_WAKE=off or the \
+             session's hooks do not run (claude --debug-file logs them); for messages mid-turn too, \
+             start sessions with `claude {CHANNELS_FLAG}`"
         )),
     )
 }

@@ -1,31 +1,24 @@
-//! Running `claude` sessions of this user started without the channels flag. Claude Code drops
-//! the relay's pushes for them, so their messages wait in the inbox until the next prompt; the
-//! channel decides this from the same command line (`channel::pushes`), and so does this check.
+//! Running `claude` sessions of this user, with the channels flag (pushed to) and without (woken
+//! by their waiters); the channel decides this from the same command line (`channel::pushes`),
+//! and so does this check. It says, and never warns: both work.
 
 use std::{fs, os::unix::fs::MetadataExt, path::Path};
 
-use crate::{
-    channel::pushes,
-    cli::doctor::{CHANNELS_FLAG, Check},
-    protocol::Pushes,
-};
+use crate::{channel::pushes, cli::doctor::Check, protocol::Pushes};
 
 const SESSIONS: &str = "sessions";
 
 /// A `claude` process without the flag.
-struct Session {
+struct Flagless {
     pid: u32,
     cwd: Option<String>,
 }
 
 pub(super) fn check(uid: u32) -> Check {
     if !Path::new("/proc/self/cmdline").exists() {
-        return Check::warn(
+        return Check::pass(
             SESSIONS,
-            format!(
-                "cannot list processes on this system (no /proc); check by hand that each `claude` runs with {CHANNELS_FLAG}"
-            ),
-            None,
+            "cannot list processes on this system (no /proc); `relay peers` shows how each connected session gets its messages",
         );
     }
     let entries = match fs::read_dir("/proc") {
@@ -57,20 +50,10 @@ pub(super) fn check(uid: u32) -> Check {
                 let cwd = fs::read_link(entry.path().join("cwd"))
                     .ok()
                     .map(|cwd| cwd.display().to_string());
-                without.push(Session { pid, cwd });
+                without.push(Flagless { pid, cwd });
             }
             Pushes::Off | Pushes::Unknown => {}
         }
-    }
-    if without.is_empty() {
-        return Check::pass(
-            SESSIONS,
-            if with_flag == 0 {
-                "no claude session of yours is running".to_owned()
-            } else {
-                format!("{with_flag} claude session(s), all with the channels flag")
-            },
-        );
     }
     without.sort_by_key(|session| session.pid);
     let listed: Vec<String> = without
@@ -80,16 +63,21 @@ pub(super) fn check(uid: u32) -> Check {
             None => format!("pid {} (cwd unreadable)", session.pid),
         })
         .collect();
-    Check::warn(
+    Check::pass(
         SESSIONS,
-        format!(
-            "{} claude session(s) started without the channels flag get messages only at their next prompt: {}",
-            without.len(),
-            listed.join(", ")
-        ),
-        Some(format!(
-            "restart them with `claude {CHANNELS_FLAG}` (for every session: alias claude='claude {CHANNELS_FLAG}')"
-        )),
+        match (with_flag, without.len()) {
+            (0, 0) => "no claude session of yours is running".to_owned(),
+            (with, 0) => {
+                format!("{with} claude session(s), all with the channels flag (pushed to)")
+            }
+            (with, _) => format!(
+                "{} claude session(s): {with} with the channels flag (pushed to), {} without (woken by \
+                 their waiters): {}",
+                with + without.len(),
+                without.len(),
+                listed.join(", ")
+            ),
+        },
     )
 }
 
