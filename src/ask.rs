@@ -19,6 +19,12 @@ use tokio::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct ConnId(pub u64);
 
+impl ConnId {
+    /// Stands for a session of another hub, as the caller or target of an ask (its host is in
+    /// the ask). The server numbers connections from 1.
+    pub(crate) const REMOTE: ConnId = ConnId(0);
+}
+
 /// An ask the hub is waiting on.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PendingAsk {
@@ -31,6 +37,12 @@ pub(crate) struct PendingAsk {
     pub timeout_secs: u64,
     pub thread_id: String,
     pub broadcast_id: Option<String>,
+    /// The caller's host, when it is a session of another hub (`caller` is then
+    /// [`ConnId::REMOTE`]): that hub owns the deadline.
+    pub caller_host: Option<String>,
+    /// The target's host, when it is a session of another hub (`target` is then
+    /// [`ConnId::REMOTE`]).
+    pub target_host: Option<String>,
 }
 
 /// How an ask stopped being pending.
@@ -100,6 +112,44 @@ impl AskTable {
         self.by_caller.get(&caller).copied().unwrap_or(0)
     }
 
+    pub(crate) fn get(&self, ask_id: &str) -> Option<&PendingAsk> {
+        self.pending.get(ask_id)
+    }
+
+    /// Removes ask `ask_id`, which its target's host refused or could not be reached for: it
+    /// never was, so nothing is remembered of it.
+    pub(crate) fn withdraw(&mut self, ask_id: &str) -> Option<PendingAsk> {
+        self.remove(ask_id)
+    }
+
+    /// Removes and returns every ask whose target is a session of `host`.
+    pub(crate) fn remove_target_host(&mut self, host: &str) -> Vec<PendingAsk> {
+        self.remove_where(
+            |ask| ask.target_host.as_deref() == Some(host),
+            Ending::TargetGone,
+        )
+    }
+
+    /// Removes and returns every ask whose caller is a session of `host`.
+    pub(crate) fn remove_caller_host(&mut self, host: &str) -> Vec<PendingAsk> {
+        self.remove_where(
+            |ask| ask.caller_host.as_deref() == Some(host),
+            Ending::CallerGone,
+        )
+    }
+
+    /// Removes the ask `ask_id` whose target, a session of `host`, left; `None` when it is not
+    /// such an ask.
+    pub(crate) fn take_target_gone(&mut self, ask_id: &str, host: &str) -> Option<PendingAsk> {
+        let ask = self.pending.get(ask_id)?;
+        if ask.target_host.as_deref() != Some(host) {
+            return None;
+        }
+        let ask = self.remove(ask_id)?;
+        self.remember(&ask, Ending::TargetGone);
+        Some(ask)
+    }
+
     /// The nearest deadline of any pending ask.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.deadlines.first().map(|(when, _)| *when)
@@ -112,8 +162,27 @@ impl AskTable {
         ask_id: &str,
         replier: ConnId,
     ) -> Result<PendingAsk, NotPending> {
+        self.take_answered(ask_id, |ask| ask.target == replier)
+    }
+
+    /// Removes the ask `ask_id`, answered by a session of `host`, or says why it cannot be.
+    pub(crate) fn take_for_reply_from(
+        &mut self,
+        ask_id: &str,
+        host: &str,
+    ) -> Result<PendingAsk, NotPending> {
+        self.take_answered(ask_id, |ask| ask.target_host.as_deref() == Some(host))
+    }
+
+    /// Removes the ask `ask_id` for a reply from its target (`is_target` says whether it is),
+    /// or says why it cannot.
+    fn take_answered(
+        &mut self,
+        ask_id: &str,
+        is_target: impl Fn(&PendingAsk) -> bool,
+    ) -> Result<PendingAsk, NotPending> {
         match self.pending.get(ask_id) {
-            Some(ask) if ask.target == replier => {}
+            Some(ask) if is_target(ask) => {}
             Some(ask) => {
                 return Err(NotPending::AddressedTo {
                     target: ask.target_name.clone(),
@@ -249,6 +318,8 @@ mod tests {
             timeout_secs: 5,
             thread_id: id.into(),
             broadcast_id: None,
+            caller_host: None,
+            target_host: None,
         }
     }
 

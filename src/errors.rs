@@ -31,11 +31,13 @@ pub enum ErrorCode {
     InboxFull,
     TooManyAsks,
     PeerBusy,
+    AmbiguousPeer,
+    HostUnreachable,
 }
 
 impl ErrorCode {
     /// Every code, in the order the README's table lists them.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::PeerNotFound,
         ErrorCode::PeerGone,
         ErrorCode::Timeout,
@@ -50,6 +52,8 @@ impl ErrorCode {
         ErrorCode::InboxFull,
         ErrorCode::TooManyAsks,
         ErrorCode::PeerBusy,
+        ErrorCode::AmbiguousPeer,
+        ErrorCode::HostUnreachable,
     ];
 
     /// The wire name, e.g. `peer_not_found`.
@@ -69,6 +73,8 @@ impl ErrorCode {
             ErrorCode::InboxFull => "inbox_full",
             ErrorCode::TooManyAsks => "too_many_asks",
             ErrorCode::PeerBusy => "peer_busy",
+            ErrorCode::AmbiguousPeer => "ambiguous_peer",
+            ErrorCode::HostUnreachable => "host_unreachable",
         }
     }
 
@@ -107,6 +113,12 @@ impl ErrorCode {
             }
             ErrorCode::PeerBusy => {
                 "the recipient has not read the messages it was sent yet (or the hub holds too many unread); nothing was sent"
+            }
+            ErrorCode::AmbiguousPeer => {
+                "sessions of that name run on several hosts; name one as name@host"
+            }
+            ErrorCode::HostUnreachable => {
+                "the session's host cannot be reached now (the federation's server is down or unreachable); nothing was sent"
             }
         }
     }

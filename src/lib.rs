@@ -43,4 +43,4 @@ pub use control::{status as hub_status, stop as stop_hub};
 pub use errors::RelayError;
 pub use hub::{DEFAULT_IDLE_SECS, DaemonOptions, run as run_hub};
 pub use paths::DataDir;
-pub use protocol::{HubStatus, VERSION};
+pub use protocol::{FederationStatus, HubStatus, VERSION};

@@ -294,6 +294,9 @@ pub(crate) struct Welcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct PeerInfo {
     pub name: String,
+    /// The host of its hub, when the hub is federated (a remote session is `name@host`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
     pub kind: PeerKind,
     pub cwd: String,
     pub git_branch: String,
@@ -401,6 +404,30 @@ pub struct HubStatus {
     /// Waiters armed, one per session that is woken by messages.
     #[serde(default)]
     pub waiters: usize,
+    /// The federation the hub is in, or why it is not; absent when none is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federation: Option<FederationStatus>,
+}
+
+/// A hub's membership of a federation of hubs on several hosts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FederationStatus {
+    /// This hub's host name in the federation.
+    pub host: String,
+    /// The NATS server, without credentials.
+    pub url: String,
+    /// The subjects' namespace.
+    pub prefix: String,
+    pub connected: bool,
+    /// The other hosts heard from, sorted.
+    pub hosts: Vec<String>,
+    /// Why the hub does not federate although it is configured to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// While not connected: what the connection to the server last failed with (the server
+    /// refusing the credentials, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// Result of [`Op::Shutdown`].
@@ -428,6 +455,22 @@ pub(crate) fn quoted(text: &str) -> String {
 }
 
 /// Checks a session name: 1 to 64 characters of `[A-Za-z0-9._-]`.
+/// Checks the session an ask is for: a session name, or `name@host` for a session of another
+/// host of the federation.
+pub(crate) fn validate_address(to: &str) -> Result<(), RelayError> {
+    match to.split_once('@') {
+        Some((name, host)) if is_token(name, MAX_NAME_LEN) && is_token(host, MAX_NAME_LEN) => {
+            Ok(())
+        }
+        Some(_) => Err(RelayError::bad_args(format!(
+            "{} is not a valid session address: use name@host, each part 1 to {MAX_NAME_LEN} \
+             characters of letters, digits, '.', '_' or '-'",
+            quoted(to)
+        ))),
+        None => validate_name(to),
+    }
+}
+
 pub(crate) fn validate_name(name: &str) -> Result<(), RelayError> {
     if !is_token(name, MAX_NAME_LEN) {
         return Err(RelayError::bad_args(format!(
@@ -543,7 +586,7 @@ mod tests {
         let event = crate::framing::encode_line(&FromHub::Reply(Delivery {
             message_id: id.clone(),
             ask_id: id.clone(),
-            from: "n".repeat(MAX_NAME_LEN),
+            from: format!("{}@{}", "n".repeat(MAX_NAME_LEN), "h".repeat(MAX_NAME_LEN)),
             thread_id: id.clone(),
             broadcast_id: Some(id),
             text,
@@ -558,6 +601,19 @@ mod tests {
         for bad in ["", "has space", "slash/", "ü", &"a".repeat(65)] {
             assert_eq!(
                 validate_name(bad).unwrap_err().code,
+                ErrorCode::BadArgs,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn addresses_are_a_name_or_name_at_host() {
+        assert!(validate_address("backend").is_ok());
+        assert!(validate_address("backend@build-box").is_ok());
+        for bad in ["@", "a@", "@b", "a@b@c", "a@b c"] {
+            assert_eq!(
+                validate_address(bad).unwrap_err().code,
                 ErrorCode::BadArgs,
                 "{bad:?}"
             );

@@ -69,7 +69,8 @@ tool defaults: do not invent timeouts or thread ids.";
 
 const PEERS_DESCRIPTION: &str = "List the other Claude Code sessions on this machine that can be asked \
 (name, working directory, git branch, pid, when they connected and were last seen), and this session's \
-own name (`me`). A peer of kind \"cli\" is a person or a script using the relay command line: it can \
+own name (`me`). Sessions of other hosts, when hubs are federated, have a `host`: name@host names one \
+exactly. A peer of kind \"cli\" is a person or a script using the relay command line: it can \
 ask this session, and its questions are answered with relay_reply like any other, but it cannot be \
 asked.";
 
@@ -108,7 +109,7 @@ pub(crate) struct PeersArgs {}
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AskArgs {
-    /// The name of the session to ask, exactly as relay_peers lists it.
+    /// The name of the session to ask, exactly as relay_peers lists it; a session of another host (one with a `host`) may be named name@host.
     pub to: String,
     /// The question, in plain words; it is shown to the other session verbatim.
     pub question: String,

@@ -28,7 +28,8 @@ pub(crate) const DEADLINE_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Args)]
 pub struct AskArgs {
-    /// The session to ask, by its name in `relay peers`.
+    /// The session to ask, by its name in `relay peers` (`name@host` for a session of another
+    /// host of the federation).
     pub peer: String,
     /// The question; `-` reads it from stdin.
     pub question: String,

@@ -29,6 +29,8 @@ pub(crate) fn for_error(code: ErrorCode) -> u8 {
         ErrorCode::InboxFull => 21,
         ErrorCode::TooManyAsks => 22,
         ErrorCode::PeerBusy => 23,
+        ErrorCode::AmbiguousPeer => 24,
+        ErrorCode::HostUnreachable => 25,
     }
 }
 

@@ -63,7 +63,7 @@ use crate::{
     about = "Talk to the Claude Code sessions on this machine, and look after their hub.",
     after_help = "Exit status: 0 success; 1 no hub runs (status, peers), a check failed (doctor) or \
                   another failure; 2 a bad command line; 3 a broadcast that some session did not answer; \
-                  10 to 23 one per relay error code (peer_not_found 10, peer_gone 11, timeout 12, ..., \
+                  10 to 25 one per relay error code (peer_not_found 10, peer_gone 11, timeout 12, ..., \
                   hub_unreachable 18, bad_args 19; the README's table lists all); 130 interrupted."
 )]
 pub struct Cli {

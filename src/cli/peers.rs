@@ -42,33 +42,34 @@ pub(crate) async fn run(global: &Global) -> Outcome {
     Ok(ExitCode::from(exit::SUCCESS))
 }
 
+/// One row per session; a HOST column when the hub is federated (a session of another host is
+/// asked as `name@host`).
 fn table(peers: &[PeerInfo], now: OffsetDateTime) -> String {
+    let hosts = peers.iter().any(|peer| !peer.host.is_empty());
     let rows: Vec<Vec<String>> = peers
         .iter()
         .map(|peer| {
-            vec![
-                peer.name.clone(),
+            let mut row = vec![peer.name.clone()];
+            if hosts {
+                row.push(or_dash(&peer.host));
+            }
+            row.extend([
                 peer.kind.as_str().to_owned(),
                 peer.cwd.clone(),
                 or_dash(&peer.git_branch),
                 peer.pid.to_string(),
                 delivery(peer),
                 ago(&peer.last_seen, now),
-            ]
+            ]);
+            row
         })
         .collect();
-    output::table(
-        &[
-            "NAME",
-            "KIND",
-            "CWD",
-            "BRANCH",
-            "PID",
-            "DELIVERY",
-            "LAST SEEN",
-        ],
-        &rows,
-    )
+    let mut headers = vec!["NAME"];
+    if hosts {
+        headers.push("HOST");
+    }
+    headers.extend(["KIND", "CWD", "BRANCH", "PID", "DELIVERY", "LAST SEEN"]);
+    output::table(&headers, &rows)
 }
 
 /// How a message reaches the peer now: `live` (pushed), `woken` (its waiter wakes it; `waiter

@@ -9,7 +9,7 @@ use crate::{
     cli::{CliError, Global, Outcome, exit, output},
     control,
     paths::DataDir,
-    protocol::HubStatus,
+    protocol::{FederationStatus, HubStatus},
 };
 
 pub(crate) async fn run(global: &Global) -> Outcome {
@@ -41,6 +41,7 @@ pub(crate) async fn run(global: &Global) -> Outcome {
             "peers": status.peers,
             "pending_asks": status.pending_asks,
             "waiters": status.waiters,
+            "federation": status.federation,
         }));
     } else {
         out!("{}", describe(&status, uptime, &data));
@@ -60,7 +61,7 @@ pub(crate) fn not_running(data: &DataDir) -> CliError {
 
 fn describe(status: &HubStatus, uptime: Option<Duration>, data: &DataDir) -> String {
     let uptime = uptime.map_or_else(|| "unknown".to_owned(), output::human_duration);
-    let rows = [
+    let mut rows = vec![
         ("hub", format!("running, pid {}", status.hub_pid)),
         ("version", status.hub_version.clone()),
         ("protocol", status.protocol.to_string()),
@@ -71,7 +72,35 @@ fn describe(status: &HubStatus, uptime: Option<Duration>, data: &DataDir) -> Str
         ("pending asks", status.pending_asks.to_string()),
         ("waiters armed", status.waiters.to_string()),
     ];
+    if let Some(federation) = &status.federation {
+        rows.push(("federation", federation_line(federation)));
+    }
     rows.iter()
         .map(|(key, value)| format!("{key:<14} {value}\n"))
         .collect()
+}
+
+/// The federation in one line: the host, the server, connected or not, and the hosts seen; or
+/// why the hub is not in it.
+pub(crate) fn federation_line(federation: &FederationStatus) -> String {
+    if let Some(error) = &federation.error {
+        return format!("refused: {}", output::printable(error, false));
+    }
+    let state = match (&federation.connected, &federation.last_error) {
+        (true, _) => "connected".to_owned(),
+        (false, None) => "not connected (retrying)".to_owned(),
+        (false, Some(error)) => format!(
+            "not connected (retrying; last: {})",
+            output::printable(error, false)
+        ),
+    };
+    let hosts = if federation.hosts.is_empty() {
+        "no other host seen".to_owned()
+    } else {
+        format!("other hosts: {}", federation.hosts.join(", "))
+    };
+    format!(
+        "host {} on {} (subjects {}.*), {state}; {hosts}",
+        federation.host, federation.url, federation.prefix
+    )
 }

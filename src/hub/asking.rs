@@ -1,6 +1,10 @@
 //! Asks: one question to one peer or to everyone, the reply, and the failures (timeout, target
 //! gone) that end an ask which will never be answered. Every ask ends exactly once, and its
 //! caller is told how.
+//!
+//! An ask for a session of another host, a broadcast's share for other hosts, and a reply to a
+//! session of another host are recorded here and [`Routed::Afar`]: `super::afar` sends them and
+//! answers the client when the other hub has.
 
 use std::time::Duration;
 
@@ -10,8 +14,15 @@ use crate::{
     ask::{ConnId, PendingAsk},
     errors::{ErrorCode, RelayError},
     hub::{
+        afar::{AskAfar, BroadcastAfar, ReplyAfar, Share},
+        federation::{
+            Federation,
+            wire::{AskBatch, RemoteAsk, RemoteReply},
+        },
         handle::{Hub, State},
+        inbox::Owner,
         outbox::{HUB_UNREAD_BYTES, PEER_BUSY_BYTES},
+        remote::address,
         texts,
     },
     protocol::{
@@ -19,6 +30,23 @@ use crate::{
         DeliveryMode, FromHub, PeerKind, Replied, ReplyRequest,
     },
 };
+
+/// Where an operation was carried out: here, whole; or partly on other hosts, which `afar`
+/// holds what to send for.
+pub(crate) enum Routed<T, A> {
+    Here(T),
+    Afar(A),
+}
+
+/// The session an ask is for.
+enum Target {
+    Here(ConnId),
+    /// Session `name` of `host`.
+    Afar {
+        host: String,
+        name: String,
+    },
+}
 
 /// The most asks one peer may have pending: past it, `too_many_asks` (a burst of asks from one
 /// session cannot flood another, or the hub).
@@ -40,9 +68,84 @@ impl State {
         Ok(())
     }
 
+    /// The session `to` (a name, or `name@host`) means: a session here if one has that name,
+    /// else the one session of another host that has it.
+    fn resolve(&self, to: &str, federation: Option<&Federation>) -> Result<Target, RelayError> {
+        let (name, host) = match to.split_once('@') {
+            Some((name, host)) => (name, Some(host)),
+            None => (to, None),
+        };
+        let own_host = federation.map(Federation::host);
+        if host.is_none() || host == own_host {
+            if let Some((conn, _)) = self.peers.by_name(name) {
+                return Ok(Target::Here(conn));
+            }
+            if host.is_some() {
+                return Err(texts::peer_not_found(to));
+            }
+        }
+        let Some(federation) = federation else {
+            return Err(match host {
+                Some(_) => texts::not_federated(to),
+                None => texts::peer_not_found(to),
+            });
+        };
+        let peer = match host {
+            Some(host) if !self.hosts.knows(host) => {
+                return Err(if federation.is_connected() {
+                    texts::no_such_host(host, &self.hosts.names())
+                } else {
+                    texts::host_unreachable(host, "the federation's server cannot be reached")
+                });
+            }
+            Some(host) => self
+                .hosts
+                .get(host, name)
+                .ok_or_else(|| texts::peer_not_found(to))?,
+            None => match self.hosts.named(name).as_slice() {
+                [] => return Err(texts::peer_not_found(to)),
+                [peer] => *peer,
+                several => {
+                    let candidates: Vec<String> = several
+                        .iter()
+                        .map(|peer| address(&peer.name, &peer.host))
+                        .collect();
+                    return Err(texts::ambiguous(name, &candidates));
+                }
+            },
+        };
+        if peer.kind == PeerKind::Cli {
+            return Err(texts::command_line_cannot_answer(&address(
+                &peer.name, &peer.host,
+            )));
+        }
+        Ok(Target::Afar {
+            host: peer.host.clone(),
+            name: peer.name.clone(),
+        })
+    }
+
+    /// Tells the caller of `ask_id` (on `caller`) of it: at once, or after the answer that the
+    /// ask was made when its host has not given it yet.
+    pub(super) fn tell_caller(
+        &mut self,
+        caller: ConnId,
+        ask_id: &str,
+        event: FromHub,
+        bytes: usize,
+        sender: Option<Owner>,
+    ) {
+        match self.unconfirmed.get_mut(ask_id) {
+            Some(held) => held.push((event, bytes)),
+            None => {
+                self.deliver(caller, &event, bytes, sender);
+            }
+        }
+    }
+
     /// Whether the peer on `target` reads its messages well enough to be sent more: a peer
     /// with much unread, or a hub holding much unread for everyone, takes no new asks.
-    fn busy(&self, target: ConnId, unread_everywhere: usize) -> Option<RelayError> {
+    pub(super) fn busy(&self, target: ConnId, unread_everywhere: usize) -> Option<RelayError> {
         let peer = self.peers.get(target)?;
         let unread = peer.outbox.unread();
         if unread > PEER_BUSY_BYTES {
@@ -53,7 +156,11 @@ impl State {
 }
 
 impl Hub {
-    pub(crate) fn ask(&self, conn: ConnId, request: AskRequest) -> Result<Asked, RelayError> {
+    pub(crate) fn ask(
+        &self,
+        conn: ConnId,
+        request: AskRequest,
+    ) -> Result<Routed<Asked, AskAfar>, RelayError> {
         let mut state = self.state();
         let caller = state
             .peers
@@ -62,10 +169,15 @@ impl Hub {
             .name
             .clone();
         state.room_for_asks(conn, 1)?;
-        let (target, target_peer) = state
-            .peers
-            .by_name(&request.to)
-            .ok_or_else(|| texts::peer_not_found(&request.to))?;
+        let target = match state.resolve(&request.to, self.federation())? {
+            Target::Here(target) => target,
+            Target::Afar { host, name } => {
+                return Ok(Routed::Afar(
+                    self.ask_afar(&mut state, conn, caller, request, host, name),
+                ));
+            }
+        };
+        let target_peer = state.peers.get(target).expect("resolved just now");
         if target == conn {
             return Err(texts::asked_itself(&caller));
         }
@@ -90,20 +202,105 @@ impl Hub {
             timeout_secs: request.timeout_secs,
             thread_id: thread_id.clone(),
             broadcast_id: None,
+            caller_host: None,
+            target_host: None,
         };
         let delivery = self.start_ask(&mut state, pending, request.question);
-        Ok(Asked {
+        Ok(Routed::Here(Asked {
             ask_id,
             thread_id,
             delivery,
-        })
+        }))
+    }
+
+    /// Records an ask of `caller` (on `conn`) for session `name` of `host`, and what to send.
+    fn ask_afar(
+        &self,
+        state: &mut State,
+        conn: ConnId,
+        caller: String,
+        request: AskRequest,
+        host: String,
+        name: String,
+    ) -> AskAfar {
+        let deadline = Instant::now() + Duration::from_secs(request.timeout_secs);
+        let mut share = Share {
+            host,
+            batch: self.batch(caller, request.question, None, request.timeout_secs),
+        };
+        let ask_id = self.add_afar(state, &mut share, conn, deadline, request.thread_id, name);
+        tracing::info!(ask_id = %ask_id, from = %share.batch.from, host = %share.host, "ask_sent_afar");
+        AskAfar {
+            caller: conn,
+            share,
+        }
+    }
+
+    /// Records an ask of the session on `conn` for session `name` of `share`'s host, in a
+    /// thread of its own unless `thread_id` is given, and adds it to `share`. Returns its id.
+    fn add_afar(
+        &self,
+        state: &mut State,
+        share: &mut Share,
+        conn: ConnId,
+        deadline: Instant,
+        thread_id: Option<String>,
+        name: String,
+    ) -> String {
+        let ask_id = self.new_id("ask");
+        let thread_id = thread_id.unwrap_or_else(|| ask_id.clone());
+        state.unconfirmed.insert(ask_id.clone(), Vec::new());
+        let pending = PendingAsk {
+            ask_id: ask_id.clone(),
+            caller: conn,
+            caller_name: share.batch.from.clone(),
+            target: ConnId::REMOTE,
+            target_name: address(&name, &share.host),
+            deadline,
+            timeout_secs: share.batch.timeout_secs,
+            thread_id: thread_id.clone(),
+            broadcast_id: share.batch.broadcast_id.clone(),
+            caller_host: None,
+            target_host: Some(share.host.clone()),
+        };
+        if state.asks.insert(pending) {
+            self.wake_deadline_task();
+        }
+        share.batch.asks.push(RemoteAsk {
+            ask_id: ask_id.clone(),
+            to: name,
+            thread_id,
+        });
+        ask_id
+    }
+
+    /// An empty batch of asks from session `from` of this hub.
+    fn batch(
+        &self,
+        from: String,
+        question: String,
+        broadcast_id: Option<String>,
+        timeout_secs: u64,
+    ) -> AskBatch {
+        AskBatch {
+            from_host: self
+                .federation()
+                .expect("only a federated hub asks afar")
+                .host()
+                .to_owned(),
+            from,
+            question,
+            broadcast_id,
+            timeout_secs,
+            asks: Vec::new(),
+        }
     }
 
     pub(crate) fn broadcast(
         &self,
         conn: ConnId,
         request: BroadcastRequest,
-    ) -> Result<Broadcasted, RelayError> {
+    ) -> Result<Routed<Broadcasted, BroadcastAfar>, RelayError> {
         let mut state = self.state();
         let caller = state
             .peers
@@ -129,7 +326,14 @@ impl Hub {
                 skipped.push(peer.name.clone());
             }
         }
-        state.room_for_asks(conn, targets.len())?;
+        // Every session of every other host, by host: their hubs decide whether they have room.
+        let afar: Vec<(String, Vec<String>)> = if self.federation().is_some() {
+            state.hosts.askable()
+        } else {
+            Vec::new()
+        };
+        let afar_count: usize = afar.iter().map(|(_, names)| names.len()).sum();
+        state.room_for_asks(conn, targets.len() + afar_count)?;
         let mut asks = Vec::with_capacity(targets.len());
         for (target, target_name) in targets {
             let ask_id = self.new_id("ask");
@@ -143,6 +347,8 @@ impl Hub {
                 timeout_secs: request.timeout_secs,
                 thread_id: broadcast_id.clone(),
                 broadcast_id: Some(broadcast_id.clone()),
+                caller_host: None,
+                target_host: None,
             };
             let delivery = self.start_ask(&mut state, pending, request.question.clone());
             asks.push(BroadcastAsk {
@@ -151,17 +357,50 @@ impl Hub {
                 delivery,
             });
         }
-        tracing::info!(broadcast_id = %broadcast_id, from = %caller, peer_count = asks.len(), "broadcast_sent");
-        Ok(Broadcasted {
-            broadcast_id,
+        tracing::info!(
+            broadcast_id = %broadcast_id, from = %caller, peer_count = asks.len(),
+            afar_count, "broadcast_sent"
+        );
+        let here = Broadcasted {
+            broadcast_id: broadcast_id.clone(),
             asks,
             skipped,
-        })
+        };
+        if afar.is_empty() {
+            return Ok(Routed::Here(here));
+        }
+        let mut shares = Vec::with_capacity(afar.len());
+        for (host, names) in afar {
+            let mut share = Share {
+                host: host.clone(),
+                batch: self.batch(
+                    caller.clone(),
+                    request.question.clone(),
+                    Some(broadcast_id.clone()),
+                    request.timeout_secs,
+                ),
+            };
+            for name in names {
+                let thread_id = Some(broadcast_id.clone());
+                self.add_afar(&mut state, &mut share, conn, deadline, thread_id, name);
+            }
+            shares.push(share);
+        }
+        Ok(Routed::Afar(BroadcastAfar {
+            caller: conn,
+            here,
+            shares,
+        }))
     }
 
     /// Records `ask` and hands the question to its target, live or into its inbox. The caller
     /// has checked that the target has room.
-    fn start_ask(&self, state: &mut State, ask: PendingAsk, question: String) -> DeliveryMode {
+    pub(super) fn start_ask(
+        &self,
+        state: &mut State,
+        ask: PendingAsk,
+        question: String,
+    ) -> DeliveryMode {
         let bytes = question.len();
         let event = FromHub::Ask(Delivery {
             message_id: self.new_id("msg"),
@@ -188,7 +427,11 @@ impl Hub {
         delivery
     }
 
-    pub(crate) fn reply(&self, conn: ConnId, request: ReplyRequest) -> Result<Replied, RelayError> {
+    pub(crate) fn reply(
+        &self,
+        conn: ConnId,
+        request: ReplyRequest,
+    ) -> Result<Routed<Replied, ReplyAfar>, RelayError> {
         let mut state = self.state();
         let replier = state
             .peers
@@ -200,6 +443,21 @@ impl Hub {
             .asks
             .take_for_reply(&request.ask_id, conn)
             .map_err(|why| texts::not_pending(&request.ask_id, why))?;
+        if ask.caller_host.is_some() {
+            tracing::info!(ask_id = %ask.ask_id, from = %replier, to = %ask.caller_name, "reply_sent_afar");
+            let from_host = self
+                .federation()
+                .expect("only a federated hub has asks from afar")
+                .host()
+                .to_owned();
+            let reply = RemoteReply {
+                from_host,
+                ask_id: ask.ask_id.clone(),
+                from: replier,
+                text: request.text,
+            };
+            return Ok(Routed::Afar(ReplyAfar { ask, reply }));
+        }
         let bytes = request.text.len();
         if let Some(caller) = state.peers.get(ask.caller)
             && !state.has_room_for(ask.caller, bytes)
@@ -220,20 +478,23 @@ impl Hub {
             text: request.text,
         });
         state.deliver(caller, &event, bytes, sender);
-        Ok(Replied {})
+        Ok(Routed::Here(Replied {}))
     }
 
-    /// Fails every ask whose deadline is at or before `now` with `timeout`.
+    /// Fails every ask whose deadline is at or before `now` with `timeout`. (An ask from a
+    /// session of another host only has its question withdrawn: the caller's hub keeps the
+    /// deadline, and tells its caller itself.)
     pub(super) fn expire_asks(&self, state: &mut State, now: Instant) {
         for ask in state.asks.expire(now) {
             tracing::info!(ask_id = %ask.ask_id, to = %ask.target_name, "ask_timed_out");
-            let message = texts::timed_out(&ask.target_name, &ask.ask_id, ask.timeout_secs);
             state.withdraw_queued_question(&ask);
+            let message = texts::timed_out(&ask.target_name, &ask.ask_id, ask.timeout_secs);
             self.fail(state, ask, ErrorCode::Timeout, message);
         }
     }
 
-    /// Tells the caller of `ask` that it failed.
+    /// Tells the caller of `ask` that it failed. A caller of another host is told by its own
+    /// hub: this one only says when the target left (the one failure that hub cannot see).
     pub(super) fn fail(
         &self,
         state: &mut State,
@@ -241,7 +502,14 @@ impl Hub {
         code: ErrorCode,
         message: String,
     ) {
+        if ask.caller_host.is_some() {
+            if code == ErrorCode::PeerGone {
+                self.tell_target_left(&ask);
+            }
+            return;
+        }
         let bytes = message.len();
+        let (caller, ask_id) = (ask.caller, ask.ask_id.clone());
         let event = FromHub::AskFailed(AskFailure {
             message_id: self.new_id("msg"),
             ask_id: ask.ask_id,
@@ -251,6 +519,6 @@ impl Hub {
             code,
             message,
         });
-        state.deliver(ask.caller, &event, bytes, None);
+        state.tell_caller(caller, &ask_id, event, bytes, None);
     }
 }

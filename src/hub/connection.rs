@@ -32,7 +32,7 @@ use crate::{
     framing::{FrameError, FrameReader},
     hub::{
         handle::Hub,
-        handlers::{BadLine, Client, handle_line},
+        handlers::{BadLine, Client, Handled, handle_line},
         outbox::{Outbox, OutboxReceiver, PAUSE_READING_BYTES, STALL},
         texts,
     },
@@ -174,11 +174,18 @@ async fn read_requests(
         };
         match frame {
             Ok(Some(line)) => {
-                let response = handle_line(hub, &mut client, &line);
+                let handled = handle_line(hub, &mut client, &line);
                 if client.introduced() {
                     unregistered.registered();
                 }
-                client.outbox.send(&response);
+                match handled {
+                    Handled::Now(response) => {
+                        client.outbox.send(&response);
+                    }
+                    Handled::Later(sending) => {
+                        tokio::spawn(sending);
+                    }
+                }
             }
             Ok(None) => break,
             Err(FrameError::TooLong) => {

@@ -13,9 +13,10 @@
 //! [`Hub::nearer_deadline`] when a sooner one is added.
 
 use std::{
+    collections::HashMap,
     io,
     sync::{
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex, MutexGuard, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
 };
@@ -28,11 +29,16 @@ use crate::{
     ask::AskTable,
     framing::LineBudget,
     hub::{
-        inbox::Inboxes, journal::Journal, outbox::Unread, registry::Registry, registry::rfc3339,
+        federation::{Federation, roster::Hosts},
+        inbox::Inboxes,
+        journal::Journal,
+        outbox::Unread,
+        registry::Registry,
+        registry::rfc3339,
         waiters::Waiters,
     },
     paths::DataDir,
-    protocol::{HubStatus, PROTOCOL_VERSION, VERSION},
+    protocol::{FederationStatus, FromHub, HubStatus, PROTOCOL_VERSION, VERSION},
 };
 
 /// What the unfinished lines of every connection may hold together.
@@ -57,6 +63,10 @@ struct Shared {
     /// Makes ask, broadcast and message ids unique across hub restarts.
     id_prefix: String,
     next_id: AtomicU64,
+    /// The federation the hub joined, if it is configured to.
+    federation: OnceLock<Federation>,
+    /// Why the hub did not join the federation it is configured for.
+    federation_refused: OnceLock<String>,
 }
 
 /// Everything behind the hub's one lock.
@@ -68,6 +78,13 @@ pub(super) struct State {
     pub(super) journal: Journal,
     /// The sessions' waiters, which wake sessions whose pushes are off.
     pub(super) waiters: Waiters,
+    /// The other hosts of the federation and their sessions (none when not federated).
+    pub(super) hosts: Hosts,
+    /// Counts the changes of this hub's sessions, told to the other hosts.
+    pub(super) roster_version: u64,
+    /// Asks to sessions of other hosts whose callers have not been answered yet (their hosts
+    /// have not said): what comes for them meanwhile waits here, to follow that answer.
+    pub(super) unconfirmed: HashMap<String, Vec<(FromHub, usize)>>,
 }
 
 impl Hub {
@@ -81,6 +98,9 @@ impl Hub {
             inboxes,
             journal,
             waiters: Waiters::default(),
+            hosts: Hosts::default(),
+            roster_version: 0,
+            unconfirmed: HashMap::new(),
         };
         let started_at = OffsetDateTime::now_utc();
         let started_ms = started_at.unix_timestamp_nanos() / 1_000_000;
@@ -94,6 +114,8 @@ impl Hub {
                 started_at,
                 id_prefix: base36(started_ms.unsigned_abs()),
                 next_id: AtomicU64::new(1),
+                federation: OnceLock::new(),
+                federation_refused: OnceLock::new(),
             }),
         })
     }
@@ -128,7 +150,39 @@ impl Hub {
             peers: state.peers.len(),
             pending_asks: state.asks.len(),
             waiters: state.waiters.armed(),
+            federation: self.federation_status(&state),
         }
+    }
+
+    /// The federation the hub joined, if any.
+    pub(super) fn federation(&self) -> Option<&Federation> {
+        self.shared.federation.get()
+    }
+
+    /// The hub is in `federation` from now on.
+    pub(super) fn joined(&self, federation: Federation) {
+        let _ = self.shared.federation.set(federation);
+    }
+
+    /// The hub is configured to federate, and cannot: `why`.
+    pub(super) fn cannot_federate(&self, why: String) {
+        let _ = self.shared.federation_refused.set(why);
+    }
+
+    fn federation_status(&self, state: &State) -> Option<FederationStatus> {
+        if let Some(federation) = self.federation() {
+            return Some(federation.status(state.hosts.names()));
+        }
+        let why = self.shared.federation_refused.get()?;
+        Some(FederationStatus {
+            host: String::new(),
+            url: String::new(),
+            prefix: String::new(),
+            connected: false,
+            hosts: Vec::new(),
+            error: Some(why.clone()),
+            last_error: None,
+        })
     }
 
     /// Starts a graceful shutdown: the server stops, and disconnects no longer count as peers

@@ -1,4 +1,10 @@
 //! One handler per wire message: read the request, check it, apply it to the [`Hub`], answer.
+//!
+//! Most requests are answered at once. One that reaches another host (an ask, a broadcast's
+//! share, a reply) is answered when that host's hub has: its handler gives back the future that
+//! sends it and answers.
+
+use std::{future::Future, pin::Pin};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -6,13 +12,22 @@ use serde_json::Value;
 use crate::{
     ask::ConnId,
     errors::RelayError,
-    hub::{handle::Hub, outbox::Outbox, texts},
+    hub::{asking::Routed, handle::Hub, outbox::Outbox, texts},
     protocol::{
         AskRequest, BroadcastRequest, FromHub, Hello, MAX_CWD_BYTES, MAX_LABEL_BYTES, Op,
-        PROTOCOL_VERSION, RenameRequest, ReplyRequest, Request, ShuttingDown, validate_id,
-        validate_len, validate_name, validate_text, validate_timeout,
+        PROTOCOL_VERSION, RenameRequest, ReplyRequest, Request, ShuttingDown, validate_address,
+        validate_id, validate_len, validate_name, validate_text, validate_timeout,
     },
 };
+
+/// What handling one line gave.
+pub(super) enum Handled {
+    /// The response, to send now.
+    Now(FromHub),
+    /// Sends the response when other hosts have answered; bounded by the federation's request
+    /// timeout.
+    Later(Pin<Box<dyn Future<Output = ()> + Send>>),
+}
 
 /// What the hub knows about the client at the other end of one connection.
 pub(super) struct Client {
@@ -97,13 +112,13 @@ impl Client {
     }
 }
 
-/// Handles one line from the client and returns the response to send back.
-pub(super) fn handle_line(hub: &Hub, client: &mut Client, line: &str) -> FromHub {
+/// Handles one line from the client: the response to send back, or what will send it.
+pub(super) fn handle_line(hub: &Hub, client: &mut Client, line: &str) -> Handled {
     let value: Value = match serde_json::from_str(line) {
         Ok(value) => value,
         Err(e) => {
             client.bad_line(BadLine::NotJson, line.len());
-            return error(None, texts::line_not_json(&e));
+            return Handled::Now(error(None, texts::line_not_json(&e)));
         }
     };
     let id = value.get("id").and_then(Value::as_u64);
@@ -111,7 +126,7 @@ pub(super) fn handle_line(hub: &Hub, client: &mut Client, line: &str) -> FromHub
         Ok(request) => request,
         Err(e) => {
             client.bad_line(BadLine::NotARequest, line.len());
-            return error(id, texts::not_a_request(&e));
+            return Handled::Now(error(id, texts::not_a_request(&e)));
         }
     };
     let id = request.id;
@@ -123,7 +138,7 @@ pub(super) fn handle_line(hub: &Hub, client: &mut Client, line: &str) -> FromHub
             late_ms = unix_ms() - deadline_ms,
             "request_after_its_deadline"
         );
-        return error(Some(id), texts::after_deadline());
+        return Handled::Now(error(Some(id), texts::after_deadline()));
     }
     let result = match request.op {
         Op::Hello(hello) => handle_hello(hub, client, hello),
@@ -160,15 +175,54 @@ pub(super) fn handle_line(hub: &Hub, client: &mut Client, line: &str) -> FromHub
         Op::InboxTake(_) => answer(hub.take_inbox(client.conn, None)),
         Op::InboxAck(ack) => answer(hub.ack_inbox(client.conn, None, ack.take_id)),
         Op::Peers => answer(hub.peers(client.conn)),
-        Op::Ask(ask) => handle_ask(hub, client.conn, ask),
-        Op::Reply(reply) => handle_reply(hub, client.conn, reply),
-        Op::Broadcast(broadcast) => handle_broadcast(hub, client.conn, broadcast),
+        Op::Ask(ask) => match handle_ask(hub, client.conn, ask) {
+            Ok(Routed::Here(asked)) => answer(Ok(asked)),
+            Ok(Routed::Afar(afar)) => {
+                return later(hub, client, |hub, outbox| hub.send_ask(outbox, id, afar));
+            }
+            Err(e) => Err(e),
+        },
+        Op::Reply(reply) => match handle_reply(hub, client.conn, reply) {
+            Ok(Routed::Here(replied)) => answer(Ok(replied)),
+            Ok(Routed::Afar(afar)) => {
+                return later(hub, client, |hub, outbox| hub.send_reply(outbox, id, afar));
+            }
+            Err(e) => Err(e),
+        },
+        Op::Broadcast(broadcast) => match handle_broadcast(hub, client.conn, broadcast) {
+            Ok(Routed::Here(sent)) => answer(Ok(sent)),
+            Ok(Routed::Afar(afar)) => {
+                return later(hub, client, |hub, outbox| {
+                    hub.send_broadcast(outbox, id, afar)
+                });
+            }
+            Err(e) => Err(e),
+        },
         Op::Rename(rename) => handle_rename(hub, client.conn, rename),
         Op::Wait(_) => Err(texts::not_a_waiter()),
     };
     hub.touch(client.conn);
+    Handled::Now(response(id, result))
+}
+
+/// The handling of a request that another host's hub answers: `send` makes the future that
+/// sends it and answers the client.
+fn later<F: Future<Output = ()> + Send + 'static>(
+    hub: &Hub,
+    client: &Client,
+    send: impl FnOnce(Hub, Outbox) -> F,
+) -> Handled {
+    hub.touch(client.conn);
+    Handled::Later(Box::pin(send(hub.clone(), client.outbox.clone())))
+}
+
+/// The response to request `id`.
+pub(super) fn response<T: Serialize>(id: u64, result: Result<T, RelayError>) -> FromHub {
     match result {
-        Ok(result) => FromHub::Ok { id, result },
+        Ok(result) => FromHub::Ok {
+            id,
+            result: serde_json::to_value(result).expect("results always serialize"),
+        },
         Err(e) => error(Some(id), e),
     }
 }
@@ -216,30 +270,38 @@ fn handle_hello(hub: &Hub, client: &mut Client, hello: Hello) -> Result<Value, R
     answer(Ok(welcome))
 }
 
-fn handle_ask(hub: &Hub, conn: ConnId, ask: AskRequest) -> Result<Value, RelayError> {
-    validate_name(&ask.to)?;
+fn handle_ask(
+    hub: &Hub,
+    conn: ConnId,
+    ask: AskRequest,
+) -> Result<Routed<crate::protocol::Asked, crate::hub::afar::AskAfar>, RelayError> {
+    validate_address(&ask.to)?;
     validate_text("question", &ask.question)?;
     validate_timeout(ask.timeout_secs)?;
     if let Some(thread_id) = &ask.thread_id {
         validate_id("thread_id", thread_id)?;
     }
-    answer(hub.ask(conn, ask))
+    hub.ask(conn, ask)
 }
 
-fn handle_reply(hub: &Hub, conn: ConnId, reply: ReplyRequest) -> Result<Value, RelayError> {
+fn handle_reply(
+    hub: &Hub,
+    conn: ConnId,
+    reply: ReplyRequest,
+) -> Result<Routed<crate::protocol::Replied, crate::hub::afar::ReplyAfar>, RelayError> {
     validate_id("ask_id", &reply.ask_id)?;
     validate_text("reply", &reply.text)?;
-    answer(hub.reply(conn, reply))
+    hub.reply(conn, reply)
 }
 
 fn handle_broadcast(
     hub: &Hub,
     conn: ConnId,
     broadcast: BroadcastRequest,
-) -> Result<Value, RelayError> {
+) -> Result<Routed<crate::protocol::Broadcasted, crate::hub::afar::BroadcastAfar>, RelayError> {
     validate_text("question", &broadcast.question)?;
     validate_timeout(broadcast.timeout_secs)?;
-    answer(hub.broadcast(conn, broadcast))
+    hub.broadcast(conn, broadcast)
 }
 
 fn handle_rename(hub: &Hub, conn: ConnId, rename: RenameRequest) -> Result<Value, RelayError> {

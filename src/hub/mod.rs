@@ -15,12 +15,17 @@
 //!   acknowledged), [`journal`] (those inboxes on disk, to survive the hub), [`outbox`] (the
 //!   bounded queue of what is written to one peer);
 //! - [`waiters`]: the sessions' waiters, which wake a session whose pushes are off;
+//! - [`federation`]: hubs of several hosts joined through NATS (opt-in); [`remote`] is what this
+//!   hub does with what the other hubs say and ask, [`afar`] its sessions' asks, broadcasts and
+//!   replies that go to them;
 //! - [`texts`]: every sentence the hub says to a person or a model.
 
+mod afar;
 mod asking;
 mod connection;
 mod daemon;
 mod delivery;
+mod federation;
 mod handle;
 mod handlers;
 mod inbox;
@@ -28,6 +33,7 @@ mod journal;
 mod outbox;
 mod presence;
 mod registry;
+mod remote;
 mod server;
 mod texts;
 mod waiters;

@@ -17,6 +17,7 @@ use tokio::time::Duration;
 use crate::{
     ask::ConnId,
     hub::{
+        asking::Routed,
         handle::Hub,
         inbox::ORPHAN_GRACE,
         outbox::{Outbox, OutboxReceiver},
@@ -236,7 +237,7 @@ fn apply(hub: &Hub, world: &mut World, step: &Step) {
                 thread_id: None,
                 timeout_secs: secs,
             };
-            if let Ok(asked) = hub.ask(live.conn, request) {
+            if let Ok(Routed::Here(asked)) = hub.ask(live.conn, request) {
                 world.asks.insert(asked.ask_id, live.conn);
             }
         }
@@ -249,7 +250,7 @@ fn apply(hub: &Hub, world: &mut World, step: &Step) {
                 exclude_self: true,
                 timeout_secs: secs,
             };
-            if let Ok(sent) = hub.broadcast(live.conn, request) {
+            if let Ok(Routed::Here(sent)) = hub.broadcast(live.conn, request) {
                 for ask in sent.asks {
                     world.asks.insert(ask.ask_id, live.conn);
                 }

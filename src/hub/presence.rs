@@ -8,13 +8,14 @@ use crate::{
     errors::ErrorCode,
     errors::RelayError,
     hub::{
-        handle::Hub,
+        federation::wire::Change,
+        handle::{Hub, State},
         inbox::{Owner, Released},
         outbox::Outbox,
         registry::Peer,
         texts,
     },
-    protocol::{Hello, PROTOCOL_VERSION, PeerList, Pushes, Renamed, VERSION, Welcome},
+    protocol::{Hello, PROTOCOL_VERSION, PeerInfo, PeerList, Pushes, Renamed, VERSION, Welcome},
 };
 
 impl Hub {
@@ -57,6 +58,9 @@ impl Hub {
         if let (Owner::Session(session), true) = (&inbox, waiting > 0) {
             state.journal.back(session);
         }
+        if let Some(peer) = state.info_of(conn) {
+            self.announce(&mut state, Change::Joined { peer });
+        }
         drop(state);
         if waiting > 0 {
             tracing::info!(session = %name, count = waiting, "inbox_handed_back");
@@ -77,34 +81,42 @@ impl Hub {
         }
     }
 
-    /// Every peer but `conn`.
+    /// Every peer but `conn`, with those of the other hosts.
     pub(crate) fn peers(&self, conn: ConnId) -> Result<PeerList, RelayError> {
         let state = self.state();
         state.peers.get(conn).ok_or_else(texts::not_registered)?;
-        let peers = state
-            .peers
-            .iter()
-            .filter(|(other, _)| *other != conn)
-            .filter_map(|(other, _)| state.info_of(other))
-            .collect();
-        Ok(PeerList { peers })
+        Ok(self.peer_list(&state, Some(conn)))
     }
 
     /// Every peer, for a client that has not said hello (`relay peers`).
     pub(crate) fn all_peers(&self) -> PeerList {
-        let state = self.state();
-        let peers = state
+        self.peer_list(&self.state(), None)
+    }
+
+    /// This hub's peers but `except`, then the other hosts' (each with its host).
+    fn peer_list(&self, state: &State, except: Option<ConnId>) -> PeerList {
+        let host = self.federation().map(|federation| federation.host());
+        let mut peers: Vec<PeerInfo> = state
             .peers
             .iter()
-            .filter_map(|(conn, _)| state.info_of(conn))
+            .filter(|(other, _)| Some(*other) != except)
+            .filter_map(|(other, _)| state.info_of(other))
+            .map(|mut peer| {
+                peer.host = host.unwrap_or_default().to_owned();
+                peer
+            })
             .collect();
+        peers.extend(state.hosts.peers().cloned());
         PeerList { peers }
     }
 
     pub(crate) fn rename(&self, conn: ConnId, new_name: &str) -> Result<Renamed, RelayError> {
-        let old = self.state().peers.rename(conn, new_name)?;
+        let mut state = self.state();
+        let old = state.peers.rename(conn, new_name)?;
         if old != new_name {
             tracing::info!(session = %new_name, old_name = %old, "peer_renamed");
+            let new = new_name.to_owned();
+            self.announce(&mut state, Change::Renamed { old, new });
         }
         Ok(Renamed {
             name: new_name.to_owned(),
@@ -132,6 +144,7 @@ impl Hub {
             state.withdraw_queued_question(ask);
         }
         state.peers.remove(conn);
+        self.announce(&mut state, Change::Left { name: name.clone() });
         match state.inboxes.release(&inbox, Instant::now()) {
             Released::Kept { waiting, nearest } => {
                 if let Owner::Session(session) = &inbox {

@@ -38,6 +38,7 @@ impl Peer {
     pub(super) fn info(&self, delivery: DeliveryMode, waiter: bool) -> PeerInfo {
         PeerInfo {
             name: self.name.clone(),
+            host: String::new(),
             kind: self.kind,
             cwd: self.cwd.clone(),
             git_branch: self.git_branch.clone(),

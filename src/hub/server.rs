@@ -17,6 +17,7 @@ use crate::{
     framing::encode_line,
     hub::{
         connection::{self, NotYetRegistered, Unregistered},
+        federation,
         handle::Hub,
         texts,
     },
@@ -119,6 +120,7 @@ pub(crate) async fn serve(
         data,
     } = bound;
     let hub = Hub::open(&data)?;
+    federation::join(&hub, &data).await;
     let live = Arc::new(watch::Sender::new(0usize));
     let mut live_rx = live.subscribe();
     let deadlines = tokio::spawn(run_deadlines(hub.clone()));

@@ -238,3 +238,80 @@ pub(super) fn too_many_unregistered() -> RelayError {
 pub(super) fn line_not_utf8() -> RelayError {
     RelayError::bad_msg("the line is not UTF-8; see docs/protocol.md")
 }
+
+/// The federation's texts: sessions of other hosts.
+pub(super) fn not_federated(to: &str) -> RelayError {
+    RelayError::new(
+        ErrorCode::PeerNotFound,
+        format!(
+            "{to:?} names a session of another host, but this hub is in no federation (RELAY_NATS_URL \
+             is not set); relay_peers lists the sessions it knows"
+        ),
+    )
+}
+
+pub(super) fn no_such_host(host: &str, known: &[String]) -> RelayError {
+    let known = if known.is_empty() {
+        "no other host is in the federation now".to_owned()
+    } else {
+        format!("the hosts now are {}", known.join(", "))
+    };
+    RelayError::new(
+        ErrorCode::PeerNotFound,
+        format!(
+            "no host named {host:?} is in the federation ({known}); relay_peers lists every session"
+        ),
+    )
+}
+
+/// A bare name that sessions of several hosts have.
+pub(super) fn ambiguous(name: &str, candidates: &[String]) -> RelayError {
+    RelayError::new(
+        ErrorCode::AmbiguousPeer,
+        format!(
+            "sessions of several hosts are named {name:?}: {}; say which with name@host",
+            candidates.join(", ")
+        ),
+    )
+}
+
+/// An ask pending on a session of `host`, whose hub is gone (`why`).
+pub(super) fn host_gone(target: &str, host: &str, why: &str, ask_id: &str) -> String {
+    format!(
+        "the hub of host {host} {why}, so {target} will not reply to ask {ask_id}: it may have gone \
+         offline; relay_peers shows whether it is back{FOR_THE_MODEL}"
+    )
+}
+
+/// An ask to a session of another host whose hub no longer listens.
+pub(super) fn host_not_listening(to: &str) -> RelayError {
+    RelayError::new(
+        ErrorCode::PeerGone,
+        format!("the hub of {to} is gone, so nothing was sent; relay_peers shows who is there now"),
+    )
+}
+
+/// A message too large for the federation's server to carry.
+pub(super) fn too_large_for_federation(bytes: usize, max: usize) -> RelayError {
+    RelayError::bad_args(format!(
+        "this message takes {bytes} bytes on the way to another host, more than the federation's \
+         server carries ({max} bytes); send a shorter one"
+    ))
+}
+
+/// A remote hub used an ask id that is pending here already.
+pub(super) fn ask_id_in_use(ask_id: &str) -> RelayError {
+    RelayError::bad_args(format!(
+        "ask id {ask_id:?} is already pending here; make a new one"
+    ))
+}
+
+/// Another host's hub cannot be reached (`why`): nothing was sent.
+pub(super) fn host_unreachable(host: &str, why: &str) -> RelayError {
+    RelayError::new(
+        ErrorCode::HostUnreachable,
+        format!(
+            "host {host} cannot be reached ({why}), so nothing was sent; try again when it is back"
+        ),
+    )
+}

@@ -10,6 +10,7 @@
 //!   line as it is read, which the bench's latencies rely on.
 //! - [`wire`]: a raw connection to the hub, speaking its wire protocol by hand.
 //! - [`cli`]: running the `relay` command line to its end, or line by line.
+//! - [`nats`]: a real `nats-server` on a free loopback port, for federated hubs.
 //! - [`claude`]: real `claude -p` sessions, offline, against a scripted mock of the Messages API.
 //!
 //! The kit does not depend on claude-relay: the tests must drive the real binaries, and a
@@ -24,12 +25,14 @@ use std::{path::Path, time::Duration};
 pub mod claude;
 pub mod cli;
 pub mod mcp;
+pub mod nats;
 pub mod process;
 pub mod wire;
 pub mod world;
 
 pub use cli::{RelayRun, RelayStream};
 pub use mcp::{Channel, ToolOutcome};
+pub use nats::NatsServer;
 pub use process::{KillOnDrop, copy_executable, kill, process_gone, wait_for, write_executable};
 pub use wire::RawPeer;
 pub use world::World;
@@ -72,4 +75,18 @@ macro_rules! bins {
             relay: env!("CARGO_BIN_EXE_relay"),
         }
     };
+}
+
+/// Skips `test`, which lacks `what` (`why`), with one line on stderr; under `CI=true` fails it
+/// instead, since a skipped suite is how a change that breaks it could land unseen.
+pub fn skip_unless_ci(test: &str, what: &str, why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("{test}: {what} is required under CI: {why}");
+    }
+    // Straight to the stderr fd: libtest captures `println!`/`eprintln!` of passing tests, and
+    // a silent skip looks like a pass.
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!("skipped {test}: {why}\n").as_bytes(),
+    );
 }

@@ -15,12 +15,13 @@ use crate::{
     cli::doctor::Check,
     client::{HubClient, REQUEST_TIMEOUT},
     paths::DataDir,
-    protocol::{DeliveryMode, Op, PROTOCOL_VERSION, PeerKind, PeerList, VERSION},
+    protocol::{DeliveryMode, FederationStatus, Op, PROTOCOL_VERSION, PeerKind, PeerList, VERSION},
 };
 
 const HUB: &str = "hub";
 const STALE_SOCKET: &str = "stale-socket";
 const DELIVERY: &str = "delivery";
+const FEDERATION: &str = "federation";
 
 /// How long connecting to the socket may take.
 const CONNECT_LIMIT: Duration = Duration::from_secs(5);
@@ -43,6 +44,7 @@ pub(super) async fn check(data: &DataDir) -> Vec<Check> {
         hub(data, &answer),
         stale_socket(data, &answer),
         delivery(&answer),
+        federation(&answer),
     ]
 }
 
@@ -195,9 +197,14 @@ fn delivery(answer: &Answer) -> Check {
         }
         _ => return Check::pass(DELIVERY, "no hub running, so no session to check"),
     };
+    // This host's sessions: a federated hub lists the other hosts' too.
+    let own_host = match answer {
+        Answer::Status(status, _) => status["federation"]["host"].as_str().unwrap_or(""),
+        _ => "",
+    };
     let channels: Vec<_> = peers
         .iter()
-        .filter(|peer| peer.kind == PeerKind::Channel)
+        .filter(|peer| peer.kind == PeerKind::Channel && peer.host == own_host)
         .collect();
     let count = |mode: DeliveryMode| channels.iter().filter(|p| p.delivery == mode).count();
     let summary = format!(
@@ -234,4 +241,68 @@ fn delivery(answer: &Answer) -> Check {
              start sessions with `claude {CHANNELS_FLAG}`"
         )),
     )
+}
+
+/// The federation of hubs on several hosts: not configured (this host only), refused (and why),
+/// or its server reached or not, and the other hosts seen.
+fn federation(answer: &Answer) -> Check {
+    let Answer::Status(status, _) = answer else {
+        return Check::pass(FEDERATION, "no hub running, so no federation to check");
+    };
+    let configured_here = std::env::var_os("RELAY_NATS_URL").is_some_and(|url| !url.is_empty());
+    let federation = match status.get("federation").filter(|value| !value.is_null()) {
+        None if configured_here => {
+            return Check::warn(
+                FEDERATION,
+                "RELAY_NATS_URL is set here, but the running hub is not federated: it started without it",
+                Some(
+                    "`relay hub restart` from a shell where RELAY_NATS_URL is set, or put the server in \
+                     federation.json in the data directory (docs/federation.md)"
+                        .to_owned(),
+                ),
+            );
+        }
+        None => {
+            return Check::pass(
+                FEDERATION,
+                "not federated: this host's sessions only (RELAY_NATS_URL is not set)",
+            );
+        }
+        Some(value) => value,
+    };
+    let federation: FederationStatus = match serde_json::from_value(federation.clone()) {
+        Ok(federation) => federation,
+        Err(e) => {
+            return Check::warn(
+                FEDERATION,
+                format!("the hub's federation status is unreadable ({e}): {federation}"),
+                None,
+            );
+        }
+    };
+    if let Some(error) = &federation.error {
+        return Check::fail(
+            FEDERATION,
+            format!("the hub is configured to federate and refused to: {error}"),
+            "fix what it says (docs/federation.md), then `relay hub restart`",
+        );
+    }
+    if !federation.connected {
+        return Check::fail(
+            FEDERATION,
+            format!(
+                "host {} cannot reach the federation's server {}{}; sessions of other hosts cannot be asked",
+                federation.host,
+                federation.url,
+                federation
+                    .last_error
+                    .as_deref()
+                    .map(|error| format!(" (last: {error})"))
+                    .unwrap_or_default()
+            ),
+            "check that the NATS server runs and is reachable from here; the hub keeps retrying and \
+             rejoins by itself",
+        );
+    }
+    Check::pass(FEDERATION, crate::cli::status::federation_line(&federation))
 }

@@ -85,13 +85,8 @@ pub fn find_claude(version: &str) -> Result<PathBuf, String> {
 pub fn claude_or_skip(test: &str, version: &str) -> Option<PathBuf> {
     match find_claude(version) {
         Ok(bin) => Some(bin),
-        Err(why) if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
-            panic!("{test} ({version}): the claude CLI is required under CI: {why}")
-        }
         Err(why) => {
-            // Straight to the stderr fd: libtest captures `println!`/`eprintln!`
-            // of passing tests, and a silent skip looks like a pass.
-            let _ = writeln!(std::io::stderr(), "skipped {test} ({version}): {why}");
+            crate::skip_unless_ci(&format!("{test} ({version})"), "the claude CLI", &why);
             None
         }
     }
