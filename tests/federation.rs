@@ -2,10 +2,15 @@
 //! own (data directory, hub, host name), and their real channels ask, reply and broadcast across
 //! hosts.
 
-use std::time::Duration;
+use std::{
+    fs,
+    os::unix::fs::PermissionsExt,
+    process::{Command, Stdio},
+    time::Duration,
+};
 
 use serde_json::{Value, json};
-use testkit::{Channel, NatsServer, World, bins, wait_for};
+use testkit::{Channel, KillOnDrop, NatsServer, World, bins, wait_for};
 
 /// A world that stands for host `host` of the federation served by `nats`.
 fn host(nats: &NatsServer, host: &str) -> World {
@@ -325,4 +330,243 @@ fn a_long_outage_fails_the_asks_afar_once_and_the_rosters_come_back() {
     sees(&mut api, "web@laptop");
     let asked = web.ok("relay_ask", json!({"to": "api", "question": "back?"}));
     assert_eq!(api.push_of("ask").1["meta"]["ask_id"], asked["ask_id"]);
+}
+
+const SERVER_WITH_PASSWORD: &str = "authorization { user: relay, password: \"s3cret-pw\" }";
+
+/// Writes `json` as a credentials file of `world`, with `mode`, and points its hub at it.
+fn with_credentials(world: World, json: &str, mode: u32) -> World {
+    let path = world.dir.path().join("nats-credentials.json");
+    fs::write(&path, json).expect("write the credentials file");
+    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod");
+    world.with_env("RELAY_NATS_CREDENTIALS", path.to_str().unwrap())
+}
+
+/// Waits until the federation of `world`'s hub is in a state `wanted` accepts, and returns it.
+fn federation_until(world: &World, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    wait_for(what, || {
+        last = federation_status(world);
+        wanted(&last)
+    });
+    last
+}
+
+#[test]
+fn hubs_with_the_right_credentials_federate_and_never_log_them() {
+    let Some(nats) = NatsServer::with_config(
+        "hubs_with_the_right_credentials_federate_and_never_log_them",
+        SERVER_WITH_PASSWORD,
+    ) else {
+        return;
+    };
+    let credentials = r#"{"user": "relay", "password": "s3cret-pw"}"#;
+    let mut laptop = with_credentials(host(&nats, "laptop"), credentials, 0o600);
+    let mut buildbox = with_credentials(host(&nats, "buildbox"), credentials, 0o600);
+    let mut web = laptop.channel("web");
+    let mut api = buildbox.channel("api");
+    sees(&mut web, "api@buildbox");
+    let asked = web.ok(
+        "relay_ask",
+        json!({"to": "api", "question": "authenticated?"}),
+    );
+    assert_eq!(api.push_of("ask").1["meta"]["ask_id"], asked["ask_id"]);
+    for world in [&laptop, &buildbox] {
+        for line in world.log_lines() {
+            assert!(!line.to_string().contains("s3cret-pw"), "logged: {line}");
+        }
+    }
+}
+
+#[test]
+fn wrong_credentials_are_refused_by_the_server_and_shown() {
+    let Some(nats) = NatsServer::with_config(
+        "wrong_credentials_are_refused_by_the_server_and_shown",
+        SERVER_WITH_PASSWORD,
+    ) else {
+        return;
+    };
+    let wrong = r#"{"user": "relay", "password": "not-it"}"#;
+    let mut laptop = with_credentials(host(&nats, "laptop"), wrong, 0o600);
+    let mut web = laptop.channel("web");
+    let status = federation_until(&laptop, "the server's refusal", |status| {
+        status["last_error"]
+            .as_str()
+            .is_some_and(|error| error.contains("authorization"))
+    });
+    assert_eq!(status["connected"], false, "{status}");
+    // This host's relay works on; other hosts cannot be reached.
+    let (code, message) = web.err("relay_ask", json!({"to": "api@buildbox", "question": "?"}));
+    assert_eq!(code, "host_unreachable", "{message}");
+    let doctor = laptop.relay(&["doctor", "--json"]).json();
+    let check = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|check| check["name"] == "federation")
+        .cloned()
+        .expect("a federation check");
+    assert_eq!(check["status"], "fail", "{check}");
+    assert!(
+        check["detail"].as_str().unwrap().contains("authorization"),
+        "{check}"
+    );
+}
+
+#[test]
+fn a_credentials_file_others_can_read_or_a_url_with_credentials_is_refused() {
+    let Some(nats) = NatsServer::with_config(
+        "a_credentials_file_others_can_read_or_a_url_with_credentials_is_refused",
+        SERVER_WITH_PASSWORD,
+    ) else {
+        return;
+    };
+    let credentials = r#"{"user": "relay", "password": "s3cret-pw"}"#;
+    let mut open = with_credentials(host(&nats, "open"), credentials, 0o644);
+    let mut web = open.channel("web");
+    let status = federation_status(&open);
+    let error = status["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("0644") && error.contains("chmod 600"),
+        "{status}"
+    );
+    // The hub serves its own host all the same.
+    let mut docs = open.channel("docs");
+    docs.ok("relay_ask", json!({"to": "web", "question": "local?"}));
+    web.push_of("ask");
+
+    let url = nats.url().replace("nats://", "nats://relay:s3cret-pw@");
+    let mut in_url = host(&nats, "in-url").with_env("RELAY_NATS_URL", &url);
+    in_url.start_hub();
+    let status = federation_status(&in_url);
+    let error = status["error"].as_str().unwrap_or_default();
+    assert!(error.contains("holds credentials"), "{status}");
+    assert!(!status.to_string().contains("s3cret-pw"), "{status}");
+}
+
+/// Two network namespaces joined by a veth pair, `10.201.N.1` in the first and `10.201.N.2` in
+/// the second: separate network stacks, as two machines have. Deleted (with the pair) on drop.
+struct Namespaces {
+    names: [String; 2],
+    subnet: u32,
+}
+
+impl Namespaces {
+    /// `None` when they cannot be made (not root): the test is skipped, or fails under CI.
+    fn new(test: &str) -> Option<Namespaces> {
+        let id = std::process::id();
+        let names = [format!("relay-a-{id}"), format!("relay-b-{id}")];
+        let subnet = id % 250;
+        let (va, vb) = (
+            format!("rva{}", id % 100_000),
+            format!("rvb{}", id % 100_000),
+        );
+        let (a, b) = (&names[0], &names[1]);
+        let steps: Vec<Vec<String>> = [
+            format!("netns add {a}"),
+            format!("netns add {b}"),
+            format!("link add {va} netns {a} type veth peer name {vb} netns {b}"),
+            format!("-n {a} addr add 10.201.{subnet}.1/24 dev {va}"),
+            format!("-n {b} addr add 10.201.{subnet}.2/24 dev {vb}"),
+            format!("-n {a} link set {va} up"),
+            format!("-n {b} link set {vb} up"),
+            format!("-n {a} link set lo up"),
+            format!("-n {b} link set lo up"),
+        ]
+        .iter()
+        .map(|step| step.split(' ').map(str::to_owned).collect())
+        .collect();
+        let namespaces = Namespaces { names, subnet };
+        for step in steps {
+            let status = Command::new("ip")
+                .args(&step)
+                .stderr(Stdio::null())
+                .status();
+            if !status.is_ok_and(|status| status.success()) {
+                testkit::skip_unless_ci(
+                    test,
+                    "network namespaces",
+                    &format!("`ip {}` failed (not root?)", step.join(" ")),
+                );
+                return None;
+            }
+        }
+        Some(namespaces)
+    }
+
+    fn address(&self, which: usize) -> String {
+        format!("10.201.{}.{}", self.subnet, which + 1)
+    }
+
+    /// `command` run in namespace `which` (0 or 1), with `command`'s environment.
+    fn exec(&self, which: usize, world: &World, exe: &str, cwd: &std::path::Path) -> Command {
+        let mut command = world.command("ip", cwd);
+        command.args(["netns", "exec", &self.names[which], exe]);
+        command
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+    }
+}
+
+#[test]
+fn hubs_in_separate_network_namespaces_federate_across_a_veth_link() {
+    let test = "hubs_in_separate_network_namespaces_federate_across_a_veth_link";
+    let Some(namespaces) = Namespaces::new(test) else {
+        return;
+    };
+    // The server listens only on the first namespace's address of the link.
+    let server_log = tempfile::tempdir().expect("temp dir");
+    let mut server = KillOnDrop::spawn(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &namespaces.names[0],
+                "/usr/sbin/nats-server",
+            ])
+            .args(["-a", &namespaces.address(0), "-p", "4222", "-l"])
+            .arg(server_log.path().join("nats.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        "nats-server in a namespace",
+    );
+    let url = format!("nats://{}:4222", namespaces.address(0));
+    let mut sessions = Vec::new();
+    let mut worlds = Vec::new();
+    for (which, (host, name)) in [("alpha", "web"), ("beta", "api")].into_iter().enumerate() {
+        let mut world = World::new(bins!())
+            .with_env("RELAY_NATS_URL", &url)
+            .with_env("RELAY_HOST", host);
+        let cwd = world.workdir(name);
+        let mut command = namespaces.exec(which, &world, world.bins().channel, &cwd);
+        command.env("RELAY_SESSION_NAME", name);
+        let mut channel = Channel::spawn_command(command, name);
+        channel.initialize();
+        world.registered(&mut channel);
+        sessions.push(channel);
+        worlds.push(world);
+    }
+    let (web, api) = sessions.split_at_mut(1);
+    let (web, api) = (&mut web[0], &mut api[0]);
+    sees(web, "api@beta");
+    let asked = web.ok(
+        "relay_ask",
+        json!({"to": "api", "question": "across the link?"}),
+    );
+    let question = api.push_of("ask").1;
+    assert_eq!(question["meta"]["from"], "web@alpha");
+    api.ok(
+        "relay_reply",
+        json!({"ask_id": asked["ask_id"], "text": "yes"}),
+    );
+    assert_eq!(web.push_of("reply").1["meta"]["from"], "api@beta");
+    drop(sessions);
+    drop(worlds);
+    server.kill();
 }

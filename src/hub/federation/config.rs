@@ -216,7 +216,7 @@ fn private(path: &Path, what: &str) -> Result<(), String> {
     }
     if meta.mode() & 0o077 != 0 {
         return Err(format!(
-            "the {what} {} has mode {:04o}, readable by others: refused; make it private with `chmod 600 {}`",
+            "the {what} {} has mode {:04o}, open to other users: refused; make it private with `chmod 600 {}`",
             path.display(),
             meta.mode() & 0o777,
             path.display()
