@@ -236,6 +236,30 @@ fn a_killed_hub_fails_the_asks_pending_on_its_sessions_which_come_back_with_the_
 }
 
 #[test]
+fn a_hub_that_stops_says_bye_and_its_host_is_forgotten_at_once() {
+    let Some(nats) =
+        NatsServer::start("a_hub_that_stops_says_bye_and_its_host_is_forgotten_at_once")
+    else {
+        return;
+    };
+    let (laptop, buildbox, mut web, mut api) = pair(&nats);
+    let asked = web.ok("relay_ask", json!({"to": "api", "question": "stopping?"}));
+    api.push_of("ask");
+    buildbox.relay(&["hub", "stop"]);
+    let failure = web.push_of("error").1;
+    assert_eq!(failure["meta"]["ask_id"], asked["ask_id"]);
+    assert_eq!(failure["meta"]["code"], "peer_gone");
+    let said_bye = |line: &Value| line["host"] == "buildbox";
+    wait_for("laptop's hub to hear buildbox's bye", || {
+        laptop.logged("federation_host_left", said_bye)
+    });
+    assert!(
+        !laptop.logged("federation_host_gone", said_bye),
+        "forgotten for its bye, not for its silence"
+    );
+}
+
+#[test]
 fn a_session_that_leaves_fails_the_asks_other_hosts_made_of_it() {
     let Some(nats) =
         NatsServer::start("a_session_that_leaves_fails_the_asks_other_hosts_made_of_it")

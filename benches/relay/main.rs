@@ -14,12 +14,14 @@
 //! checking that this pid is alive and runs in the temporary data directory. Every wait is
 //! bounded.
 
+mod federation;
 mod measure;
 mod procfs;
 mod report;
 
 use std::{fs, path::Path, thread, time::Instant};
 
+use federation::Federated;
 use measure::{
     CLI_ITERS, CommandLine, FANOUTS, Fanout, Floors, RT_ITERS, Results, RoundTrips, SETTLE,
     START_ITERS, Starts, idle_channel_memory, world,
@@ -68,6 +70,9 @@ fn main() {
         })
         .collect();
 
+    println!("measuring federation ...");
+    let federated = Federated::measure();
+
     let report = Report::build(&Results {
         floors,
         round_trips,
@@ -77,6 +82,7 @@ fn main() {
         idle_warn,
         idle_info,
         busy_channel,
+        federated,
     });
     println!("\n{}", report.text(&machine));
     if let Some(path) = std::env::var_os("RELAY_BENCH_OUT") {

@@ -70,6 +70,8 @@ pub struct Results {
     pub idle_info: Mem,
     /// A channel after the round trips, idle again.
     pub busy_channel: Mem,
+    /// Hubs federated through a NATS server, when one could be run.
+    pub federated: Option<crate::federation::Federated>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -81,7 +83,7 @@ pub struct Samples(pub Vec<Duration>);
 impl Samples {
     /// Runs `once` `warmup` times unrecorded, then `iters` times recorded. `once` returns the
     /// duration of its own critical section, so set-up and draining stay out of the figure.
-    fn collect(warmup: usize, iters: usize, mut once: impl FnMut() -> Duration) -> Samples {
+    pub fn collect(warmup: usize, iters: usize, mut once: impl FnMut() -> Duration) -> Samples {
         for _ in 0..warmup {
             once();
         }
@@ -265,7 +267,7 @@ fn per_round_trip(cpu_ns: u64, round_trips: usize) -> Duration {
 /// One round trip: `asker` calls relay_ask; the answerer's push arrives; it calls relay_reply;
 /// the asker's reply push arrives. Timed from the relay_ask write to the reading of the reply
 /// push. The two tool results are drained afterwards, outside the timing.
-fn round_trip(asker: &mut Channel, answerer: &mut Channel) -> Duration {
+pub fn round_trip(asker: &mut Channel, answerer: &mut Channel) -> Duration {
     let start = Instant::now();
     let ask = asker.send_call(
         "relay_ask",
@@ -447,35 +449,51 @@ impl Fanout {
 /// Starts `size` channels at once (all handshakes in flight together), then waits until the
 /// asker sees exactly `size` peers, so that every one of them receives the broadcasts.
 fn start_fleet(world: &World, asker: &mut Channel, size: usize) -> Vec<Channel> {
+    let fleet = spawn_fleet(world, "peer", size);
+    wait_for_peers(asker, size);
+    fleet
+}
+
+/// Starts `size` channels named `PREFIX-NNN` in `world` at once (all handshakes in flight
+/// together).
+pub fn spawn_fleet(world: &World, prefix: &str, size: usize) -> Vec<Channel> {
     let mut fleet: Vec<Channel> = (0..size)
-        .map(|n| world.spawn_channel(&format!("peer-{n:03}"), &[]))
+        .map(|n| world.spawn_channel(&format!("{prefix}-{n:03}"), &[]))
         .collect();
     let handshakes: Vec<u64> = fleet.iter_mut().map(Channel::start_initialize).collect();
     for (channel, id) in fleet.iter_mut().zip(handshakes) {
         channel.finish_initialize(id);
     }
-    // The recipients never call relay_peers themselves: a 200-peer answer would raise their heap
-    // high-water mark and with it the recipient RSS measured later. So registration, which has
-    // no event the asker could wait on, is polled through the asker.
+    fleet
+}
+
+/// Waits until `asker` sees exactly `count` peers.
+///
+/// The recipients never call relay_peers themselves: a 200-peer answer would raise their heap
+/// high-water mark and with it the recipient RSS measured later. So registration, which has no
+/// event the asker could wait on, is polled through the asker.
+pub fn wait_for_peers(asker: &mut Channel, count: usize) {
     let deadline = Instant::now() + WAIT * 3;
     loop {
         let peers = asker.ok("relay_peers", json!({}));
-        let count = peers["peers"].as_array().map_or(0, Vec::len);
-        if count == size {
+        let seen = peers["peers"].as_array().map_or(0, Vec::len);
+        if seen == count {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "{count} peers registered, not {size}"
+            "{seen} peers registered, not {count}"
         );
         thread::sleep(Duration::from_millis(50));
     }
-    fleet
 }
 
 /// One broadcast from `asker` to every channel of `fleet`, each of which replies at once.
 /// Returns (delivered, gathered, total) as documented on [`Fanout`].
-fn broadcast_once(asker: &mut Channel, fleet: &mut [Channel]) -> (Duration, Duration, Duration) {
+pub fn broadcast_once(
+    asker: &mut Channel,
+    fleet: &mut [Channel],
+) -> (Duration, Duration, Duration) {
     let start = Instant::now();
     let call = asker.send_call(
         "relay_broadcast",

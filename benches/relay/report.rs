@@ -5,6 +5,7 @@
 use std::{fs, process::Command, thread, time::Duration};
 
 use crate::{
+    federation::{FED_BROADCASTS, FED_HOSTS, FED_NATS_ITERS, FED_RT_ITERS, FED_SESSIONS_PER_HOST},
     measure::{
         FANOUTS, FLOOR_ITERS, FLOOR_WARMUP, Floors, HARNESS_ITERS, RT_BATCH, RT_ITERS, RT_WARMUP,
         Results, START_ITERS, START_WARMUP, Samples,
@@ -228,6 +229,26 @@ fn latency_rows(results: &Results) -> Vec<Row> {
             row(&format!("broadcast to {n}: call → last reply"), &f.total),
         ]);
     }
+    if let Some(fed) = &results.federated {
+        let n = fed.broadcast.recipients;
+        rows.extend([
+            row("floor: raw NATS request → reply (loopback server)", &fed.nats),
+            row("federated hub: ask round trip, one hub", &fed.one_hub),
+            row("federated hubs: ask round trip across two hubs", &fed.across),
+            row(
+                &format!("broadcast to {FED_HOSTS} hubs × {FED_SESSIONS_PER_HOST}: all {n} pushes delivered"),
+                &fed.broadcast.delivered,
+            ),
+            row(
+                &format!("broadcast to {FED_HOSTS} hubs × {FED_SESSIONS_PER_HOST}: all {n} replies back"),
+                &fed.broadcast.gathered,
+            ),
+            row(
+                &format!("broadcast to {FED_HOSTS} hubs × {FED_SESSIONS_PER_HOST}: call → last reply"),
+                &fed.broadcast.total,
+            ),
+        ]);
+    }
     rows.extend([
         Row::latency(
             "channel start → tools/list answered",
@@ -285,6 +306,22 @@ fn memory_rows(results: &Results) -> Vec<Row> {
             ),
         ]);
     }
+    if let Some(fed) = &results.federated {
+        rows.extend([
+            Row::memory(
+                &format!("federated hub RSS, {FED_SESSIONS_PER_HOST} peers + asker, fresh"),
+                fed.broadcast.hub_connected,
+                None,
+            ),
+            Row::memory(
+                &format!(
+                    "federated hub RSS, {FED_SESSIONS_PER_HOST} peers, after broadcasts to {FED_HOSTS} hubs"
+                ),
+                fed.broadcast.hub_after,
+                None,
+            ),
+        ]);
+    }
     rows
 }
 
@@ -303,6 +340,18 @@ fn notes(results: &Results) -> Vec<String> {
             fmt_breakdown(&format!("hub with {n} peers after broadcasts"), f.hub_after),
         ]);
     }
+    if let Some(fed) = &results.federated {
+        notes.push(format!(
+            "federation: a round trip across hubs is {:.1}× one on a federated hub, and {:.1}× a raw \
+             NATS request (it makes two: the ask and the reply)",
+            ratio(fed.across.p50(), fed.one_hub.p50()),
+            ratio(fed.across.p50(), fed.nats.p50()),
+        ));
+        notes.push(fmt_breakdown(
+            "federated hub after broadcasts",
+            fed.broadcast.hub_after,
+        ));
+    }
     let batches = &results.round_trips.hub_cpu_batches;
     notes.push(format!(
         "hub CPU per round trip in {} batches of {RT_BATCH}: min {}, median {}, max {}",
@@ -318,8 +367,11 @@ fn notes(results: &Results) -> Vec<String> {
     notes.push(format!(
         "iterations (after warm-up): floors {FLOOR_ITERS} (harness {HARNESS_ITERS}) after \
          {FLOOR_WARMUP}, round trips {RT_ITERS} after {RT_WARMUP}, starts {START_ITERS} after \
-         {START_WARMUP}, broadcasts {}",
-        broadcasts.join(", ")
+         {START_WARMUP}, broadcasts {}; federation: NATS requests {FED_NATS_ITERS}, round trips \
+         {FED_RT_ITERS} each after {RT_WARMUP}, broadcasts {} after {}",
+        broadcasts.join(", "),
+        FED_BROADCASTS.1,
+        FED_BROADCASTS.0,
     ));
     notes
 }

@@ -183,6 +183,7 @@ pub(crate) async fn serve(
     drop(listener);
     hub.request_shutdown();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, live_rx.wait_for(|n| *n == 0)).await;
+    federation::leave(&hub).await;
     deadlines.abort();
     Ok(())
 }

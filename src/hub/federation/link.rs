@@ -157,13 +157,8 @@ async fn serve(
     let shutdown = hub.shutdown_token().clone();
     loop {
         tokio::select! {
-            () = shutdown.cancelled() => {
-                let bye = hub.presence(PresenceKind::Bye);
-                let payload = serde_json::to_vec(&bye).expect("presence serializes");
-                let _ = client.publish(subjects.presence(), payload.into()).await;
-                let _ = client.flush().await;
-                return;
-            }
+            // `super::leave` says bye, once the hub's connections are closed.
+            () = shutdown.cancelled() => return,
             Some(event) = events.recv() => match event {
                 Event::Connected => {
                     federation.connected(true);

@@ -27,7 +27,11 @@ use tokio::sync::mpsc;
 
 use crate::{
     errors::RelayError,
-    hub::{federation::wire::Subjects, handle::Hub, texts},
+    hub::{
+        federation::wire::{PresenceKind, Subjects},
+        handle::Hub,
+        texts,
+    },
     paths::DataDir,
     protocol::FederationStatus,
 };
@@ -46,6 +50,30 @@ pub(crate) async fn join(hub: &Hub, data: &DataDir) {
     };
     tracing::error!(error = %why, "federation_refused");
     hub.cannot_federate(why);
+}
+
+/// How long a hub that stops may take to say bye.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Says bye to the other hubs, when `hub` is federated and connected, so that they forget this
+/// host at once (and fail the asks pending on its sessions) rather than after its silence.
+pub(crate) async fn leave(hub: &Hub) {
+    let Some(federation) = hub.federation().filter(|f| f.is_connected()) else {
+        return;
+    };
+    let bye = serde_json::to_vec(&hub.presence(PresenceKind::Bye)).expect("presence serializes");
+    let client = &federation.inner.client;
+    let said = tokio::time::timeout(LEAVE_TIMEOUT, async {
+        client
+            .publish(federation.subjects().presence(), bye.into())
+            .await
+            .is_ok()
+            && client.flush().await.is_ok()
+    })
+    .await;
+    if said != Ok(true) {
+        tracing::warn!("federation_bye_not_sent");
+    }
 }
 
 /// How long a request to another hub may take before it counts as unreachable.

@@ -57,7 +57,12 @@ impl Hosts {
     /// host restarted (its earlier hub's asks are gone with it).
     pub(crate) fn heard(&mut self, presence: &Presence, now: Instant) -> (Heard, bool) {
         if presence.kind == PresenceKind::Bye {
-            return (Heard::Gone, false);
+            // Only the hub known for the host may say it is gone, not an earlier one.
+            let known = self.hosts.get(&presence.host);
+            return match known {
+                Some(view) if view.epoch == presence.epoch => (Heard::Gone, false),
+                _ => (Heard::Known, false),
+            };
         }
         match self.hosts.get_mut(&presence.host) {
             Some(view) if view.epoch == presence.epoch => {
