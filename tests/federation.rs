@@ -594,3 +594,44 @@ fn hubs_in_separate_network_namespaces_federate_across_a_veth_link() {
     drop(worlds);
     server.kill();
 }
+
+#[test]
+fn renames_delivery_modes_and_deadlines_cross_hosts_as_on_one() {
+    let Some(nats) =
+        NatsServer::start("renames_delivery_modes_and_deadlines_cross_hosts_as_on_one")
+    else {
+        return;
+    };
+    let (laptop, mut buildbox, mut web, mut api) = pair(&nats);
+    api.ok("relay_rename", json!({"new_name": "api-v2"}));
+    sees(&mut web, "api-v2@buildbox");
+    let peers = laptop.relay(&["peers"]);
+    assert!(
+        peers.stdout.contains("HOST") && peers.stdout.contains("buildbox"),
+        "{}",
+        peers.stdout
+    );
+
+    // The asker's hub owns the deadline; a reply after it is refused as on one host.
+    let asked = web.ok(
+        "relay_ask",
+        json!({"to": "api-v2@buildbox", "question": "quick?", "timeout_secs": 1}),
+    );
+    let question = api.push_of("ask").1;
+    let failure = web.push_of("error").1;
+    assert_eq!(failure["meta"]["ask_id"], asked["ask_id"]);
+    assert_eq!(failure["meta"]["code"], "timeout");
+    let (code, message) = api.err(
+        "relay_reply",
+        json!({"ask_id": question["meta"]["ask_id"], "text": "too late"}),
+    );
+    assert_eq!(code, "unknown_ask", "{message}");
+
+    // A session of another host whose pushes are off is told queued, as locally.
+    let mut quiet = buildbox.spawn_channel("quiet", &[("RELAY_CHANNELS", "off")]);
+    quiet.initialize();
+    buildbox.registered(&mut quiet);
+    sees(&mut web, "quiet@buildbox");
+    let asked = web.ok("relay_ask", json!({"to": "quiet", "question": "queued?"}));
+    assert_eq!(asked["delivery"], "queued", "{asked}");
+}

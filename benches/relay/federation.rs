@@ -4,18 +4,10 @@
 //! sessions each; the memory of a federated hub. The server is a real `nats-server` on a loopback
 //! port, as in the tests.
 
-use std::thread;
-
 use futures_util::StreamExt;
 use testkit::{NatsServer, World};
 
-use crate::{
-    measure::{
-        Fanout, RT_WARMUP, SETTLE, Samples, broadcast_once, round_trip, spawn_fleet,
-        wait_for_peers, world,
-    },
-    procfs::mem,
-};
+use crate::measure::{Fanout, RT_WARMUP, Samples, round_trip, spawn_fleet, wait_for_peers, world};
 
 pub const FED_RT_ITERS: usize = 500;
 pub const FED_NATS_ITERS: usize = 5_000;
@@ -73,28 +65,9 @@ impl Federated {
             .flat_map(|(n, world)| spawn_fleet(world, &format!("h{n}"), FED_SESSIONS_PER_HOST))
             .collect();
         wait_for_peers(&mut asker, recipients);
-        thread::sleep(SETTLE);
         let hub = hosts[0].hub_pid().expect("the first host's hub");
-        let hub_connected = mem(hub);
         let (warmup, iters) = FED_BROADCASTS;
-        for _ in 0..warmup {
-            broadcast_once(&mut asker, &mut fleet);
-        }
-        let rounds: Vec<_> = (0..iters)
-            .map(|_| broadcast_once(&mut asker, &mut fleet))
-            .collect();
-        thread::sleep(SETTLE);
-        let mut channels: Vec<_> = fleet.iter().map(|c| mem(c.pid())).collect();
-        channels.sort_by_key(|m| m.rss);
-        let broadcast = Fanout {
-            recipients,
-            delivered: Samples(rounds.iter().map(|r| r.0).collect()),
-            gathered: Samples(rounds.iter().map(|r| r.1).collect()),
-            total: Samples(rounds.iter().map(|r| r.2).collect()),
-            hub_connected,
-            hub_after: mem(hub),
-            channel_median: channels[channels.len() / 2],
-        };
+        let broadcast = Fanout::broadcasts(hub, &mut asker, &mut fleet, warmup, iters);
         drop((fleet, asker));
         hosts.clear();
         Some(Federated {

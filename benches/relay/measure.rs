@@ -422,20 +422,30 @@ impl Fanout {
         let mut world = world();
         let mut asker = world.channel("asker");
         let mut fleet = start_fleet(&world, &mut asker, recipients);
-        thread::sleep(SETTLE);
         let hub = world.hub_pid().expect("the hub runs");
+        Fanout::broadcasts(hub, &mut asker, &mut fleet, warmup, iters)
+    }
+
+    /// `warmup` then `iters` broadcasts from `asker` to `fleet`, every recipient registered,
+    /// with the memory of the hub `hub` before and after.
+    pub fn broadcasts(
+        hub: u32,
+        asker: &mut Channel,
+        fleet: &mut [Channel],
+        warmup: usize,
+        iters: usize,
+    ) -> Fanout {
+        thread::sleep(SETTLE);
         let hub_connected = mem(hub);
         for _ in 0..warmup {
-            broadcast_once(&mut asker, &mut fleet);
+            broadcast_once(asker, fleet);
         }
-        let rounds: Vec<_> = (0..iters)
-            .map(|_| broadcast_once(&mut asker, &mut fleet))
-            .collect();
+        let rounds: Vec<_> = (0..iters).map(|_| broadcast_once(asker, fleet)).collect();
         thread::sleep(SETTLE);
         let mut channels: Vec<Mem> = fleet.iter().map(|c| mem(c.pid())).collect();
         channels.sort_by_key(|m| m.rss);
         Fanout {
-            recipients,
+            recipients: fleet.len(),
             delivered: Samples(rounds.iter().map(|r| r.0).collect()),
             gathered: Samples(rounds.iter().map(|r| r.1).collect()),
             total: Samples(rounds.iter().map(|r| r.2).collect()),
@@ -490,10 +500,7 @@ pub fn wait_for_peers(asker: &mut Channel, count: usize) {
 
 /// One broadcast from `asker` to every channel of `fleet`, each of which replies at once.
 /// Returns (delivered, gathered, total) as documented on [`Fanout`].
-pub fn broadcast_once(
-    asker: &mut Channel,
-    fleet: &mut [Channel],
-) -> (Duration, Duration, Duration) {
+fn broadcast_once(asker: &mut Channel, fleet: &mut [Channel]) -> (Duration, Duration, Duration) {
     let start = Instant::now();
     let call = asker.send_call(
         "relay_broadcast",

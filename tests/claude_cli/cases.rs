@@ -56,6 +56,51 @@ fn installed_plugin_server_connects() {
     );
 }
 
+/// Federated: alpha and beta run on hosts of their own (each with its own hub), joined through a
+/// real nats-server. alpha's model asks beta by its bare name; the question reaches beta's model
+/// from `alpha@alpha-host`, and the reply comes back from `beta@beta-host`.
+#[test]
+fn ask_and_reply_across_federated_hosts() {
+    let test = "ask_and_reply_across_federated_hosts";
+    let Some(mut h) = harness(test, VERSION) else {
+        return;
+    };
+    let Some(nats) = testkit::NatsServer::start(test) else {
+        return;
+    };
+    h.federate(&nats.url(), &[("alpha", "alpha-host"), ("beta", "beta-host")]);
+    let mut ss = h.start_ready(&["alpha", "beta"], READY);
+    h.mock.script(&ss[0].id, asker("FED-Q: which host are you on?"));
+    h.mock.script(&ss[1].id, replier("FED-A: beta-host"));
+    ss[0].send("START-ASK");
+    let (alpha, beta) = (&ss[0], &ss[1]);
+
+    let ask_req = expect(&h, &ss, alpha, "relay_ask result", |r| {
+        result_json(r, "relay_ask").is_some()
+    });
+    let ask = result_json(&ask_req, "relay_ask").unwrap();
+    assert_eq!(ask["ok"], true, "relay_ask failed: {ask}");
+    let ask_id = ask["ask_id"].as_str().expect("ask_id").to_owned();
+    let got = expect(&h, &ss, beta, "the ask from another host", |r| {
+        channels_of(r, "ask")
+            .iter()
+            .any(|c| c.attr("ask_id") == Some(&ask_id))
+    });
+    let block = channels_of(&got, "ask").remove(0);
+    assert_eq!(block.attr("from"), Some("alpha@alpha-host"), "{block:?}");
+    assert!(block.content.contains("FED-Q"), "{block:?}");
+
+    let back = expect(&h, &ss, alpha, "the reply from another host", |r| {
+        channels_of(r, "reply")
+            .iter()
+            .any(|c| c.attr("ask_id") == Some(&ask_id))
+    });
+    let block = channels_of(&back, "reply").remove(0);
+    assert_eq!(block.attr("from"), Some("beta@beta-host"), "{block:?}");
+    assert!(block.content.contains("FED-A"), "{block:?}");
+    assert_eq!(h.hub_pids().len(), 2, "one hub per host");
+}
+
 /// Test 3: alpha asks beta; the ask reaches beta's model as a channel block, beta's
 /// model replies with the ask_id it saw, the reply reaches alpha's model.
 #[test]

@@ -174,6 +174,10 @@ pub struct Harness {
     /// Environment variables for one session's `claude` (and so its MCP server and hooks):
     /// (session name, variable, value).
     pub session_env: Vec<(&'static str, &'static str, &'static str)>,
+    /// Sessions on hosts of their own, federated through a NATS server (see
+    /// [`Harness::federate`]): (session name, host name).
+    hosts: Vec<(&'static str, &'static str)>,
+    nats_url: Option<String>,
     root: TempDir,
 }
 
@@ -195,6 +199,8 @@ impl Harness {
             without_channels_flag: Vec::new(),
             allowed_tools: ALLOWED_TOOLS.iter().map(|t| tool(t)).collect(),
             session_env: Vec::new(),
+            hosts: Vec::new(),
+            nats_url: None,
             root,
         }
     }
@@ -203,9 +209,37 @@ impl Harness {
         self.root.path()
     }
 
-    /// `CLAUDE_CODE_PLUGIN_CACHE_DIR` shared by all sessions of this harness.
+    /// `CLAUDE_CODE_PLUGIN_CACHE_DIR` shared by all sessions of this harness (but those on hosts
+    /// of their own).
     pub fn plugin_cache_dir(&self) -> PathBuf {
         self.root().join("plugin-cache")
+    }
+
+    /// Puts each session of `hosts` (session name, host name) on a host of its own: its own
+    /// plugin cache, so its own data directory and hub, federated with the others' through the
+    /// NATS server at `url` under that host name.
+    pub fn federate(&mut self, url: &str, hosts: &[(&'static str, &'static str)]) {
+        self.nats_url = Some(url.to_owned());
+        self.hosts = hosts.to_vec();
+    }
+
+    /// The plugin cache of session `name`: its host's, or the shared one.
+    fn cache_dir_of(&self, name: &str) -> PathBuf {
+        match self.hosts.iter().find(|(session, _)| *session == name) {
+            Some((_, host)) => self.root().join(format!("plugin-cache-{host}")),
+            None => self.plugin_cache_dir(),
+        }
+    }
+
+    /// The data directories' parents of every plugin cache: the shared one and each host's.
+    fn data_roots(&self) -> Vec<PathBuf> {
+        let mut caches = vec![self.plugin_cache_dir()];
+        caches.extend(
+            self.hosts
+                .iter()
+                .map(|(session, _)| self.cache_dir_of(session)),
+        );
+        caches.into_iter().map(|cache| cache.join("data")).collect()
     }
 
     /// `CLAUDE_PLUGIN_DATA` of our plugin as Claude Code computes it for a
@@ -297,8 +331,14 @@ impl Harness {
         cmd.arg("--allowedTools")
             .arg(self.allowed_tools.join(","))
             .env("CLAUDE_CODE_SESSION_NAME", name)
-            .env("CLAUDE_CODE_PLUGIN_CACHE_DIR", self.plugin_cache_dir())
+            .env("CLAUDE_CODE_PLUGIN_CACHE_DIR", self.cache_dir_of(name))
             .env("RELAY_BIN_DIR", &self.bin_dir);
+        if let (Some(url), Some((_, host))) = (
+            &self.nats_url,
+            self.hosts.iter().find(|(session, _)| *session == name),
+        ) {
+            cmd.env("RELAY_NATS_URL", url).env("RELAY_HOST", host);
+        }
         for (_, key, value) in self.session_env.iter().filter(|(who, ..)| *who == name) {
             cmd.env(key, value);
         }
@@ -350,8 +390,11 @@ impl Harness {
     /// `<data dir>/hub.lock` that names a running `relay-hub`.
     pub fn hub_pids(&self) -> Vec<u32> {
         let mut pids = Vec::new();
-        let data = self.plugin_cache_dir().join("data");
-        for entry in fs::read_dir(data).into_iter().flatten().flatten() {
+        let data_dirs = self
+            .data_roots()
+            .into_iter()
+            .flat_map(|root| fs::read_dir(root).into_iter().flatten().flatten());
+        for entry in data_dirs {
             let lock = entry.path().join("hub.lock");
             let Ok(text) = fs::read_to_string(&lock) else {
                 continue;
@@ -371,7 +414,7 @@ impl Harness {
     /// `*.log` / `*.stderr` there), for failure reports.
     pub fn relay_logs(&self) -> String {
         let mut out = String::new();
-        let mut stack = vec![self.plugin_cache_dir().join("data")];
+        let mut stack = self.data_roots();
         while let Some(dir) = stack.pop() {
             for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
                 let p = entry.path();
