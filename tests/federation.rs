@@ -378,26 +378,35 @@ fn federation_until(world: &World, what: &str, wanted: impl Fn(&Value) -> bool) 
 
 #[test]
 fn hubs_with_the_right_credentials_federate_and_never_log_them() {
-    let Some(nats) = NatsServer::with_config(
-        "hubs_with_the_right_credentials_federate_and_never_log_them",
-        SERVER_WITH_PASSWORD,
-    ) else {
-        return;
-    };
-    let credentials = r#"{"user": "relay", "password": "s3cret-pw"}"#;
-    let mut laptop = with_credentials(host(&nats, "laptop"), credentials, 0o600);
-    let mut buildbox = with_credentials(host(&nats, "buildbox"), credentials, 0o600);
-    let mut web = laptop.channel("web");
-    let mut api = buildbox.channel("api");
-    sees(&mut web, "api@buildbox");
-    let asked = web.ok(
-        "relay_ask",
-        json!({"to": "api", "question": "authenticated?"}),
-    );
-    assert_eq!(api.push_of("ask").1["meta"]["ask_id"], asked["ask_id"]);
-    for world in [&laptop, &buildbox] {
-        for line in world.log_lines() {
-            assert!(!line.to_string().contains("s3cret-pw"), "logged: {line}");
+    let test = "hubs_with_the_right_credentials_federate_and_never_log_them";
+    let kinds = [
+        (
+            SERVER_WITH_PASSWORD,
+            r#"{"user": "relay", "password": "s3cret-pw"}"#,
+        ),
+        (
+            "authorization { token: \"s3cret-pw\" }",
+            r#"{"token": "s3cret-pw"}"#,
+        ),
+    ];
+    for (server, credentials) in kinds {
+        let Some(nats) = NatsServer::with_config(test, server) else {
+            return;
+        };
+        let mut laptop = with_credentials(host(&nats, "laptop"), credentials, 0o600);
+        let mut buildbox = with_credentials(host(&nats, "buildbox"), credentials, 0o600);
+        let mut web = laptop.channel("web");
+        let mut api = buildbox.channel("api");
+        sees(&mut web, "api@buildbox");
+        let asked = web.ok(
+            "relay_ask",
+            json!({"to": "api", "question": "authenticated?"}),
+        );
+        assert_eq!(api.push_of("ask").1["meta"]["ask_id"], asked["ask_id"]);
+        for world in [&laptop, &buildbox] {
+            for line in world.log_lines() {
+                assert!(!line.to_string().contains("s3cret-pw"), "logged: {line}");
+            }
         }
     }
 }

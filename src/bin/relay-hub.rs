@@ -35,6 +35,11 @@ Environment:
                         plugins) [default: ~/.claude-relay]
   RELAY_HUB_IDLE_SECS   seconds the hub stays up after the last session leaves [default: {idle}]
   RELAY_LOG             log level: error, warn, info, debug, trace, off [default: info]
+  RELAY_NATS_URL        a NATS server to federate with the hubs of other hosts [default: none,
+                        or `url` in DATA/federation.json]
+  RELAY_HOST            this hub's host name in the federation [default: the host name]
+  RELAY_NATS_PREFIX     the federation's subject namespace [default: relay]
+  RELAY_NATS_CREDENTIALS  a credentials file only this user can read (docs/federation.md)
 ",
         version = env!("CARGO_PKG_VERSION"),
         idle = DEFAULT_IDLE_SECS,
