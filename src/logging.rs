@@ -117,7 +117,11 @@ pub(crate) fn init(component: Component, logs_dir: &Path, session: PeerName) {
     };
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(LevelFilter::TRACE)
-        .event_format(JsonLine { component, session })
+        .event_format(JsonLine {
+            component,
+            session,
+            pid: std::process::id(),
+        })
         .with_writer(files)
         .finish()
         .with(filter);
@@ -146,6 +150,9 @@ fn day_files(logs_dir: &Path) -> Result<RollingFileAppender, InitError> {
 struct JsonLine {
     component: Component,
     session: PeerName,
+    /// Read once: the logging starts after the hub daemonized, and `getpid` per line was a
+    /// system call per line.
+    pid: u32,
 }
 
 impl<S, N> FormatEvent<S, N> for JsonLine
@@ -166,7 +173,7 @@ where
         line.insert("timestamp".into(), now.into());
         line.insert("level".into(), level_name(*event.metadata().level()).into());
         line.insert("component".into(), self.component.as_str().into());
-        line.insert("pid".into(), std::process::id().into());
+        line.insert("pid".into(), self.pid.into());
         if let Some(session) = self.session.get() {
             line.insert("session".into(), session.into());
         }
