@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     ask::ConnId,
+    client::lock,
     errors::RelayError,
     framing::{FrameError, FrameReader},
     hub::{
@@ -110,24 +111,81 @@ pub(super) async fn serve(
     };
     tokio::join!(reading, writing);
     if queued.peak() > GIVE_BACK_AFTER {
-        give_memory_back();
+        give_memory_back(&hub);
     }
 }
 
 /// What a connection must have held at once for its end to be worth giving memory back.
 const GIVE_BACK_AFTER: usize = 1024 * 1024;
 
-/// Hands freed memory back to the system. A slow reader can make the hub hold megabytes for a
-/// while; once it is gone, the allocator keeps the freed pages unless asked, and the hub's
-/// resident size would stay at its peak. At most once a second: trimming walks the heap.
-fn give_memory_back() {
-    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
-    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
-    let now = std::time::Instant::now();
-    if last.is_some_and(|at| now.duration_since(at) < Duration::from_secs(1)) {
-        return;
+/// The most often memory is handed back: trimming walks the heap.
+const GIVE_BACK_EVERY: Duration = Duration::from_secs(1);
+
+/// When the hub last handed memory back, and whether a hand-back waits for the end of that
+/// second: connections that held much often close together (slow readers dropped at the same
+/// moment), and the last of them must be given back too, not only the first.
+#[derive(Debug, Default)]
+pub(super) struct GiveBack {
+    last: Option<Instant>,
+    pending: bool,
+}
+
+/// When to hand memory back for a connection that just closed.
+#[derive(Debug, PartialEq)]
+enum Trim {
+    Now,
+    /// Once a second has passed since the last time.
+    At(Instant),
+    /// A hand-back already waits, and will come after this connection's end.
+    Covered,
+}
+
+impl GiveBack {
+    /// What to do for a connection that held much and closed at `now`.
+    fn wanted(&mut self, now: Instant) -> Trim {
+        match self.last {
+            Some(last) if now < last + GIVE_BACK_EVERY => {
+                if self.pending {
+                    Trim::Covered
+                } else {
+                    self.pending = true;
+                    Trim::At(last + GIVE_BACK_EVERY)
+                }
+            }
+            _ => {
+                self.last = Some(now);
+                Trim::Now
+            }
+        }
     }
-    *last = Some(now);
+
+    /// The hand-back that [`GiveBack::wanted`] put off runs at `now`.
+    fn done_later(&mut self, now: Instant) {
+        self.pending = false;
+        self.last = Some(now);
+    }
+}
+
+/// Hands freed memory back to the system, now or at the end of the second since the last time.
+/// A slow reader can make the hub hold megabytes for a while; once it is gone, the allocator keeps
+/// the freed pages unless asked, and the hub's resident size would stay at its peak.
+fn give_memory_back(hub: &Hub) {
+    let wanted = lock(hub.give_back()).wanted(Instant::now());
+    match wanted {
+        Trim::Now => trim(),
+        Trim::At(at) => {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep_until(at).await;
+                lock(hub.give_back()).done_later(Instant::now());
+                trim();
+            });
+        }
+        Trim::Covered => {}
+    }
+}
+
+fn trim() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free memory at the top of glibc's heaps.
     unsafe {
@@ -274,5 +332,29 @@ async fn write_lines(stream: &Stream, outbox: OutboxReceiver) {
             // A burst passed: give the memory back rather than keep it per connection.
             batch = Vec::new();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Connections that close within a second of a hand-back get one more at the end of that
+    /// second, so that memory freed by the last of them is given back too.
+    #[test]
+    fn a_hand_back_put_off_by_the_limit_comes_at_the_end_of_the_second() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut give_back = GiveBack::default();
+        assert_eq!(give_back.wanted(t0), Trim::Now);
+        assert_eq!(
+            give_back.wanted(t0 + ms(10)),
+            Trim::At(t0 + GIVE_BACK_EVERY)
+        );
+        assert_eq!(give_back.wanted(t0 + ms(900)), Trim::Covered);
+        give_back.done_later(t0 + ms(1000));
+        assert_eq!(give_back.wanted(t0 + ms(1500)), Trim::At(t0 + ms(2000)));
+        give_back.done_later(t0 + ms(2000));
+        assert_eq!(give_back.wanted(t0 + ms(3000)), Trim::Now);
     }
 }

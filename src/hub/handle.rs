@@ -28,8 +28,8 @@ use crate::{
     ask::AskTable,
     framing::LineBudget,
     hub::{
-        inbox::Inboxes, journal::Journal, outbox::Unread, registry::Registry, registry::rfc3339,
-        waiters::Waiters,
+        connection::GiveBack, inbox::Inboxes, journal::Journal, outbox::Unread, registry::Registry,
+        registry::rfc3339, waiters::Waiters,
     },
     paths::DataDir,
     protocol::{HubStatus, PROTOCOL_VERSION, VERSION},
@@ -57,6 +57,8 @@ struct Shared {
     /// Makes ask, broadcast and message ids unique across hub restarts.
     id_prefix: String,
     next_id: AtomicU64,
+    /// When memory was last handed back to the system.
+    give_back: Mutex<GiveBack>,
 }
 
 /// Everything behind the hub's one lock.
@@ -94,6 +96,7 @@ impl Hub {
                 started_at,
                 id_prefix: base36(started_ms.unsigned_abs()),
                 next_id: AtomicU64::new(1),
+                give_back: Mutex::default(),
             }),
         })
     }
@@ -104,6 +107,10 @@ impl Hub {
 
     pub(super) fn line_budget(&self) -> Arc<LineBudget> {
         self.shared.line_budget.clone()
+    }
+
+    pub(super) fn give_back(&self) -> &Mutex<GiveBack> {
+        &self.shared.give_back
     }
 
     pub(super) fn state(&self) -> MutexGuard<'_, State> {
