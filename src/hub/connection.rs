@@ -21,7 +21,7 @@ use std::{
 use interprocess::local_socket::tokio::Stream;
 use tokio::{
     io::{AsyncWriteExt, BufReader},
-    sync::oneshot,
+    sync::{mpsc, oneshot},
     time::Instant,
 };
 use tokio_util::sync::CancellationToken;
@@ -293,7 +293,6 @@ async fn write_lines(stream: &Stream, outbox: OutboxReceiver) {
     let kicked = closed.cancelled();
     tokio::pin!(kicked);
     let mut writer = stream;
-    let mut batch = Vec::new();
     loop {
         let next = tokio::select! {
             biased;
@@ -301,13 +300,7 @@ async fn write_lines(stream: &Stream, outbox: OutboxReceiver) {
             line = lines.recv() => line,
         };
         let Some(first) = next else { return };
-        batch.clear();
-        batch.extend_from_slice(&first);
-        while batch.len() < MAX_BATCH_BYTES
-            && let Ok(more) = lines.try_recv()
-        {
-            batch.extend_from_slice(&more);
-        }
+        let batch = gather(first, &mut lines);
         let mut written = 0;
         while written < batch.len() {
             // A peer that takes no bytes for STALL while some wait has stopped reading.
@@ -328,16 +321,42 @@ async fn write_lines(stream: &Stream, outbox: OutboxReceiver) {
                 }
             }
         }
-        if batch.capacity() > MAX_BATCH_BYTES {
-            // A burst passed: give the memory back rather than keep it per connection.
-            batch = Vec::new();
-        }
     }
+}
+
+/// What to write at once: `first`, and the lines queued behind it up to [`MAX_BATCH_BYTES`]. The
+/// batch is `first`'s own buffer, not a copy: a peer that does not read holds the hub to one
+/// copy of the line its writer waits on (the queue counts it once).
+fn gather(first: Vec<u8>, lines: &mut mpsc::UnboundedReceiver<Vec<u8>>) -> Vec<u8> {
+    let mut batch = first;
+    while batch.len() < MAX_BATCH_BYTES
+        && let Ok(more) = lines.try_recv()
+    {
+        batch.extend_from_slice(&more);
+    }
+    batch
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A line waiting for a peer that does not read is held once, in the batch being written,
+    /// not also copied into it; lines queued behind a small one go out with it.
+    #[test]
+    fn a_batch_is_its_first_line_and_what_fits_behind_it() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let big = vec![b'x'; MAX_BATCH_BYTES * 2];
+        let at = big.as_ptr();
+        tx.send(b"behind\n".to_vec()).unwrap();
+        let batch = gather(big, &mut rx);
+        assert_eq!(batch.as_ptr(), at, "written from its own buffer");
+        assert_eq!(batch.len(), MAX_BATCH_BYTES * 2, "full: nothing gathered");
+
+        let batch = gather(b"first\n".to_vec(), &mut rx);
+        assert_eq!(batch, b"first\nbehind\n");
+        assert!(rx.try_recv().is_err());
+    }
 
     /// Connections that close within a second of a hand-back get one more at the end of that
     /// second, so that memory freed by the last of them is given back too.
