@@ -383,6 +383,29 @@ fn a_burst_of_asks_leaves_its_target_connected() {
     assert!(!relay.logged("peer_dropped_not_reading", |_| true));
 }
 
+/// 2,000 connections that never say hello, held open: a session that starts meanwhile gets in
+/// at once (each new connection takes the place of the oldest silent one past 256), and the
+/// sessions already there are served.
+#[test]
+fn connections_that_never_say_hello_do_not_lock_sessions_out() {
+    let mut relay = World::new(bins!());
+    let mut alpha = relay.channel("alpha");
+    let silent: Vec<_> = (0..2000).map(|_| raw_connection(&relay)).collect();
+    let started = Instant::now();
+    let mut beta = relay.spawn_channel("beta", &[]);
+    beta.initialize();
+    relay.registered(&mut beta);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "beta got in after {took:?}");
+    let asked = beta.ok("relay_ask", json!({"to": "alpha", "question": "in?"}));
+    assert_eq!(alpha.push()["meta"]["ask_id"], asked["ask_id"]);
+    let turned_away = turned_away(&silent);
+    assert!(
+        (2000 - 256..2000).contains(&turned_away),
+        "{turned_away} of 2000 closed"
+    );
+}
+
 /// Round trips between two channels: alpha asks, beta's push arrives, beta replies, alpha's push
 /// arrives. Returns each trip's duration, sorted.
 fn round_trips(alpha: &mut Channel, beta: &mut Channel, n: usize) -> Vec<Duration> {
@@ -795,13 +818,13 @@ fn abuse_silent_connections() -> Figure {
     let (peak, after) = arena.peak_and_after(1);
     Figure {
         abuse: "2,000 connections that never say hello",
-        limit: "256 connections without hello, each closed after 5 s; the rest refused at once",
+        limit: "256 connections without hello (past it, each new one closes the oldest), each closed after 5 s",
         before,
         peak,
         after,
         served_in,
         what_happened: format!(
-            "{} held, {refused} turned away at once; a new session saying hello meanwhile was {}",
+            "{} held, {refused} closed to make room; a new session saying hello meanwhile was {}",
             2000 - refused,
             if welcomed { "welcomed" } else { "refused" }
         ),

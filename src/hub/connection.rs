@@ -6,15 +6,14 @@
 //! rules (`hub::outbox`) decide when such a peer is dropped, and when its requests wait.
 //!
 //! What one connection may hold is bounded too: it must say hello within [`HELLO_TIMEOUT`] (or
-//! be done by then: `status`, `peers`, a hook's take), a line may stay unfinished for
+//! be done by then: `status`, `peers`, a hook's take), and make room when too many newer
+//! connections have not said hello either ([`Unregistered`]), a line may stay unfinished for
 //! [`LINE_STALL`] at most, and every connection's unfinished lines together stay within the hub's
 //! line budget.
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
+    collections::VecDeque,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -49,28 +48,48 @@ pub(super) const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one line may stay unfinished.
 pub(super) const LINE_STALL: Duration = Duration::from_secs(10);
 
-/// Counts the connections that have not said hello, so the hub can keep room for those that do.
+/// The connections that have not said hello yet, oldest first. Past a limit the oldest is closed
+/// to make room: connections that never say hello can then neither take every file descriptor
+/// nor keep a session that does say hello from getting in.
 #[derive(Debug, Default)]
-pub(super) struct Unregistered(AtomicUsize);
+pub(super) struct Unregistered(Mutex<VecDeque<(ConnId, CancellationToken)>>);
 
 impl Unregistered {
-    pub(super) fn count(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
+    /// Counts connection `conn` in. When `limit` connections are without hello already, the
+    /// oldest of them is told to close ([`NotYetRegistered::crowded_out`]).
+    pub(super) fn admit(self: &Arc<Self>, conn: ConnId, limit: usize) -> NotYetRegistered {
+        let crowded_out = CancellationToken::new();
+        let mut waiting = lock(&self.0);
+        while waiting.len() >= limit.max(1) {
+            let Some((_, oldest)) = waiting.pop_front() else {
+                break;
+            };
+            oldest.cancel();
+        }
+        waiting.push_back((conn, crowded_out.clone()));
+        NotYetRegistered {
+            unregistered: Some(self.clone()),
+            conn,
+            crowded_out,
+        }
     }
 }
 
 /// One connection's place in [`Unregistered`], given up when it says hello or closes.
-pub(super) struct NotYetRegistered(Option<Arc<Unregistered>>);
+pub(super) struct NotYetRegistered {
+    unregistered: Option<Arc<Unregistered>>,
+    conn: ConnId,
+    /// Cancelled when newer connections took this one's place.
+    crowded_out: CancellationToken,
+}
 
 impl NotYetRegistered {
-    pub(super) fn new(unregistered: Arc<Unregistered>) -> Self {
-        unregistered.0.fetch_add(1, Ordering::Relaxed);
-        NotYetRegistered(Some(unregistered))
-    }
-
     fn registered(&mut self) {
-        if let Some(unregistered) = self.0.take() {
-            unregistered.0.fetch_sub(1, Ordering::Relaxed);
+        if let Some(unregistered) = self.unregistered.take() {
+            let mut waiting = lock(&unregistered.0);
+            if let Some(at) = waiting.iter().position(|(conn, _)| *conn == self.conn) {
+                waiting.remove(at);
+            }
         }
     }
 }
@@ -214,6 +233,8 @@ async fn read_requests(
     tokio::pin!(stop);
     let hello_by = tokio::time::sleep_until(Instant::now() + HELLO_TIMEOUT);
     tokio::pin!(hello_by);
+    let crowded_out = unregistered.crowded_out.clone().cancelled_owned();
+    tokio::pin!(crowded_out);
     loop {
         // A peer that asks and does not read its answers waits until it has read them.
         if client.outbox.unread() > PAUSE_READING_BYTES {
@@ -226,6 +247,11 @@ async fn read_requests(
             _ = &mut stop => break,
             () = &mut hello_by, if !client.introduced() => {
                 tracing::info!(conn = client.conn.0, peer_pid = client.pid, "connection_closed_no_hello");
+                break;
+            }
+            () = &mut crowded_out, if !client.introduced() => {
+                tracing::warn!(conn = client.conn.0, peer_pid = client.pid, "connection_closed_crowded_out");
+                client.outbox.send(&unaddressed(texts::too_many_unregistered()));
                 break;
             }
             frame = frames.next_line() => frame,

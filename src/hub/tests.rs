@@ -501,8 +501,9 @@ async fn a_connection_that_never_says_hello_is_closed() {
     greeted.ok(json!({"op": "status"})).await;
 }
 
-/// Past MAX_UNREGISTERED connections without hello, new ones are turned away at once with a
-/// reason, and a session that says hello is let in again as soon as they go.
+/// Past MAX_UNREGISTERED connections without hello, each new one takes the place of the oldest,
+/// which is closed with the reason: a session that says hello gets in at once, however many
+/// connections sit there silent.
 #[tokio::test(start_paused = true)]
 async fn connections_without_hello_cannot_take_every_place() {
     let hub = TestHub::start();
@@ -512,8 +513,9 @@ async fn connections_without_hello_cannot_take_every_place() {
     }
     // Each is counted once it is accepted: a round trip on the last makes sure all were.
     silent.last_mut().unwrap().ok(json!({"op": "status"})).await;
-    let mut refused = hub.connect().await;
-    let answer = refused.read().await.expect("a reason");
+    let mut alpha = hub.peer("alpha", "on", None).await;
+    let mut oldest = silent.remove(0);
+    let answer = oldest.read().await.expect("a reason");
     assert_eq!(answer["code"], "hub_unreachable", "{answer}");
     assert!(
         answer["message"]
@@ -521,12 +523,26 @@ async fn connections_without_hello_cannot_take_every_place() {
             .unwrap()
             .contains("have not said hello")
     );
-    assert_eq!(refused.read().await, None);
+    assert_eq!(oldest.read().await, None);
+    // alpha said hello and no longer counts: a silent newcomer takes its place, and the next
+    // session takes that of the next oldest.
+    silent.push(hub.connect().await);
+    silent.last_mut().unwrap().ok(json!({"op": "status"})).await;
+    let beta = hub.peer("beta", "on", None).await;
+    let mut next_oldest = silent.remove(0);
+    assert_eq!(
+        next_oldest.read().await.expect("a reason")["code"],
+        "hub_unreachable"
+    );
+    assert_eq!(next_oldest.read().await, None);
+    // The others wait out their hello timeout.
     advance(HELLO_TIMEOUT).await;
     for mut peer in silent {
         assert_eq!(peer.read().await, None);
     }
-    hub.peer("alpha", "on", None).await;
+    let peers = alpha.ok(json!({"op": "peers"})).await;
+    assert_eq!(peers["peers"][0]["name"], "beta", "{peers}");
+    drop(beta);
 }
 
 /// A burst of 10,001 asks in one write at one session does not knock that session off: it gets
