@@ -466,6 +466,44 @@ async fn a_queued_reply_survives_the_hub_and_a_queued_question_does_not() {
     assert!(take_all(&mut beta).await.is_empty());
 }
 
+/// A session whose hub crashed may not have been told that an ask of its was settled (its reply
+/// or failure kept in its inbox) before its connection dropped, and its channel then reports the
+/// ask as `hub_unreachable`. The next hub tells it, in the answer to its hello, which of its asks
+/// what waits in its inbox settles, so that the channel withdraws those reports.
+#[tokio::test(start_paused = true)]
+async fn a_session_back_after_a_crash_is_told_which_asks_its_inbox_settles() {
+    let hub = TestHub::start();
+    let mut alpha = hub.peer("alpha", "on", None).await;
+    let gamma = hub.peer("gamma", "on", None).await;
+    let mut beta = hub.peer("beta", "off", Some("s-beta")).await;
+    let answered = beta.ok(ask("alpha", 600)).await["ask_id"].clone();
+    let failed = beta.ok(ask("gamma", 600)).await["ask_id"].clone();
+    let question = alpha.event().await;
+    alpha
+        .ok(json!({"op": "reply", "ask_id": question["ask_id"], "text": "kept"}))
+        .await;
+    gamma.close().await;
+    for ask_id in [&answered, &failed] {
+        assert_eq!(
+            beta.event().await,
+            json!({"type": "settled", "ask_id": ask_id})
+        );
+    }
+
+    let hub = hub.restart().await;
+    let mut beta = hub.connect().await;
+    let hello = json!({"op": "hello", "protocol": PROTOCOL_VERSION, "version": "test",
+                       "name": "beta", "pushes": "off", "session_id": "s-beta"});
+    let welcome = beta.ok(hello.clone()).await;
+    assert_eq!(welcome["settled"], json!([answered, failed]), "{welcome}");
+    assert_eq!(take_all(&mut beta).await.len(), 2);
+
+    // Nothing waits: nothing is settled, and the answer says nothing of it.
+    let hub = hub.restart().await;
+    let welcome = hub.connect().await.ok(hello).await;
+    assert!(welcome.get("settled").is_none(), "{welcome}");
+}
+
 /// A request that reaches the hub after its deadline, when its client has stopped waiting and
 /// told its user it failed, is refused and has no effect.
 #[tokio::test(start_paused = true)]
