@@ -288,6 +288,11 @@ pub(crate) struct Welcome {
     pub hub_pid: u32,
     pub hub_version: String,
     pub protocol: u32,
+    /// The asks of this session whose reply or failure waits in the inbox handed back to it. A
+    /// hub that crashed may have kept them without telling the session's channel (`settled`),
+    /// which then took them for ended with that hub.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settled: Vec<String>,
 }
 
 /// One entry of [`PeerList`].

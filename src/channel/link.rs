@@ -14,7 +14,7 @@ use std::{
 use tokio::sync::{mpsc, watch};
 
 use crate::{
-    channel::{identity, pushes::PushState},
+    channel::{identity, inbox::LocalInbox, pushes::PushState},
     client::{Event, HubClient, lock},
     errors::RelayError,
     logging::PeerName,
@@ -84,9 +84,10 @@ impl Link {
     }
 
     /// Starts the supervisor, registering with `pushes` (known once the MCP handshake is done:
-    /// the negotiated revision can turn them off). Events from the hub go to `events`.
-    pub(crate) fn start(&self, pushes: PushState, events: mpsc::Sender<Event>) {
-        tokio::spawn(supervise(self.inner.clone(), pushes, events));
+    /// the negotiated revision can turn them off). Events from the hub go to `events`; `local`
+    /// learns at each registration which asks the hub holds settled.
+    pub(crate) fn start(&self, pushes: PushState, events: mpsc::Sender<Event>, local: LocalInbox) {
+        tokio::spawn(supervise(self.inner.clone(), pushes, events, local));
     }
 
     /// This session's name.
@@ -132,7 +133,12 @@ impl Link {
     }
 }
 
-async fn supervise(inner: Arc<Inner>, pushes: PushState, events: mpsc::Sender<Event>) {
+async fn supervise(
+    inner: Arc<Inner>,
+    pushes: PushState,
+    events: mpsc::Sender<Event>,
+    local: LocalInbox,
+) {
     if let Some(file) = &inner.config.await_session_file
         && let Some(name) = identity::await_chosen_name(file, SESSION_FILE_GRACE).await
     {
@@ -161,6 +167,8 @@ async fn supervise(inner: Arc<Inner>, pushes: PushState, events: mpsc::Sender<Ev
                 inner.label.set(&welcome.name);
                 *lock(&inner.last_error) = None;
                 tracing::info!(hub_pid = welcome.hub_pid, hub_version = %welcome.hub_version, "registered");
+                // Before any tool can take the local inbox through this connection.
+                local.settled_at_hub(welcome.settled);
                 inner.current.send_replace(Some(Arc::new(client)));
                 while let Some(event) = hub_events.recv().await {
                     if events.send(event).await.is_err() {

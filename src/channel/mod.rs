@@ -159,7 +159,7 @@ pub async fn run(config: ChannelConfig) -> ExitCode {
         "pushes_decided"
     );
     let (events_tx, events) = mpsc::channel(256);
-    link.start(pushes.clone(), events_tx);
+    link.start(pushes.clone(), events_tx, local.clone());
     if let Some(session_file) = config.session_file.clone() {
         tokio::spawn(follow::follow_renames(link.clone(), session_file));
     }

@@ -6,28 +6,28 @@
 //! rules (`hub::outbox`) decide when such a peer is dropped, and when its requests wait.
 //!
 //! What one connection may hold is bounded too: it must say hello within [`HELLO_TIMEOUT`] (or
-//! be done by then: `status`, `peers`, a hook's take), a line may stay unfinished for
+//! be done by then: `status`, `peers`, a hook's take), and make room when too many newer
+//! connections have not said hello either ([`Unregistered`]), a line may stay unfinished for
 //! [`LINE_STALL`] at most, and every connection's unfinished lines together stay within the hub's
 //! line budget.
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
+    collections::VecDeque,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
 use interprocess::local_socket::tokio::Stream;
 use tokio::{
     io::{AsyncWriteExt, BufReader},
-    sync::oneshot,
+    sync::{mpsc, oneshot},
     time::Instant,
 };
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     ask::ConnId,
+    client::lock,
     errors::RelayError,
     framing::{FrameError, FrameReader},
     hub::{
@@ -48,28 +48,48 @@ pub(super) const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one line may stay unfinished.
 pub(super) const LINE_STALL: Duration = Duration::from_secs(10);
 
-/// Counts the connections that have not said hello, so the hub can keep room for those that do.
+/// The connections that have not said hello yet, oldest first. Past a limit the oldest is closed
+/// to make room: connections that never say hello can then neither take every file descriptor
+/// nor keep a session that does say hello from getting in.
 #[derive(Debug, Default)]
-pub(super) struct Unregistered(AtomicUsize);
+pub(super) struct Unregistered(Mutex<VecDeque<(ConnId, CancellationToken)>>);
 
 impl Unregistered {
-    pub(super) fn count(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
+    /// Counts connection `conn` in. When `limit` connections are without hello already, the
+    /// oldest of them is told to close ([`NotYetRegistered::crowded_out`]).
+    pub(super) fn admit(self: &Arc<Self>, conn: ConnId, limit: usize) -> NotYetRegistered {
+        let crowded_out = CancellationToken::new();
+        let mut waiting = lock(&self.0);
+        while waiting.len() >= limit.max(1) {
+            let Some((_, oldest)) = waiting.pop_front() else {
+                break;
+            };
+            oldest.cancel();
+        }
+        waiting.push_back((conn, crowded_out.clone()));
+        NotYetRegistered {
+            unregistered: Some(self.clone()),
+            conn,
+            crowded_out,
+        }
     }
 }
 
 /// One connection's place in [`Unregistered`], given up when it says hello or closes.
-pub(super) struct NotYetRegistered(Option<Arc<Unregistered>>);
+pub(super) struct NotYetRegistered {
+    unregistered: Option<Arc<Unregistered>>,
+    conn: ConnId,
+    /// Cancelled when newer connections took this one's place.
+    crowded_out: CancellationToken,
+}
 
 impl NotYetRegistered {
-    pub(super) fn new(unregistered: Arc<Unregistered>) -> Self {
-        unregistered.0.fetch_add(1, Ordering::Relaxed);
-        NotYetRegistered(Some(unregistered))
-    }
-
     fn registered(&mut self) {
-        if let Some(unregistered) = self.0.take() {
-            unregistered.0.fetch_sub(1, Ordering::Relaxed);
+        if let Some(unregistered) = self.unregistered.take() {
+            let mut waiting = lock(&unregistered.0);
+            if let Some(at) = waiting.iter().position(|(conn, _)| *conn == self.conn) {
+                waiting.remove(at);
+            }
         }
     }
 }
@@ -110,24 +130,81 @@ pub(super) async fn serve(
     };
     tokio::join!(reading, writing);
     if queued.peak() > GIVE_BACK_AFTER {
-        give_memory_back();
+        give_memory_back(&hub);
     }
 }
 
 /// What a connection must have held at once for its end to be worth giving memory back.
 const GIVE_BACK_AFTER: usize = 1024 * 1024;
 
-/// Hands freed memory back to the system. A slow reader can make the hub hold megabytes for a
-/// while; once it is gone, the allocator keeps the freed pages unless asked, and the hub's
-/// resident size would stay at its peak. At most once a second: trimming walks the heap.
-fn give_memory_back() {
-    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
-    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
-    let now = std::time::Instant::now();
-    if last.is_some_and(|at| now.duration_since(at) < Duration::from_secs(1)) {
-        return;
+/// The most often memory is handed back: trimming walks the heap.
+const GIVE_BACK_EVERY: Duration = Duration::from_secs(1);
+
+/// When the hub last handed memory back, and whether a hand-back waits for the end of that
+/// second: connections that held much often close together (slow readers dropped at the same
+/// moment), and the last of them must be given back too, not only the first.
+#[derive(Debug, Default)]
+pub(super) struct GiveBack {
+    last: Option<Instant>,
+    pending: bool,
+}
+
+/// When to hand memory back for a connection that just closed.
+#[derive(Debug, PartialEq)]
+enum Trim {
+    Now,
+    /// Once a second has passed since the last time.
+    At(Instant),
+    /// A hand-back already waits, and will come after this connection's end.
+    Covered,
+}
+
+impl GiveBack {
+    /// What to do for a connection that held much and closed at `now`.
+    fn wanted(&mut self, now: Instant) -> Trim {
+        match self.last {
+            Some(last) if now < last + GIVE_BACK_EVERY => {
+                if self.pending {
+                    Trim::Covered
+                } else {
+                    self.pending = true;
+                    Trim::At(last + GIVE_BACK_EVERY)
+                }
+            }
+            _ => {
+                self.last = Some(now);
+                Trim::Now
+            }
+        }
     }
-    *last = Some(now);
+
+    /// The hand-back that [`GiveBack::wanted`] put off runs at `now`.
+    fn done_later(&mut self, now: Instant) {
+        self.pending = false;
+        self.last = Some(now);
+    }
+}
+
+/// Hands freed memory back to the system, now or at the end of the second since the last time.
+/// A slow reader can make the hub hold megabytes for a while; once it is gone, the allocator keeps
+/// the freed pages unless asked, and the hub's resident size would stay at its peak.
+fn give_memory_back(hub: &Hub) {
+    let wanted = lock(hub.give_back()).wanted(Instant::now());
+    match wanted {
+        Trim::Now => trim(),
+        Trim::At(at) => {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep_until(at).await;
+                lock(hub.give_back()).done_later(Instant::now());
+                trim();
+            });
+        }
+        Trim::Covered => {}
+    }
+}
+
+fn trim() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free memory at the top of glibc's heaps.
     unsafe {
@@ -156,6 +233,8 @@ async fn read_requests(
     tokio::pin!(stop);
     let hello_by = tokio::time::sleep_until(Instant::now() + HELLO_TIMEOUT);
     tokio::pin!(hello_by);
+    let crowded_out = unregistered.crowded_out.clone().cancelled_owned();
+    tokio::pin!(crowded_out);
     loop {
         // A peer that asks and does not read its answers waits until it has read them.
         if client.outbox.unread() > PAUSE_READING_BYTES {
@@ -168,6 +247,11 @@ async fn read_requests(
             _ = &mut stop => break,
             () = &mut hello_by, if !client.introduced() => {
                 tracing::info!(conn = client.conn.0, peer_pid = client.pid, "connection_closed_no_hello");
+                break;
+            }
+            () = &mut crowded_out, if !client.introduced() => {
+                tracing::warn!(conn = client.conn.0, peer_pid = client.pid, "connection_closed_crowded_out");
+                client.outbox.send(&unaddressed(texts::too_many_unregistered()));
                 break;
             }
             frame = frames.next_line() => frame,
@@ -242,7 +326,6 @@ async fn write_lines(stream: &Stream, outbox: OutboxReceiver) {
     let kicked = closed.cancelled();
     tokio::pin!(kicked);
     let mut writer = stream;
-    let mut batch = Vec::new();
     loop {
         let next = tokio::select! {
             biased;
@@ -250,13 +333,7 @@ async fn write_lines(stream: &Stream, outbox: OutboxReceiver) {
             line = lines.recv() => line,
         };
         let Some(first) = next else { return };
-        batch.clear();
-        batch.extend_from_slice(&first);
-        while batch.len() < MAX_BATCH_BYTES
-            && let Ok(more) = lines.try_recv()
-        {
-            batch.extend_from_slice(&more);
-        }
+        let batch = gather(first, &mut lines);
         let mut written = 0;
         while written < batch.len() {
             // A peer that takes no bytes for STALL while some wait has stopped reading.
@@ -277,9 +354,59 @@ async fn write_lines(stream: &Stream, outbox: OutboxReceiver) {
                 }
             }
         }
-        if batch.capacity() > MAX_BATCH_BYTES {
-            // A burst passed: give the memory back rather than keep it per connection.
-            batch = Vec::new();
-        }
+    }
+}
+
+/// What to write at once: `first`, and the lines queued behind it up to [`MAX_BATCH_BYTES`]. The
+/// batch is `first`'s own buffer, not a copy: a peer that does not read holds the hub to one
+/// copy of the line its writer waits on (the queue counts it once).
+fn gather(first: Vec<u8>, lines: &mut mpsc::UnboundedReceiver<Vec<u8>>) -> Vec<u8> {
+    let mut batch = first;
+    while batch.len() < MAX_BATCH_BYTES
+        && let Ok(more) = lines.try_recv()
+    {
+        batch.extend_from_slice(&more);
+    }
+    batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A line waiting for a peer that does not read is held once, in the batch being written,
+    /// not also copied into it; lines queued behind a small one go out with it.
+    #[test]
+    fn a_batch_is_its_first_line_and_what_fits_behind_it() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let big = vec![b'x'; MAX_BATCH_BYTES * 2];
+        let at = big.as_ptr();
+        tx.send(b"behind\n".to_vec()).unwrap();
+        let batch = gather(big, &mut rx);
+        assert_eq!(batch.as_ptr(), at, "written from its own buffer");
+        assert_eq!(batch.len(), MAX_BATCH_BYTES * 2, "full: nothing gathered");
+
+        let batch = gather(b"first\n".to_vec(), &mut rx);
+        assert_eq!(batch, b"first\nbehind\n");
+        assert!(rx.try_recv().is_err());
+    }
+
+    /// Connections that close within a second of a hand-back get one more at the end of that
+    /// second, so that memory freed by the last of them is given back too.
+    #[test]
+    fn a_hand_back_put_off_by_the_limit_comes_at_the_end_of_the_second() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut give_back = GiveBack::default();
+        assert_eq!(give_back.wanted(t0), Trim::Now);
+        assert_eq!(
+            give_back.wanted(t0 + ms(10)),
+            Trim::At(t0 + GIVE_BACK_EVERY)
+        );
+        assert_eq!(give_back.wanted(t0 + ms(900)), Trim::Covered);
+        give_back.done_later(t0 + ms(1000));
+        assert_eq!(give_back.wanted(t0 + ms(1500)), Trim::At(t0 + ms(2000)));
+        give_back.done_later(t0 + ms(2000));
+        assert_eq!(give_back.wanted(t0 + ms(3000)), Trim::Now);
     }
 }

@@ -29,6 +29,7 @@ use crate::{
     ask::AskTable,
     framing::LineBudget,
     hub::{
+        connection::GiveBack,
         federation::{Federation, roster::Hosts},
         inbox::Inboxes,
         journal::Journal,
@@ -67,6 +68,8 @@ struct Shared {
     federation: OnceLock<Federation>,
     /// Why the hub did not join the federation it is configured for.
     federation_refused: OnceLock<String>,
+    /// When memory was last handed back to the system.
+    give_back: Mutex<GiveBack>,
 }
 
 /// Everything behind the hub's one lock.
@@ -116,6 +119,7 @@ impl Hub {
                 next_id: AtomicU64::new(1),
                 federation: OnceLock::new(),
                 federation_refused: OnceLock::new(),
+                give_back: Mutex::default(),
             }),
         })
     }
@@ -126,6 +130,10 @@ impl Hub {
 
     pub(super) fn line_budget(&self) -> Arc<LineBudget> {
         self.shared.line_budget.clone()
+    }
+
+    pub(super) fn give_back(&self) -> &Mutex<GiveBack> {
+        &self.shared.give_back
     }
 
     pub(super) fn state(&self) -> MutexGuard<'_, State> {

@@ -15,7 +15,9 @@ use crate::{
         registry::Peer,
         texts,
     },
-    protocol::{Hello, PROTOCOL_VERSION, PeerInfo, PeerList, Pushes, Renamed, VERSION, Welcome},
+    protocol::{
+        FromHub, Hello, PROTOCOL_VERSION, PeerInfo, PeerList, Pushes, Renamed, VERSION, Welcome,
+    },
 };
 
 impl Hub {
@@ -55,8 +57,18 @@ impl Hub {
                 .waiters
                 .not_needed(session, "this session's pushes are on: messages are pushed");
         }
+        let mut settled = Vec::new();
         if let (Owner::Session(session), true) = (&inbox, waiting > 0) {
             state.journal.back(session);
+            settled = state.inboxes.get(&inbox).map_or_else(Vec::new, |kept| {
+                kept.queued()
+                    .filter_map(|queued| match &queued.message {
+                        FromHub::Reply(reply) => Some(reply.ask_id.clone()),
+                        FromHub::AskFailed(failure) => Some(failure.ask_id.clone()),
+                        _ => None,
+                    })
+                    .collect()
+            });
         }
         if let Some(peer) = state.info_of(conn) {
             self.announce(&mut state, Change::Joined { peer });
@@ -71,6 +83,7 @@ impl Hub {
             hub_pid: std::process::id(),
             hub_version: VERSION.to_owned(),
             protocol: PROTOCOL_VERSION,
+            settled,
         })
     }
 

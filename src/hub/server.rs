@@ -10,26 +10,24 @@ use interprocess::local_socket::{
 };
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
 use std::os::unix::fs::MetadataExt;
-use tokio::{io::AsyncWriteExt, sync::watch};
+use tokio::sync::watch;
 
 use crate::{
     ask::ConnId,
-    framing::encode_line,
     hub::{
-        connection::{self, NotYetRegistered, Unregistered},
+        connection::{self, Unregistered},
         federation,
         handle::Hub,
-        texts,
     },
     paths::DataDir,
-    protocol::FromHub,
 };
 
 /// How long the hub waits for its connections to close on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-/// The most connections that have not said hello yet: past it new connections are refused, so
-/// that clients which never say hello cannot take every file descriptor from sessions that do.
+/// The most connections that have not said hello yet: past it the oldest of them is closed for
+/// each new one, so that clients which never say hello can neither take every file descriptor
+/// nor keep out a session that says hello.
 pub(super) const MAX_UNREGISTERED: usize = 256;
 
 #[derive(Debug, Clone, Copy)]
@@ -145,13 +143,10 @@ pub(crate) async fn serve(
                 Ok(stream) => {
                     next_conn += 1;
                     let Some(pid) = admit(&stream, uid) else { continue };
-                    if unregistered.count() >= MAX_UNREGISTERED {
-                        refuse(stream, pid);
-                        continue;
-                    }
                     live.send_modify(|n| *n += 1);
                     let guard = LiveGuard(live.clone());
-                    let (hub, waiting) = (hub.clone(), NotYetRegistered::new(unregistered.clone()));
+                    let waiting = unregistered.admit(ConnId(next_conn), MAX_UNREGISTERED);
+                    let hub = hub.clone();
                     tokio::spawn(async move {
                         connection::serve(stream, ConnId(next_conn), pid, hub, waiting).await;
                         drop(guard);
@@ -202,21 +197,6 @@ fn admit(stream: &Stream, uid: u32) -> Option<u32> {
             None
         }
     }
-}
-
-/// Turns a connection away with one line saying why, without waiting on it.
-fn refuse(stream: Stream, pid: u32) {
-    tracing::warn!(peer_pid = pid, "refused_too_many_unregistered");
-    let error = texts::too_many_unregistered();
-    let line = encode_line(&FromHub::Err {
-        id: None,
-        code: error.code,
-        message: error.message,
-    });
-    tokio::spawn(async move {
-        let mut writer = &stream;
-        let _ = tokio::time::timeout(Duration::from_millis(100), writer.write_all(&line)).await;
-    });
 }
 
 /// Counts a connection as live until dropped.

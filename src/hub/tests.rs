@@ -466,6 +466,44 @@ async fn a_queued_reply_survives_the_hub_and_a_queued_question_does_not() {
     assert!(take_all(&mut beta).await.is_empty());
 }
 
+/// A session whose hub crashed may not have been told that an ask of its was settled (its reply
+/// or failure kept in its inbox) before its connection dropped, and its channel then reports the
+/// ask as `hub_unreachable`. The next hub tells it, in the answer to its hello, which of its asks
+/// what waits in its inbox settles, so that the channel withdraws those reports.
+#[tokio::test(start_paused = true)]
+async fn a_session_back_after_a_crash_is_told_which_asks_its_inbox_settles() {
+    let hub = TestHub::start();
+    let mut alpha = hub.peer("alpha", "on", None).await;
+    let gamma = hub.peer("gamma", "on", None).await;
+    let mut beta = hub.peer("beta", "off", Some("s-beta")).await;
+    let answered = beta.ok(ask("alpha", 600)).await["ask_id"].clone();
+    let failed = beta.ok(ask("gamma", 600)).await["ask_id"].clone();
+    let question = alpha.event().await;
+    alpha
+        .ok(json!({"op": "reply", "ask_id": question["ask_id"], "text": "kept"}))
+        .await;
+    gamma.close().await;
+    for ask_id in [&answered, &failed] {
+        assert_eq!(
+            beta.event().await,
+            json!({"type": "settled", "ask_id": ask_id})
+        );
+    }
+
+    let hub = hub.restart().await;
+    let mut beta = hub.connect().await;
+    let hello = json!({"op": "hello", "protocol": PROTOCOL_VERSION, "version": "test",
+                       "name": "beta", "pushes": "off", "session_id": "s-beta"});
+    let welcome = beta.ok(hello.clone()).await;
+    assert_eq!(welcome["settled"], json!([answered, failed]), "{welcome}");
+    assert_eq!(take_all(&mut beta).await.len(), 2);
+
+    // Nothing waits: nothing is settled, and the answer says nothing of it.
+    let hub = hub.restart().await;
+    let welcome = hub.connect().await.ok(hello).await;
+    assert!(welcome.get("settled").is_none(), "{welcome}");
+}
+
 /// A request that reaches the hub after its deadline, when its client has stopped waiting and
 /// told its user it failed, is refused and has no effect.
 #[tokio::test(start_paused = true)]
@@ -501,8 +539,9 @@ async fn a_connection_that_never_says_hello_is_closed() {
     greeted.ok(json!({"op": "status"})).await;
 }
 
-/// Past MAX_UNREGISTERED connections without hello, new ones are turned away at once with a
-/// reason, and a session that says hello is let in again as soon as they go.
+/// Past MAX_UNREGISTERED connections without hello, each new one takes the place of the oldest,
+/// which is closed with the reason: a session that says hello gets in at once, however many
+/// connections sit there silent.
 #[tokio::test(start_paused = true)]
 async fn connections_without_hello_cannot_take_every_place() {
     let hub = TestHub::start();
@@ -512,8 +551,9 @@ async fn connections_without_hello_cannot_take_every_place() {
     }
     // Each is counted once it is accepted: a round trip on the last makes sure all were.
     silent.last_mut().unwrap().ok(json!({"op": "status"})).await;
-    let mut refused = hub.connect().await;
-    let answer = refused.read().await.expect("a reason");
+    let mut alpha = hub.peer("alpha", "on", None).await;
+    let mut oldest = silent.remove(0);
+    let answer = oldest.read().await.expect("a reason");
     assert_eq!(answer["code"], "hub_unreachable", "{answer}");
     assert!(
         answer["message"]
@@ -521,12 +561,26 @@ async fn connections_without_hello_cannot_take_every_place() {
             .unwrap()
             .contains("have not said hello")
     );
-    assert_eq!(refused.read().await, None);
+    assert_eq!(oldest.read().await, None);
+    // alpha said hello and no longer counts: a silent newcomer takes its place, and the next
+    // session takes that of the next oldest.
+    silent.push(hub.connect().await);
+    silent.last_mut().unwrap().ok(json!({"op": "status"})).await;
+    let beta = hub.peer("beta", "on", None).await;
+    let mut next_oldest = silent.remove(0);
+    assert_eq!(
+        next_oldest.read().await.expect("a reason")["code"],
+        "hub_unreachable"
+    );
+    assert_eq!(next_oldest.read().await, None);
+    // The others wait out their hello timeout.
     advance(HELLO_TIMEOUT).await;
     for mut peer in silent {
         assert_eq!(peer.read().await, None);
     }
-    hub.peer("alpha", "on", None).await;
+    let peers = alpha.ok(json!({"op": "peers"})).await;
+    assert_eq!(peers["peers"][0]["name"], "beta", "{peers}");
+    drop(beta);
 }
 
 /// A burst of 10,001 asks in one write at one session does not knock that session off: it gets

@@ -231,7 +231,7 @@ pub(super) fn lines_over_budget() -> RelayError {
 
 pub(super) fn too_many_unregistered() -> RelayError {
     RelayError::hub_unreachable(
-        "too many connections to the hub have not said hello; it refuses new ones until they do or time out, try again in a few seconds",
+        "too many connections to the hub have not said hello, and this was the oldest of them; it was closed to make room, say hello first when connecting again",
     )
 }
 

@@ -33,7 +33,10 @@ pub mod world;
 pub use cli::{RelayRun, RelayStream};
 pub use mcp::{Channel, ToolOutcome};
 pub use nats::NatsServer;
-pub use process::{KillOnDrop, copy_executable, kill, process_gone, wait_for, write_executable};
+pub use process::{
+    KillOnDrop, copy_executable, kill, poll_until, process_gone, reset_peak_rss, status_kib,
+    wait_for, write_executable,
+};
 pub use wire::RawPeer;
 pub use world::World;
 

@@ -109,6 +109,25 @@ pub fn process_gone(pid: u32) -> bool {
     }
 }
 
+/// A memory figure of process `pid` from `/proc/PID/status`, in KiB: `VmRSS` (resident now),
+/// `VmHWM` (the most resident since start, or since [`reset_peak_rss`]), `RssAnon`, ....
+/// `None` when the process or the field is not there.
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        rest.trim().trim_end_matches("kB").trim().parse().ok()
+    })
+}
+
+/// Resets the peak resident size of `pid` (`VmHWM`) to what is resident now, so that a later
+/// `VmHWM` is the peak since this call (writing 5 to `/proc/PID/clear_refs`, allowed for one's
+/// own processes since Linux 4.0).
+pub fn reset_peak_rss(pid: u32) {
+    fs::write(format!("/proc/{pid}/clear_refs"), "5")
+        .unwrap_or_else(|e| panic!("reset the peak RSS of {pid}: {e}"));
+}
+
 /// Looks at `condition` every [`POLL`] until it holds (true) or `within` has passed (false).
 /// Only for state that has no event to wait on: another process's files or existence.
 pub fn poll_until(within: Duration, mut condition: impl FnMut() -> bool) -> bool {

@@ -29,6 +29,12 @@ impl RawPeer {
         }
     }
 
+    /// How long a read waits before it fails the test (at first [`PROMPTLY`]): longer for an
+    /// event that comes after a known delay, such as a peer being dropped for not reading.
+    pub fn set_read_timeout(&mut self, timeout: std::time::Duration) {
+        self.stream.set_read_timeout(Some(timeout)).unwrap();
+    }
+
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("write to hub");
     }
