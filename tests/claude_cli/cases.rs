@@ -983,3 +983,69 @@ fn an_interactive_session_in_a_terminal_is_woken_to_answer() {
         panic!("waiters outlived the terminal's claude: {:?}", waiter_pids(&id));
     }
 }
+
+/// A one-shot print run, `claude -p "prompt"` (text input, as scripts use it). Claude Code runs
+/// `asyncRewake` hooks in the foreground there and waits for them: before the waiter checked for
+/// this, such a run never reached the model (its `SessionStart` waiter held it, on 2.1.197 and
+/// 2.1.332 alike, for the waiter's whole lifetime). Now the waiter ends at once: while the run's
+/// turn is under way its session is listed `queued`, without a waiter, and the run ends with its
+/// answer as soon as its turn is done, leaving no waiter behind.
+#[test]
+fn a_one_shot_print_run_is_not_held_by_its_waiter_and_reports_queued() {
+    let Some(h) = harness(
+        "a_one_shot_print_run_is_not_held_by_its_waiter_and_reports_queued",
+        VERSION,
+    ) else {
+        return;
+    };
+    let id = testkit::claude::harness::new_uuid();
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    let mut hold = Some(hold);
+    h.mock.script(&id, move |r| {
+        if !r.last_user_text().contains("ONE-SHOT") {
+            return None;
+        }
+        if let Some(hold) = hold.take() {
+            let _ = hold.recv_timeout(STEP);
+        }
+        Some(Reply::text("ONE-SHOT-DONE"))
+    });
+    let run = h.spawn_print("oneshot", &id, "ONE-SHOT: say done");
+    let runs = std::slice::from_ref(&run);
+    if h.mock
+        .wait_for(&id, READY, |r| r.last_user_text().contains("ONE-SHOT"))
+        .is_none()
+    {
+        h.fail(runs, "the run never reached the model: something held its start");
+    }
+    // Its turn is held at the model; its channel registers meanwhile.
+    let listed = testkit::process::poll_until(STEP, || {
+        peers_of(&h).iter().any(|peer| peer["name"] == "oneshot")
+    });
+    if !listed {
+        h.fail(runs, "the run's channel never registered");
+    }
+    let peer = peers_of(&h)
+        .into_iter()
+        .find(|peer| peer["name"] == "oneshot")
+        .unwrap();
+    assert_eq!(peer["delivery"], "queued", "{peer}");
+    assert_eq!(peer["waiter"], false, "{peer}");
+    assert!(
+        h.relay_logs().contains("runs hooks in the foreground"),
+        "the waiter said why it ended:\n{}",
+        h.relay_logs()
+    );
+    release.send(()).unwrap();
+    if !testkit::process::poll_until(STEP, || run.has_exited()) {
+        h.fail(runs, "the run did not end after its turn");
+    }
+    let answered = run
+        .events()
+        .iter()
+        .any(|event| event["type"] == "result" && event["result"] == "ONE-SHOT-DONE");
+    assert!(answered, "{}", run.diagnostics());
+    if !testkit::process::poll_until(Duration::from_secs(5), || waiter_pids(&id).is_empty()) {
+        h.fail(runs, "a waiter outlived the run");
+    }
+}

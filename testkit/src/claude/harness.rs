@@ -328,6 +328,33 @@ impl Harness {
         ClaudeSession::start(name, id, cmd, &self.root().join(format!("{name}.stderr")))
     }
 
+    /// Start session `name` as a one-shot print run: `claude -p PROMPT` (text input, output as
+    /// stream-json events), no channels flag, its stdin closed at once. Claude Code runs it to
+    /// the end of its turn and exits. Script its model before the prompt reaches it, e.g. from a
+    /// script registered for the id it is given: `id` is its `--session-id`.
+    pub fn spawn_print(&self, name: &str, id: &str, prompt: &str) -> ClaudeSession {
+        let (home, cwd) = self.make_home(name, self.seed_channels);
+        let mut cmd = base_command(&self.cli, &home, &cwd, &self.mock.base_url());
+        cmd.args(["-p", prompt, "--output-format", "stream-json", "--verbose"])
+            .args(["--session-id", id, "--debug-file"])
+            .arg(self.debug_file(name))
+            .arg("--plugin-dir")
+            .arg(&self.plugin_dir)
+            .arg("--allowedTools")
+            .arg(self.allowed_tools.join(","))
+            .env("CLAUDE_CODE_SESSION_NAME", name)
+            .env("CLAUDE_CODE_PLUGIN_CACHE_DIR", self.plugin_cache_dir())
+            .env("RELAY_BIN_DIR", &self.bin_dir);
+        let mut session = ClaudeSession::start(
+            name,
+            id.to_owned(),
+            cmd,
+            &self.root().join(format!("{name}.stderr")),
+        );
+        session.close_input();
+        session
+    }
+
     /// Start session `name` as a person starts Claude Code: plain `claude` (no `-p`, no channels
     /// flag) in a terminal, here a pane of a private tmux server (`tmux` is its executable). Its
     /// HOME is seeded so that no first-run dialog stands before the prompt
@@ -537,6 +564,12 @@ impl ClaudeSession {
         let stdin = self.stdin.as_mut().expect("stdin open");
         writeln!(stdin, "{msg}").expect("write to claude stdin");
         stdin.flush().expect("flush claude stdin");
+    }
+
+    /// Closes the session's input, as a script does when it has nothing more to say: under
+    /// stream-json input, Claude Code ends once its turn is done.
+    pub fn close_input(&mut self) {
+        drop(self.stdin.take());
     }
 
     /// The stream-json events printed so far (unparsable lines are skipped).
