@@ -1049,3 +1049,34 @@ fn a_one_shot_print_run_is_not_held_by_its_waiter_and_reports_queued() {
         h.fail(runs, "a waiter outlived the run");
     }
 }
+
+/// A stream-json session whose input ends (a script, or the Agent SDK, done with it): Claude Code
+/// finishes its turn, stops its MCP servers, and then waits for its background hooks before it
+/// exits, for up to 30 s (seen on 2.1.197 and 2.1.332: 31 s from start to exit with a waiter
+/// that kept waiting). The hub tells the waiter to stand down as soon as the session's channel
+/// left, and the one armed by the last turn's `Stop` just after, so the session exits at once.
+#[test]
+fn a_session_whose_input_ends_exits_without_waiting_for_its_waiter() {
+    let Some(mut h) = harness(
+        "a_session_whose_input_ends_exits_without_waiting_for_its_waiter",
+        VERSION,
+    ) else {
+        return;
+    };
+    h.without_channels_flag = vec!["beta"];
+    let mut ss = h.start_ready(&["beta"], READY);
+    waiter_armed(&h, &ss, "beta");
+    ss[0].close_input();
+    if !testkit::process::poll_until(Duration::from_secs(15), || ss[0].has_exited()) {
+        h.fail(&ss, "beta still runs 15 s after its input ended");
+    }
+    assert!(
+        h.relay_logs().contains("channel left"),
+        "the waiter stood down because the channel left:\n{}",
+        h.relay_logs()
+    );
+    if !testkit::process::poll_until(Duration::from_secs(5), || waiter_pids(&ss[0].id).is_empty())
+    {
+        h.fail(&ss, "a waiter outlived the session");
+    }
+}
