@@ -234,8 +234,8 @@ pub(crate) enum FromHub {
     Undelivered(Undelivered),
     /// Event, to a waiter: messages wait in its session's inbox; take them.
     Wake {},
-    /// Event, to a waiter: it is not needed (its session's pushes are on, or a newer waiter
-    /// took its place); it should exit without delivering anything.
+    /// Event, to a waiter: it is not needed (its session's pushes are on, a newer waiter took
+    /// its place, or its session's channel left); it should exit without delivering anything.
     StandDown { reason: String },
 }
 

@@ -1,7 +1,8 @@
 //! End-to-end tests with the REAL `claude` CLI, run offline against a scripted mock of the
 //! Messages API. They prove what unit tests cannot: that Claude Code loads the plugin, that our
 //! channel's pushes reach a real session's model as `<channel>` blocks, and that the model's tool
-//! calls travel back.
+//! calls travel back. Most sessions are `claude -p` in stream-json mode; one test drives a plain
+//! interactive `claude` in a tmux pane, as a person uses it (`tmux` required, like the CLI).
 //!
 //! Every case in `claude_cli/cases.rs` runs once per CLI version in `.ci/claude-versions` (the
 //! oldest supported and the newest tested), each installed by `.ci/install-claude.sh`; the
@@ -16,8 +17,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use testkit::bins;
-use testkit::claude::harness::{ClaudeSession, Harness, base_command, claude_or_skip, tool};
+use testkit::claude::harness::{
+    ClaudeSession, Harness, TerminalSession, base_command, claude_or_skip, tool,
+};
 use testkit::claude::mock_api::{ChannelBlock, Reply, Request};
+use testkit::claude::tmux::find_tmux;
 
 /// What `relay peers --json` says of the sessions of harness `h`'s hub, by name.
 fn peers_of(h: &Harness) -> Vec<Value> {
@@ -85,6 +89,49 @@ fn repo_root() -> PathBuf {
 fn harness(test: &str, version: &str) -> Option<Harness> {
     let cli = claude_or_skip(test, version)?;
     Some(Harness::new(cli, repo_root(), bins!().dir().to_owned()))
+}
+
+/// The `tmux` to drive an interactive session with; `None` (after one line saying so) when there
+/// is none outside CI. Under `CI=true` a missing tmux fails, as a missing CLI does.
+fn tmux_or_skip(test: &str, version: &str) -> Option<PathBuf> {
+    match find_tmux() {
+        Ok(tmux) => Some(tmux),
+        Err(why) if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
+            panic!("{test} ({version}): tmux is required under CI: {why}")
+        }
+        Err(why) => {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "skipped {test} ({version}): {why}");
+            None
+        }
+    }
+}
+
+/// How many times the relay's logs (of harness `h`, in full) record `event`.
+fn log_events(h: &Harness, event: &str) -> usize {
+    let needle = format!("\"event\":\"{event}\"");
+    let logs = h.plugin_data_dir().join("logs");
+    fs::read_dir(logs)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| fs::read_to_string(entry.path()).unwrap_or_default())
+        .map(|text| text.matches(&needle).count())
+        .sum()
+}
+
+/// Fails a terminal test with what the terminal shows, what the model was sent, and the logs.
+fn fail_in_terminal(h: &Harness, s: &TerminalSession, what: &str) -> ! {
+    h.fail(
+        &[],
+        &format!(
+            "{what}\n=== {} terminal\n{}\n=== {} requests\n{}",
+            s.name,
+            s.pane.screen(),
+            s.name,
+            h.mock.describe(&s.id)
+        ),
+    )
 }
 
 /// Wait for a main request of `s` satisfying `pred`, or fail with diagnostics.
@@ -160,8 +207,8 @@ fn relay_message_replier(
     }
 }
 
-/// The pids of the waiters (`relay-channel wait`) running under session `s`'s `claude`.
-fn waiter_pids(s: &ClaudeSession) -> Vec<u32> {
+/// The pids of the waiters (`relay-channel wait`) of the Claude Code session `session_id`.
+fn waiter_pids(session_id: &str) -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry
@@ -178,7 +225,7 @@ fn waiter_pids(s: &ClaudeSession) -> Vec<u32> {
         let environ = fs::read(entry.path().join("environ")).unwrap_or_default();
         let ours = environ
             .split(|b| *b == 0)
-            .any(|var| var == format!("CLAUDE_CODE_SESSION_ID={}", s.id).as_bytes());
+            .any(|var| var == format!("CLAUDE_CODE_SESSION_ID={session_id}").as_bytes());
         if is_waiter && ours {
             pids.push(pid);
         }

@@ -16,7 +16,7 @@ use testkit::{RelayRun, RelayStream, World, bins};
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Every check, in the order the doctor runs them.
-const CHECKS: [&str; 11] = [
+const CHECKS: [&str; 12] = [
     "relay-hub",
     "relay-channel",
     "launcher",
@@ -25,6 +25,7 @@ const CHECKS: [&str; 11] = [
     "hub",
     "stale-socket",
     "delivery",
+    "federation",
     "claude",
     "plugin",
     "sessions",

@@ -113,15 +113,20 @@ pub(crate) fn detect(parent_args: Option<&[String]>) -> PushState {
     }
 }
 
-/// The parent process's arguments: `/proc/<ppid>/cmdline` on Linux, else `ps -o args=` (macOS),
-/// whose words are enough here since the flags and their values hold no spaces.
+/// The parent process's arguments (see [`process_args`]).
 fn parent_args() -> Option<Vec<String>> {
-    let ppid = std::os::unix::process::parent_id();
-    if let Some(args) = nul_separated(Path::new(&format!("/proc/{ppid}/cmdline"))) {
+    process_args(std::os::unix::process::parent_id())
+}
+
+/// The arguments of process `pid`: `/proc/<pid>/cmdline` on Linux, else `ps -o args=` (macOS),
+/// whose words are enough for reading flags, since the flags the relay looks for and their
+/// values hold no spaces.
+pub(crate) fn process_args(pid: u32) -> Option<Vec<String>> {
+    if let Some(args) = nul_separated(Path::new(&format!("/proc/{pid}/cmdline"))) {
         return Some(args);
     }
     let output = std::process::Command::new("ps")
-        .args(["-o", "args=", "-p", &ppid.to_string()])
+        .args(["-o", "args=", "-p", &pid.to_string()])
         .stderr(std::process::Stdio::null())
         .output()
         .ok()

@@ -7,10 +7,11 @@
 //! takes a page of the session's inbox, prints it framed as the prompt hook frames it, and only
 //! then acknowledges it and exits 2: a waiter that dies before printing leaves the page to the
 //! next reader. It exits 0 without printing when the hub says it is not needed (the session's
-//! pushes are on, or a newer waiter took its place), when its session's `claude` process is
-//! gone, after [`LIFETIME`], or at once with `RELAY_WAKE=off` (for a user who wants messages only
-//! at the next prompt). It never starts a hub; it waits for one, and comes back to a hub that
-//! restarted.
+//! pushes are on, a newer waiter took its place, or the session's channel left: the session is
+//! ending), when its session's `claude` process is gone, after [`LIFETIME`], or at once with
+//! `RELAY_WAKE=off` (for a user who wants messages only at the next prompt) and under a
+//! `claude -p` that would wait for it in the foreground ([`waits_for_its_hooks`]). It never
+//! starts a hub; it waits for one, and comes back to a hub that restarted.
 
 use std::{
     io::{Read, Write},
@@ -22,7 +23,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::{
-    channel::hook::context,
+    channel::{hook::context, pushes::process_args},
     client::{Event, HubClient, Signal},
     errors::RelayError,
     logging::{self, Component, PeerName},
@@ -73,6 +74,14 @@ pub fn run() -> ExitCode {
         }
         let session = Session::of_this_hook();
         tracing::info!(claude_pid = session.pid, "waiter_started");
+        if let Some(why) = session
+            .pid
+            .and_then(process_args)
+            .as_deref()
+            .and_then(waits_for_its_hooks)
+        {
+            return Ok(Ended::Quietly(why));
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -136,6 +145,36 @@ impl Session {
         let answer = unsafe { libc::kill(pid as libc::pid_t, 0) };
         answer == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
     }
+}
+
+/// Why a `claude` started with `args` would run this waiter in the foreground, waiting for it to
+/// end, rather than in the background; `None` when it runs it in the background.
+///
+/// Claude Code (seen on 2.1.197 and 2.1.332) runs an `asyncRewake` hook in the background only in
+/// an interactive session or under `-p` with streaming input (`--input-format stream-json`, as
+/// the Agent SDK runs it). Under `claude -p "prompt"`, or with the prompt piped in as text, it
+/// runs it like any other hook and waits for it: a waiter would hold that session at its start
+/// (`SessionStart`) until the waiter's lifetime ran out, and such a session, which ends after its
+/// one turn, cannot be woken anyway. So the waiter ends at once there, and messages to that
+/// session are reported `queued`. (2.1.100 backgrounded the hook in every mode; then the check
+/// costs nothing but a wake-up of a session that ends after its turn anyway.)
+fn waits_for_its_hooks(args: &[String]) -> Option<String> {
+    let args: Vec<&str> = args
+        .iter()
+        .skip(1)
+        .map(String::as_str)
+        .take_while(|arg| *arg != "--")
+        .collect();
+    let print = args.iter().any(|arg| *arg == "-p" || *arg == "--print");
+    let streaming = args.iter().enumerate().any(|(i, arg)| {
+        *arg == "--input-format=stream-json"
+            || (*arg == "--input-format" && args.get(i + 1) == Some(&"stream-json"))
+    });
+    (print && !streaming).then(|| {
+        "claude -p without --input-format stream-json runs hooks in the foreground: a waiter \
+         would hold the session, which cannot be woken"
+            .to_owned()
+    })
 }
 
 fn comm(pid: u32) -> Option<String> {
@@ -254,4 +293,37 @@ async fn deliver(client: &HubClient, session_id: &str) -> Result<bool, RelayErro
         eprintln!("relay wait: the messages above were shown, but not acknowledged ({e})");
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waits(line: &str) -> bool {
+        let args: Vec<String> = line.split(' ').map(str::to_owned).collect();
+        waits_for_its_hooks(&args).is_some()
+    }
+
+    #[test]
+    fn only_a_print_run_without_streaming_input_waits_for_its_hooks() {
+        for line in [
+            "claude -p hello",
+            "claude --print hello",
+            "/usr/bin/claude --plugin-dir /x -p --output-format stream-json",
+            "claude -p --input-format text",
+            "claude -p --input-format=text hello",
+        ] {
+            assert!(waits(line), "{line}");
+        }
+        for line in [
+            "claude",
+            "claude --resume",
+            "claude --plugin-dir /x -p --input-format stream-json --output-format stream-json",
+            "claude --input-format=stream-json --print",
+            "claude -- -p",
+            "claude --dangerously-load-development-channels plugin:relay@claude-relay",
+        ] {
+            assert!(!waits(line), "{line}");
+        }
+    }
 }

@@ -146,7 +146,7 @@ impl Hub {
             .with_inbox(&owner)
             .and_then(|peer| state.peers.get(peer))
             .is_some_and(|peer| peer.is_pushed_to());
-        state.waiters.arm(session, conn, outbox);
+        state.waiters.arm(session, conn, outbox, Instant::now());
         if pushed {
             state
                 .waiters

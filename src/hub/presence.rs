@@ -52,6 +52,9 @@ impl Hub {
         let mut state = self.state();
         let name = state.peers.register(conn, peer)?;
         let waiting = state.inboxes.claim(&inbox);
+        if let Owner::Session(session) = &inbox {
+            state.waiters.session_joined(session);
+        }
         if let (Owner::Session(session), Pushes::On) = (&inbox, pushes) {
             state
                 .waiters
@@ -138,7 +141,8 @@ impl Hub {
 
     /// The connection `conn` closed. A page of an inbox it took and did not acknowledge goes to
     /// the next taker. If it was a peer: asks addressed to it fail for their callers with
-    /// `peer_gone`, asks it made are forgotten, and its inbox waits for its session to come back.
+    /// `peer_gone`, asks it made are forgotten, its inbox waits for its session to come back, and
+    /// its session's waiter stands down.
     pub(crate) fn disconnect(&self, conn: ConnId) {
         let mut state = self.state();
         state.inboxes.release_leases(conn);
@@ -158,6 +162,13 @@ impl Hub {
         }
         state.peers.remove(conn);
         self.announce(&mut state, Change::Left { name: name.clone() });
+        if let Owner::Session(session) = &inbox
+            && !self.is_shutting_down()
+        {
+            // Its waiter has nothing left to wake. (A hub shutting down closes every
+            // connection; the sessions live on, and their waiters come back to the next hub.)
+            state.waiters.session_left(session, Instant::now());
+        }
         match state.inboxes.release(&inbox, Instant::now()) {
             Released::Kept { waiting, nearest } => {
                 if let Owner::Session(session) = &inbox {

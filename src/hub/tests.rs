@@ -747,6 +747,44 @@ async fn a_waiter_is_told_to_wake_and_asks_say_woken() {
     );
 }
 
+/// When a session's channel leaves, the session is ending: its waiter stands down, so does one
+/// that arms just after (the last turn's `Stop` hook), and asks to its name fail (no such peer).
+/// A channel of the session that registers again makes it wakeable again.
+#[tokio::test(start_paused = true)]
+async fn a_waiter_stands_down_when_its_sessions_channel_leaves() {
+    let hub = TestHub::start();
+    let mut alpha = hub.peer("alpha", "on", None).await;
+    let beta = hub.peer("beta", "off", Some("s-beta")).await;
+    let mut waiter = hub.connect().await;
+    let mut events = Vec::new();
+    let armed = waiter
+        .request_keeping(json!({"op": "wait", "session_id": "s-beta"}), &mut events)
+        .await;
+    assert_eq!(armed["type"], "ok", "{armed}");
+    assert!(events.is_empty(), "{events:?}");
+    beta.close().await;
+    let told = waiter.event().await;
+    assert_eq!(told["type"], "stand_down", "{told}");
+    assert!(
+        told["reason"].as_str().unwrap().contains("channel left"),
+        "{told}"
+    );
+    let mut late = hub.connect().await;
+    let told = arm(&mut late, "s-beta").await;
+    assert_eq!(told["type"], "stand_down", "{told}");
+    let status = alpha.ok(json!({"op": "status"})).await;
+    assert_eq!(status["waiters"], 0, "{status}");
+
+    let _back = hub.peer("beta", "off", Some("s-beta")).await;
+    let mut again = hub.connect().await;
+    let armed = again
+        .request_keeping(json!({"op": "wait", "session_id": "s-beta"}), &mut events)
+        .await;
+    assert_eq!(armed["type"], "ok", "{armed}");
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(alpha.ok(ask("beta", 600)).await["delivery"], "woken");
+}
+
 /// Without a waiter, and past the turn a waiter woke, asks to the session are `queued` again.
 #[tokio::test(start_paused = true)]
 async fn without_a_waiter_asks_say_queued() {

@@ -38,10 +38,17 @@ enum Waiting {
     Woke { until: Instant },
 }
 
+/// How long the hub remembers that a session's channel left, so that a waiter arming just after
+/// it (the `Stop` hook of the session's last turn runs as the session shuts its MCP servers) is
+/// told at once to stand down. Seconds are enough; a minute is generous.
+pub(crate) const LEFT_MEMORY: Duration = Duration::from_secs(60);
+
 /// Every session's waiter, by Claude Code session id.
 #[derive(Debug, Default)]
 pub(crate) struct Waiters {
     sessions: HashMap<String, Waiting>,
+    /// Sessions whose channel left, and when.
+    left: HashMap<String, Instant>,
 }
 
 /// Whether messages to a session wake it.
@@ -56,8 +63,14 @@ pub(crate) enum Wakes {
 
 impl Waiters {
     /// Arms the waiter on `conn` for `session`, replacing (and telling to stand down) one armed
-    /// before it.
-    pub(crate) fn arm(&mut self, session: &str, conn: ConnId, outbox: Outbox) {
+    /// before it; or tells it to stand down at once when the session's channel left lately.
+    pub(crate) fn arm(&mut self, session: &str, conn: ConnId, outbox: Outbox, now: Instant) {
+        self.left
+            .retain(|_, since| now.saturating_duration_since(*since) < LEFT_MEMORY);
+        if self.left.contains_key(session) {
+            stand_down(&outbox, SESSION_LEFT);
+            return;
+        }
         let armed = Waiting::Armed {
             conn,
             outbox,
@@ -113,6 +126,23 @@ impl Waiters {
         }
     }
 
+    /// The channel of `session` left (its connection closed while the hub runs): the session is
+    /// ending, so its waiter stands down, and so does one that arms in the next [`LEFT_MEMORY`].
+    /// Claude Code waits for its background hooks before it exits (up to 30 s, seen on 2.1.197 and
+    /// 2.1.332 under `claude -p --input-format stream-json` when the input ends): a waiter waiting
+    /// for messages there would only hold the exit up.
+    pub(crate) fn session_left(&mut self, session: &str, now: Instant) {
+        self.left.insert(session.to_owned(), now);
+        if let Some(Waiting::Armed { outbox, .. }) = self.sessions.remove(session) {
+            stand_down(&outbox, SESSION_LEFT);
+        }
+    }
+
+    /// A channel of `session` registered: it is not ending (any more).
+    pub(crate) fn session_joined(&mut self, session: &str) {
+        self.left.remove(session);
+    }
+
     /// The connection `conn` closed: if it was a waiter that woke its session, the session is
     /// being woken for [`WOKEN_TURN`]; any other waiter is simply gone.
     pub(crate) fn disconnected(&mut self, conn: ConnId, now: Instant) {
@@ -150,6 +180,9 @@ impl Waiters {
     }
 }
 
+/// Why a waiter stands down when its session's channel left.
+const SESSION_LEFT: &str = "its session's channel left: the session is ending";
+
 fn stand_down(outbox: &Outbox, why: &str) {
     outbox.send(&FromHub::StandDown {
         reason: why.to_owned(),
@@ -169,14 +202,14 @@ mod tests {
         let now = Instant::now();
         let mut waiters = Waiters::default();
         assert_eq!(waiters.wakes("s", now), Wakes::No);
-        waiters.arm("s", ConnId(1), outbox());
+        waiters.arm("s", ConnId(1), outbox(), now);
         assert_eq!(waiters.wakes("s", now), Wakes::Armed);
         assert_eq!(waiters.armed(), 1);
         waiters.took("s", ConnId(1));
         waiters.disconnected(ConnId(1), now);
         assert_eq!(waiters.wakes("s", now), Wakes::Waking);
         assert_eq!(waiters.wakes("s", now + WOKEN_TURN), Wakes::No);
-        waiters.arm("s", ConnId(2), outbox());
+        waiters.arm("s", ConnId(2), outbox(), now);
         waiters.disconnected(ConnId(2), now);
         assert_eq!(waiters.wakes("s", now), Wakes::No, "it woke nothing");
     }
@@ -186,8 +219,8 @@ mod tests {
         let now = Instant::now();
         let mut waiters = Waiters::default();
         let (older, mut told) = Outbox::new(Default::default());
-        waiters.arm("s", ConnId(1), older);
-        waiters.arm("s", ConnId(2), outbox());
+        waiters.arm("s", ConnId(1), older, now);
+        waiters.arm("s", ConnId(2), outbox(), now);
         let line = told.lines.try_recv().unwrap();
         assert!(String::from_utf8(line).unwrap().contains("stand_down"));
         waiters.disconnected(ConnId(1), now);
@@ -196,5 +229,35 @@ mod tests {
             Wakes::Armed,
             "the newer stays armed"
         );
+    }
+
+    fn told(lines: &mut crate::hub::outbox::OutboxReceiver) -> String {
+        String::from_utf8(lines.lines.try_recv().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_waiter_stands_down_when_its_sessions_channel_leaves() {
+        let now = Instant::now();
+        let mut waiters = Waiters::default();
+        let (armed, mut armed_told) = Outbox::new(Default::default());
+        waiters.arm("s", ConnId(1), armed, now);
+        waiters.session_left("s", now);
+        assert!(told(&mut armed_told).contains("channel left"));
+        assert_eq!(waiters.wakes("s", now), Wakes::No);
+        assert_eq!(waiters.armed(), 0);
+
+        // The last turn's Stop hook arms a waiter just after: it stands down at once.
+        let (late, mut late_told) = Outbox::new(Default::default());
+        waiters.arm("s", ConnId(2), late, now + Duration::from_secs(1));
+        assert!(told(&mut late_told).contains("channel left"));
+        assert_eq!(waiters.armed(), 0);
+
+        // Long after, or once a channel of the session is back, a waiter arms.
+        waiters.arm("s", ConnId(3), outbox(), now + LEFT_MEMORY);
+        assert_eq!(waiters.armed(), 1);
+        waiters.session_left("s", now + LEFT_MEMORY);
+        waiters.session_joined("s");
+        waiters.arm("s", ConnId(4), outbox(), now + LEFT_MEMORY);
+        assert_eq!(waiters.wakes("s", now + LEFT_MEMORY), Wakes::Armed);
     }
 }

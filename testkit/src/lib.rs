@@ -1,4 +1,4 @@
-//! What claude-relay's binary-level tests (`tests/`) and its bench (`benches/relay/`) share: one
+//! What claude-relay's binary-level tests (`tests/`) and its benches (`benches/`) share: one
 //! way to set up a temporary world, start the real binaries in it, talk to them and clean up.
 //!
 //! - [`world`]: a temporary data directory, HOME and working directories, the environment of

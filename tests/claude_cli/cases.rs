@@ -840,7 +840,7 @@ fn waiters_end_with_their_session_and_outlive_a_hub_restart() {
     h.without_channels_flag = vec!["beta", "gamma"];
     let mut ss = h.start_ready(&["alpha", "beta", "gamma"], READY);
     waiter_armed(&h, &ss, "gamma");
-    let gamma_waiters = waiter_pids(&ss[2]);
+    let gamma_waiters = waiter_pids(&ss[2].id);
     assert!(!gamma_waiters.is_empty(), "gamma has a waiter process");
     testkit::process::kill(ss[2].pid(), "KILL");
     for pid in gamma_waiters {
@@ -876,4 +876,252 @@ fn waiters_end_with_their_session_and_outlive_a_hub_restart() {
             .iter()
             .any(|c| c.content.contains("AFTER-RESTART-A"))
     });
+}
+
+/// A person's terminal: plain `claude` (no channels flag, no `-p`) in a tmux pane. A prompt is
+/// typed and its turn ends, which arms the session's waiter; then a question comes from the
+/// command line (`relay ask`). With nothing typed after it, the terminal shows "Stop hook
+/// feedback", then the model answering with relay_reply; the asker, told `woken`, gets the
+/// answer.
+///
+/// Seen (tmux 3.3a, 160×50): 2.1.197 opens on its welcome box, 2.1.332 on a notice that auto mode
+/// is now the default permission mode; neither waits for a key, and the seeded config leaves no
+/// dialog before the `❯` prompt. On both, within a second of the question being sent, under the
+/// first turn the transcript reads `● Stop hook feedback`, then `Called plugin:relay:relay (ctrl+o
+/// to expand)` (the relay_reply call, folded), then `● TERMINAL-ANSWERED: ...`, and the prompt
+/// below is empty.
+#[test]
+fn an_interactive_session_in_a_terminal_is_woken_to_answer() {
+    const TEST: &str = "an_interactive_session_in_a_terminal_is_woken_to_answer";
+    let Some(h) = harness(TEST, VERSION) else {
+        return;
+    };
+    let Some(tmux) = tmux_or_skip(TEST, VERSION) else {
+        return;
+    };
+    let beta = h.start_in_terminal("beta", &tmux);
+    let mut answer = relay_message_replier("TERMINAL-Q", "TERMINAL-A");
+    h.mock.script(&beta.id, move |r| {
+        if r.last_user_text().contains("FIRST-PROMPT") {
+            return Some(Reply::text("TERMINAL-READY: nothing to do yet"));
+        }
+        if r.tool_result(&tool("relay_reply")).is_some() {
+            return Some(Reply::text("TERMINAL-ANSWERED: told the asker"));
+        }
+        answer(r)
+    });
+
+    // The empty prompt: a line that is `❯` alone (a dialog's menu marks its choice `❯ 1. ...`).
+    let at_prompt = |screen: &str| screen.lines().any(|line| line.trim() == "❯");
+    if beta.pane.wait_for_screen(READY, at_prompt).is_none() {
+        fail_in_terminal(&h, &beta, "the prompt never showed");
+    }
+    beta.pane.type_text("FIRST-PROMPT: hello");
+    // (Claude Code puts a no-break space after the `❯`.)
+    let typed = |screen: &str| {
+        screen
+            .lines()
+            .any(|line| line.starts_with('❯') && line.contains("FIRST-PROMPT: hello"))
+    };
+    if beta.pane.wait_for_screen(STEP, typed).is_none() {
+        fail_in_terminal(&h, &beta, "the typed prompt never showed");
+    }
+    // A person presses Enter again when nothing happens; so does the test (an Enter on the empty
+    // prompt does nothing).
+    let sent = (0..3).any(|_| {
+        beta.pane.press("Enter");
+        h.mock
+            .wait_for(&beta.id, Duration::from_secs(10), |r| {
+                r.last_user_text().contains("FIRST-PROMPT")
+            })
+            .is_some()
+    });
+    if !sent {
+        fail_in_terminal(&h, &beta, "the first prompt never reached the model");
+    }
+    if beta
+        .pane
+        .wait_for_screen(STEP, |screen| screen.contains("TERMINAL-READY"))
+        .is_none()
+    {
+        fail_in_terminal(&h, &beta, "the first answer never showed");
+    }
+    // The turn's end armed the Stop hook's waiter, which replaced the one armed at start.
+    let replaced = testkit::process::poll_until(STEP, || {
+        log_events(&h, "waiter_armed") >= 2 && h.relay_logs().contains("a newer waiter took its place")
+    });
+    if !replaced {
+        fail_in_terminal(&h, &beta, "no waiter was armed at the end of the first turn");
+    }
+    let before = h.mock.main_requests(&beta.id).len();
+
+    let mut ask = testkit::KillOnDrop::spawn(
+        std::process::Command::new(bins!().relay)
+            .args(["ask", "beta", "TERMINAL-Q: which branch?", "--json", "--timeout", "60"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", h.root())
+            .env("CLAUDE_PLUGIN_DATA", h.plugin_data_dir())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+        "relay ask",
+    );
+    let status = ask.wait_within(Duration::from_secs(90), testkit::process::POLL);
+    let mut out = String::new();
+    if let Some(stdout) = ask.child().stdout.as_mut() {
+        let _ = std::io::Read::read_to_string(stdout, &mut out);
+    }
+    if !status.is_some_and(|s| s.success()) {
+        fail_in_terminal(&h, &beta, &format!("relay ask ended {status:?}: {out}"));
+    }
+    let reply: Value = serde_json::from_str(&out).unwrap_or_else(|_| json!({ "not_json": out }));
+    assert_eq!(reply["text"], "TERMINAL-A", "{reply}");
+    assert_eq!(reply["from"], "beta", "{reply}");
+    assert_eq!(reply["delivery"], "woken", "{reply}");
+
+    let Some(screen) = beta
+        .pane
+        .wait_for_screen(STEP, |screen| screen.contains("TERMINAL-ANSWERED"))
+    else {
+        fail_in_terminal(&h, &beta, "the woken turn never showed in the terminal");
+    };
+    // How Claude Code shows the relay_reply call, folded.
+    const TOOL_CALL: &str = "Called plugin:relay:relay";
+    let at = |text: &str| {
+        screen
+            .find(text)
+            .unwrap_or_else(|| fail_in_terminal(&h, &beta, &format!("{text:?} is not shown")))
+    };
+    assert!(
+        at("TERMINAL-READY") < at("Stop hook feedback")
+            && at("Stop hook feedback") < at(TOOL_CALL)
+            && at(TOOL_CALL) < at("TERMINAL-ANSWERED"),
+        "the woken turn in order after the first:\n{screen}"
+    );
+    // Nothing was typed: every request since the question answers the waiter's wake-up or a
+    // tool's result, none a prompt.
+    let since = h.mock.main_requests(&beta.id).split_off(before);
+    let woken = &since[0];
+    let text = woken.last_user_text();
+    assert!(text.contains("Stop hook"), "woken by the Stop hook: {text}");
+    assert_eq!(
+        relay_messages_in(&text)
+            .iter()
+            .filter(|(_, question)| question.contains("TERMINAL-Q"))
+            .count(),
+        1,
+        "{text}"
+    );
+    for r in &since[1..] {
+        assert!(
+            !r.tool_results().is_empty(),
+            "a request after the wake-up that is no tool result: {}",
+            r.last_user_text()
+        );
+    }
+
+    // Ending the terminal's claude leaves no waiter behind (Claude Code starts hooks detached).
+    let id = beta.id.clone();
+    drop(beta);
+    if !testkit::process::poll_until(Duration::from_secs(5), || waiter_pids(&id).is_empty()) {
+        panic!("waiters outlived the terminal's claude: {:?}", waiter_pids(&id));
+    }
+}
+
+/// A one-shot print run, `claude -p "prompt"` (text input, as scripts use it). Claude Code runs
+/// `asyncRewake` hooks in the foreground there and waits for them: before the waiter checked for
+/// this, such a run never reached the model (its `SessionStart` waiter held it, on 2.1.197 and
+/// 2.1.332 alike, for the waiter's whole lifetime). Now the waiter ends at once: while the run's
+/// turn is under way its session is listed `queued`, without a waiter, and the run ends with its
+/// answer as soon as its turn is done, leaving no waiter behind.
+#[test]
+fn a_one_shot_print_run_is_not_held_by_its_waiter_and_reports_queued() {
+    let Some(h) = harness(
+        "a_one_shot_print_run_is_not_held_by_its_waiter_and_reports_queued",
+        VERSION,
+    ) else {
+        return;
+    };
+    let id = testkit::claude::harness::new_uuid();
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    let mut hold = Some(hold);
+    h.mock.script(&id, move |r| {
+        if !r.last_user_text().contains("ONE-SHOT") {
+            return None;
+        }
+        if let Some(hold) = hold.take() {
+            let _ = hold.recv_timeout(STEP);
+        }
+        Some(Reply::text("ONE-SHOT-DONE"))
+    });
+    let run = h.spawn_print("oneshot", &id, "ONE-SHOT: say done");
+    let runs = std::slice::from_ref(&run);
+    if h.mock
+        .wait_for(&id, READY, |r| r.last_user_text().contains("ONE-SHOT"))
+        .is_none()
+    {
+        h.fail(runs, "the run never reached the model: something held its start");
+    }
+    // Its turn is held at the model; its channel registers meanwhile.
+    let listed = testkit::process::poll_until(STEP, || {
+        peers_of(&h).iter().any(|peer| peer["name"] == "oneshot")
+    });
+    if !listed {
+        h.fail(runs, "the run's channel never registered");
+    }
+    let peer = peers_of(&h)
+        .into_iter()
+        .find(|peer| peer["name"] == "oneshot")
+        .unwrap();
+    assert_eq!(peer["delivery"], "queued", "{peer}");
+    assert_eq!(peer["waiter"], false, "{peer}");
+    assert!(
+        h.relay_logs().contains("runs hooks in the foreground"),
+        "the waiter said why it ended:\n{}",
+        h.relay_logs()
+    );
+    release.send(()).unwrap();
+    if !testkit::process::poll_until(STEP, || run.has_exited()) {
+        h.fail(runs, "the run did not end after its turn");
+    }
+    let answered = run
+        .events()
+        .iter()
+        .any(|event| event["type"] == "result" && event["result"] == "ONE-SHOT-DONE");
+    assert!(answered, "{}", run.diagnostics());
+    if !testkit::process::poll_until(Duration::from_secs(5), || waiter_pids(&id).is_empty()) {
+        h.fail(runs, "a waiter outlived the run");
+    }
+}
+
+/// A stream-json session whose input ends (a script, or the Agent SDK, done with it): Claude Code
+/// finishes its turn, stops its MCP servers, and then waits for its background hooks before it
+/// exits, for up to 30 s (seen on 2.1.197 and 2.1.332: 31 s from start to exit with a waiter
+/// that kept waiting). The hub tells the waiter to stand down as soon as the session's channel
+/// left, and the one armed by the last turn's `Stop` just after, so the session exits at once.
+#[test]
+fn a_session_whose_input_ends_exits_without_waiting_for_its_waiter() {
+    let Some(mut h) = harness(
+        "a_session_whose_input_ends_exits_without_waiting_for_its_waiter",
+        VERSION,
+    ) else {
+        return;
+    };
+    h.without_channels_flag = vec!["beta"];
+    let mut ss = h.start_ready(&["beta"], READY);
+    waiter_armed(&h, &ss, "beta");
+    ss[0].close_input();
+    if !testkit::process::poll_until(Duration::from_secs(15), || ss[0].has_exited()) {
+        h.fail(&ss, "beta still runs 15 s after its input ended");
+    }
+    assert!(
+        h.relay_logs().contains("channel left"),
+        "the waiter stood down because the channel left:\n{}",
+        h.relay_logs()
+    );
+    if !testkit::process::poll_until(Duration::from_secs(5), || waiter_pids(&ss[0].id).is_empty())
+    {
+        h.fail(&ss, "a waiter outlived the session");
+    }
 }

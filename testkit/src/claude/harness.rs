@@ -32,6 +32,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use super::mock_api::{MockApi, tail};
+use super::tmux::TmuxPane;
 use crate::process::{kill, kill_group, poll_until, process_gone};
 
 /// Name of the plugin (`.claude-plugin/plugin.json`) and of its MCP server.
@@ -104,6 +105,23 @@ pub fn claude_json(seed_channels: bool) -> Value {
             "tengu_harbor_ledger": [{ "marketplace": "inline", "plugin": PLUGIN }],
         });
     }
+    v
+}
+
+/// The API key of an interactive session. Claude Code asks once whether to use a key found in
+/// the environment, and remembers the answer by the key's last 20 characters: this one is long
+/// enough for that, and [`interactive_claude_json`] approves it.
+pub const INTERACTIVE_API_KEY: &str = "sk-ant-api03-relay-offline-test-0123456789abcdefghij";
+
+/// The `.claude.json` of an interactive session working in `cwd`: [`claude_json`] plus the
+/// answers to the dialogs an interactive `claude` shows at its first start, so that it opens
+/// straight at its prompt: onboarding done, [`INTERACTIVE_API_KEY`] approved, `cwd` trusted.
+pub fn interactive_claude_json(seed_channels: bool, cwd: &Path) -> Value {
+    let mut v = claude_json(seed_channels);
+    let key = &INTERACTIVE_API_KEY[INTERACTIVE_API_KEY.len() - 20..];
+    v["customApiKeyResponses"] = json!({ "approved": [key], "rejected": [] });
+    let cwd = fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_owned());
+    v["projects"] = json!({ cwd.to_string_lossy(): { "hasTrustDialogAccepted": true } });
     v
 }
 
@@ -345,6 +363,70 @@ impl Harness {
         ClaudeSession::start(name, id, cmd, &self.root().join(format!("{name}.stderr")))
     }
 
+    /// Start session `name` as a one-shot print run: `claude -p PROMPT` (text input, output as
+    /// stream-json events), no channels flag, its stdin closed at once. Claude Code runs it to
+    /// the end of its turn and exits. Script its model before the prompt reaches it, e.g. from a
+    /// script registered for the id it is given: `id` is its `--session-id`.
+    pub fn spawn_print(&self, name: &str, id: &str, prompt: &str) -> ClaudeSession {
+        let (home, cwd) = self.make_home(name, self.seed_channels);
+        let mut cmd = base_command(&self.cli, &home, &cwd, &self.mock.base_url());
+        cmd.args(["-p", prompt, "--output-format", "stream-json", "--verbose"])
+            .args(["--session-id", id, "--debug-file"])
+            .arg(self.debug_file(name))
+            .arg("--plugin-dir")
+            .arg(&self.plugin_dir)
+            .arg("--allowedTools")
+            .arg(self.allowed_tools.join(","))
+            .env("CLAUDE_CODE_SESSION_NAME", name)
+            .env("CLAUDE_CODE_PLUGIN_CACHE_DIR", self.plugin_cache_dir())
+            .env("RELAY_BIN_DIR", &self.bin_dir);
+        let mut session = ClaudeSession::start(
+            name,
+            id.to_owned(),
+            cmd,
+            &self.root().join(format!("{name}.stderr")),
+        );
+        session.close_input();
+        session
+    }
+
+    /// Start session `name` as a person starts Claude Code: plain `claude` (no `-p`, no channels
+    /// flag) in a terminal, here a pane of a private tmux server (`tmux` is its executable). Its
+    /// HOME is seeded so that no first-run dialog stands before the prompt
+    /// ([`interactive_claude_json`]); the relay tools are allowed (`--allowedTools`) as a user
+    /// who approved them once would have them. Script its model with
+    /// `self.mock.script(&session.id, ..)`.
+    pub fn start_in_terminal(&self, name: &str, tmux: &Path) -> TerminalSession {
+        let (home, cwd) = self.make_home(name, self.seed_channels);
+        fs::write(
+            home.join(".claude.json"),
+            serde_json::to_vec_pretty(&interactive_claude_json(self.seed_channels, &cwd)).unwrap(),
+        )
+        .expect("write .claude.json");
+        let id = new_uuid();
+        let mut cmd = base_command(&self.cli, &home, &cwd, &self.mock.base_url());
+        cmd.env("ANTHROPIC_API_KEY", INTERACTIVE_API_KEY)
+            .args(["--session-id", &id, "--debug-file"])
+            .arg(self.debug_file(name))
+            .arg("--plugin-dir")
+            .arg(&self.plugin_dir)
+            .arg("--allowedTools")
+            .arg(self.allowed_tools.join(","))
+            .env("CLAUDE_CODE_SESSION_NAME", name)
+            .env("CLAUDE_CODE_PLUGIN_CACHE_DIR", self.plugin_cache_dir())
+            .env("RELAY_BIN_DIR", &self.bin_dir);
+        for (_, key, value) in self.session_env.iter().filter(|(who, ..)| *who == name) {
+            cmd.env(key, value);
+        }
+        let dir = self.root().join(format!("{name}.tmux"));
+        fs::create_dir_all(&dir).expect("tmux dir");
+        TerminalSession {
+            name: name.to_owned(),
+            id,
+            pane: TmuxPane::start(tmux, &dir, &cmd),
+        }
+    }
+
     /// Start the named sessions together (their start-ups overlap), type a
     /// first prompt into each, and wait until each one's model has been
     /// offered the relay tools, i.e. its relay MCP server is connected. (If
@@ -447,6 +529,17 @@ impl Drop for Harness {
     }
 }
 
+/// One interactive `claude` in a terminal (see [`Harness::start_in_terminal`]). Dropping it ends
+/// the `claude` and the tmux server.
+pub struct TerminalSession {
+    /// The relay name it was started with.
+    pub name: String,
+    /// The `--session-id`, which is also the mock's key for its script.
+    pub id: String,
+    /// The terminal: type into it, read it.
+    pub pane: TmuxPane,
+}
+
 /// stdout lines of a session, with a Condvar so tests can wait on them.
 #[derive(Default)]
 struct Lines {
@@ -509,6 +602,12 @@ impl ClaudeSession {
         let stdin = self.stdin.as_mut().expect("stdin open");
         writeln!(stdin, "{msg}").expect("write to claude stdin");
         stdin.flush().expect("flush claude stdin");
+    }
+
+    /// Closes the session's input, as a script does when it has nothing more to say: under
+    /// stream-json input, Claude Code ends once its turn is done.
+    pub fn close_input(&mut self) {
+        drop(self.stdin.take());
     }
 
     /// The stream-json events printed so far (unparsable lines are skipped).

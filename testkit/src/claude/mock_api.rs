@@ -41,6 +41,8 @@ pub struct Request {
     pub session: Option<String>,
     /// The parsed JSON body (`Value::Null` if it was not JSON).
     pub body: Value,
+    /// When its request line was read: the moment the request reached the mock.
+    pub at: Instant,
 }
 
 /// A `tool_result` block of the last user message, paired with the name of
@@ -491,6 +493,7 @@ fn serve_connection(conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
 
     let mut line = String::new();
     reader.read_line(&mut line)?;
+    let at = Instant::now();
     let mut parts = line.split_whitespace();
     let method = parts.next().unwrap_or_default().to_owned();
     let path = parts.next().unwrap_or_default().to_owned();
@@ -530,6 +533,7 @@ fn serve_connection(conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
             path,
             session: headers.get("x-claude-code-session-id").cloned(),
             body,
+            at,
         };
         state.requests.push(request.clone());
         request
