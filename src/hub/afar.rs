@@ -125,8 +125,8 @@ impl Hub {
     }
 
     /// Sends `afar`, a reply to a session of another host, and answers request `id` on
-    /// `outbox`. A host that cannot be reached gets the ask back, so the reply can be sent
-    /// again.
+    /// `outbox`. When the asker's host cannot be reached, or its inbox is full, the ask stays
+    /// answerable, so the reply can be sent again.
     pub(super) async fn send_reply(self, outbox: Outbox, id: u64, afar: ReplyAfar) {
         let ReplyAfar { ask, reply } = afar;
         let host = ask
@@ -141,17 +141,22 @@ impl Hub {
             .request::<ReplyAnswer>(subject, &reply, &host)
             .await;
         let mut state = self.state();
-        let replied = match answer {
-            Ok(Some(ReplyAnswer::Delivered)) => Ok(Replied {}),
-            Ok(Some(ReplyAnswer::Refused { code, message })) => Err(refused(code, message)),
-            Ok(None) => Err(texts::host_not_listening(&ask.caller_name)),
+        let (replied, answerable) = match answer {
+            Ok(Some(ReplyAnswer::Delivered)) => (Ok(Replied {}), false),
+            // The asker's inbox is full: the ask stays answerable there, so it does here.
+            Ok(Some(ReplyAnswer::Refused { code, message })) => {
+                (Err(refused(code, message)), code == ErrorCode::InboxFull)
+            }
+            Ok(None) => (Err(texts::host_not_listening(&ask.caller_name)), false),
             Err(e) => {
                 tracing::warn!(ask_id = %ask.ask_id, host = %host, "reply_afar_not_sent");
-                state.asks.restore(ask);
-                self.wake_deadline_task();
-                Err(e)
+                (Err(e), true)
             }
         };
+        if answerable {
+            state.asks.restore(ask);
+            self.wake_deadline_task();
+        }
         outbox.send(&response(id, replied));
     }
 
