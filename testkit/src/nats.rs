@@ -36,7 +36,7 @@ impl NatsServer {
             crate::skip_unless_ci(
                 test,
                 "nats-server",
-                &format!("no {NATS_SERVER} (bash .ci/install-nats.sh installs Debian's)"),
+                &format!("no {NATS_SERVER} (bash .ci/install-packages.sh installs Debian's)"),
             );
             return None;
         }
