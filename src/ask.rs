@@ -25,6 +25,15 @@ impl ConnId {
     pub(crate) const REMOTE: ConnId = ConnId(0);
 }
 
+/// Where an ask made by a session of another hub came from: that hub's host, and the ask's id
+/// there. It keeps that id here unless it would collide with one of this hub's (then it gets
+/// one of this hub's making), so another hub can never choose the ids of this hub's table.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AskedFrom {
+    pub host: String,
+    pub ask_id: String,
+}
+
 /// An ask the hub is waiting on.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PendingAsk {
@@ -37,9 +46,9 @@ pub(crate) struct PendingAsk {
     pub timeout_secs: u64,
     pub thread_id: String,
     pub broadcast_id: Option<String>,
-    /// The caller's host, when it is a session of another hub (`caller` is then
-    /// [`ConnId::REMOTE`]): that hub owns the deadline.
-    pub caller_host: Option<String>,
+    /// Set when the caller is a session of another hub (`caller` is then [`ConnId::REMOTE`]):
+    /// that hub owns the deadline.
+    pub asked_from: Option<AskedFrom>,
     /// The target's host, when it is a session of another hub (`target` is then
     /// [`ConnId::REMOTE`]).
     pub target_host: Option<String>,
@@ -85,6 +94,8 @@ pub(crate) struct AskTable {
     pending: HashMap<String, PendingAsk>,
     /// How many of the pending asks each caller made.
     by_caller: HashMap<ConnId, usize>,
+    /// How many of the pending asks the sessions of each other host made.
+    by_host: HashMap<String, usize>,
     deadlines: BTreeSet<(Instant, String)>,
     ended: HashMap<String, (Ending, String)>,
     ended_order: VecDeque<String>,
@@ -103,6 +114,9 @@ impl AskTable {
             .is_none_or(|first| ask.deadline < first);
         self.deadlines.insert((ask.deadline, ask.ask_id.clone()));
         *self.by_caller.entry(ask.caller).or_default() += 1;
+        if let Some(from) = &ask.asked_from {
+            *self.by_host.entry(from.host.clone()).or_default() += 1;
+        }
         self.pending.insert(ask.ask_id.clone(), ask);
         nearest
     }
@@ -112,8 +126,13 @@ impl AskTable {
         self.by_caller.get(&caller).copied().unwrap_or(0)
     }
 
-    pub(crate) fn get(&self, ask_id: &str) -> Option<&PendingAsk> {
-        self.pending.get(ask_id)
+    pub(crate) fn is_pending(&self, ask_id: &str) -> bool {
+        self.pending.contains_key(ask_id)
+    }
+
+    /// How many pending asks the sessions of the other host `host` made.
+    pub(crate) fn pending_from_host(&self, host: &str) -> usize {
+        self.by_host.get(host).copied().unwrap_or(0)
     }
 
     /// Removes ask `ask_id`, which its target's host refused or could not be reached for: it
@@ -133,7 +152,11 @@ impl AskTable {
     /// Removes and returns every ask whose caller is a session of `host`.
     pub(crate) fn remove_caller_host(&mut self, host: &str) -> Vec<PendingAsk> {
         self.remove_where(
-            |ask| ask.caller_host.as_deref() == Some(host),
+            |ask| {
+                ask.asked_from
+                    .as_ref()
+                    .is_some_and(|from| from.host == host)
+            },
             Ending::CallerGone,
         )
     }
@@ -263,6 +286,14 @@ impl AskTable {
                 self.by_caller.remove(&ask.caller);
             }
         }
+        if let Some(from) = &ask.asked_from
+            && let Some(count) = self.by_host.get_mut(&from.host)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.by_host.remove(&from.host);
+            }
+        }
         Some(ask)
     }
 
@@ -318,7 +349,7 @@ mod tests {
             timeout_secs: 5,
             thread_id: id.into(),
             broadcast_id: None,
-            caller_host: None,
+            asked_from: None,
             target_host: None,
         }
     }

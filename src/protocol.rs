@@ -459,23 +459,29 @@ pub(crate) fn quoted(text: &str) -> String {
     format!("{cut:?}{more}")
 }
 
-/// Checks a session name: 1 to 64 characters of `[A-Za-z0-9._-]`.
 /// Checks the session an ask is for: a session name, or `name@host` for a session of another
-/// host of the federation.
+/// host of the federation (host names are 1 to 64 of `[a-z0-9-]`, as hubs make them).
 pub(crate) fn validate_address(to: &str) -> Result<(), RelayError> {
+    let is_host = |host: &str| {
+        !host.is_empty()
+            && host.len() <= MAX_NAME_LEN
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
     match to.split_once('@') {
-        Some((name, host)) if is_token(name, MAX_NAME_LEN) && is_token(host, MAX_NAME_LEN) => {
-            Ok(())
-        }
+        Some((name, host)) if is_token(name, MAX_NAME_LEN) && is_host(host) => Ok(()),
         Some(_) => Err(RelayError::bad_args(format!(
-            "{} is not a valid session address: use name@host, each part 1 to {MAX_NAME_LEN} \
-             characters of letters, digits, '.', '_' or '-'",
+            "{} is not a valid session address: use name@host, the name 1 to {MAX_NAME_LEN} \
+             characters of letters, digits, '.', '_' or '-', the host as relay_peers shows it \
+             (lowercase letters, digits and '-')",
             quoted(to)
         ))),
         None => validate_name(to),
     }
 }
 
+/// Checks a session name: 1 to 64 characters of `[A-Za-z0-9._-]`.
 pub(crate) fn validate_name(name: &str) -> Result<(), RelayError> {
     if !is_token(name, MAX_NAME_LEN) {
         return Err(RelayError::bad_args(format!(
@@ -616,7 +622,7 @@ mod tests {
     fn addresses_are_a_name_or_name_at_host() {
         assert!(validate_address("backend").is_ok());
         assert!(validate_address("backend@build-box").is_ok());
-        for bad in ["@", "a@", "@b", "a@b@c", "a@b c"] {
+        for bad in ["@", "a@", "@b", "a@b@c", "a@b c", "a@Build", "a@b.c"] {
             assert_eq!(
                 validate_address(bad).unwrap_err().code,
                 ErrorCode::BadArgs,

@@ -644,3 +644,36 @@ fn renames_delivery_modes_and_deadlines_cross_hosts_as_on_one() {
     let asked = web.ok("relay_ask", json!({"to": "quiet", "question": "queued?"}));
     assert_eq!(asked["delivery"], "queued", "{asked}");
 }
+
+/// A broadcast that also goes to another host answers its caller when that host's hub has (3 s
+/// at most); a local session that replies meanwhile has its reply follow the broadcast's answer,
+/// never precede it, and a host that does not answer is listed as skipped.
+#[test]
+fn a_local_reply_to_a_broadcast_waits_for_its_answer_while_another_host_is_slow() {
+    let Some(nats) = NatsServer::start(
+        "a_local_reply_to_a_broadcast_waits_for_its_answer_while_another_host_is_slow",
+    ) else {
+        return;
+    };
+    let (mut laptop, buildbox, _web, _api) = pair(&nats);
+    let mut docs = laptop.channel("docs");
+    let mut lead = testkit::RawPeer::connect(&laptop);
+    assert_eq!(lead.hello("lead")["type"], "ok");
+    let stopped = buildbox.hub_pid().expect("buildbox's hub");
+    testkit::kill(stopped, "STOP");
+    lead.send(&json!({"id": 7, "op": "broadcast", "question": "anyone?", "exclude_self": true, "timeout_secs": 60}));
+    let question = docs.push_of("ask").1;
+    docs.ok(
+        "relay_reply",
+        json!({"ask_id": question["meta"]["ask_id"], "text": "docs here"}),
+    );
+    let first = lead.read().expect("the broadcast's answer");
+    testkit::kill(stopped, "CONT");
+    assert_eq!(first["id"], 7, "the answer comes first: {first}");
+    let skipped = first["result"]["skipped"].to_string();
+    assert!(skipped.contains("api@buildbox"), "{first}");
+    let reply = lead.read().expect("the reply");
+    assert_eq!(reply["type"], "reply", "{reply}");
+    assert_eq!(reply["text"], "docs here");
+    laptop.note_hub();
+}

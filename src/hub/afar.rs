@@ -82,6 +82,7 @@ impl Hub {
             mut here,
             shares,
         } = afar;
+        let local: Vec<String> = here.asks.iter().map(|ask| ask.ask_id.clone()).collect();
         let answers = join_all(shares.iter().map(|share| self.send_share(share))).await;
         let mut state = self.state();
         let mut settled = Vec::new();
@@ -119,6 +120,9 @@ impl Hub {
             }
         }
         outbox.send(&response(id, Ok(here)));
+        for ask_id in &local {
+            release(&mut state, caller, ask_id, true);
+        }
         for (ask_id, made) in settled {
             release(&mut state, caller, ask_id, made);
         }
@@ -130,9 +134,11 @@ impl Hub {
     pub(super) async fn send_reply(self, outbox: Outbox, id: u64, afar: ReplyAfar) {
         let ReplyAfar { ask, reply } = afar;
         let host = ask
-            .caller_host
-            .clone()
-            .expect("a reply afar is for a session of another host");
+            .asked_from
+            .as_ref()
+            .expect("a reply afar is for a session of another host")
+            .host
+            .clone();
         let federation = self
             .federation()
             .expect("only a federated hub replies afar");
@@ -185,8 +191,8 @@ impl Hub {
 fn release(state: &mut State, caller: ConnId, ask_id: &str, made: bool) {
     let held = state.unconfirmed.remove(ask_id).unwrap_or_default();
     if made {
-        for (event, bytes) in held {
-            state.deliver(caller, &event, bytes, None);
+        for held in held {
+            state.deliver(caller, &held.event, held.bytes, held.sender);
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::{
             Federation,
             wire::{AskBatch, RemoteAsk, RemoteReply},
         },
-        handle::{Hub, State},
+        handle::{Held, Hub, State},
         inbox::Owner,
         outbox::{HUB_UNREAD_BYTES, PEER_BUSY_BYTES},
         remote::address,
@@ -51,6 +51,9 @@ enum Target {
 /// The most asks one peer may have pending: past it, `too_many_asks` (a burst of asks from one
 /// session cannot flood another, or the hub).
 pub(super) const MAX_PENDING_PER_PEER: usize = 4096;
+
+/// The most asks the hub holds pending from the sessions of one other host together.
+pub(super) const MAX_PENDING_PER_HOST: usize = 16_384;
 
 /// The most asks the hub holds pending from everyone together.
 pub(super) const MAX_PENDING: usize = 65_536;
@@ -136,7 +139,11 @@ impl State {
         sender: Option<Owner>,
     ) {
         match self.unconfirmed.get_mut(ask_id) {
-            Some(held) => held.push((event, bytes)),
+            Some(held) => held.push(Held {
+                event,
+                bytes,
+                sender,
+            }),
             None => {
                 self.deliver(caller, &event, bytes, sender);
             }
@@ -202,7 +209,7 @@ impl Hub {
             timeout_secs: request.timeout_secs,
             thread_id: thread_id.clone(),
             broadcast_id: None,
-            caller_host: None,
+            asked_from: None,
             target_host: None,
         };
         let delivery = self.start_ask(&mut state, pending, request.question);
@@ -260,7 +267,7 @@ impl Hub {
             timeout_secs: share.batch.timeout_secs,
             thread_id: thread_id.clone(),
             broadcast_id: share.batch.broadcast_id.clone(),
-            caller_host: None,
+            asked_from: None,
             target_host: Some(share.host.clone()),
         };
         if state.asks.insert(pending) {
@@ -337,6 +344,11 @@ impl Hub {
         let mut asks = Vec::with_capacity(targets.len());
         for (target, target_name) in targets {
             let ask_id = self.new_id("ask");
+            if !afar.is_empty() {
+                // The caller is answered once the other hosts have: what comes for this ask
+                // before then waits for that answer, as for theirs.
+                state.unconfirmed.insert(ask_id.clone(), Vec::new());
+            }
             let pending = PendingAsk {
                 ask_id: ask_id.clone(),
                 caller: conn,
@@ -347,7 +359,7 @@ impl Hub {
                 timeout_secs: request.timeout_secs,
                 thread_id: broadcast_id.clone(),
                 broadcast_id: Some(broadcast_id.clone()),
-                caller_host: None,
+                asked_from: None,
                 target_host: None,
             };
             let delivery = self.start_ask(&mut state, pending, request.question.clone());
@@ -443,7 +455,7 @@ impl Hub {
             .asks
             .take_for_reply(&request.ask_id, conn)
             .map_err(|why| texts::not_pending(&request.ask_id, why))?;
-        if ask.caller_host.is_some() {
+        if let Some(from) = &ask.asked_from {
             tracing::info!(ask_id = %ask.ask_id, from = %replier, to = %ask.caller_name, "reply_sent_afar");
             let from_host = self
                 .federation()
@@ -452,7 +464,7 @@ impl Hub {
                 .to_owned();
             let reply = RemoteReply {
                 from_host,
-                ask_id: ask.ask_id.clone(),
+                ask_id: from.ask_id.clone(),
                 from: replier,
                 text: request.text,
             };
@@ -467,7 +479,7 @@ impl Hub {
             return Err(error);
         }
         tracing::info!(ask_id = %ask.ask_id, from = %replier, to = %ask.caller_name, bytes, "reply_sent");
-        let caller = ask.caller;
+        let (caller, ask_id) = (ask.caller, ask.ask_id.clone());
         let sender = state.peers.get(conn).map(|replier| replier.inbox.clone());
         let event = FromHub::Reply(Delivery {
             message_id: self.new_id("msg"),
@@ -477,7 +489,7 @@ impl Hub {
             broadcast_id: ask.broadcast_id,
             text: request.text,
         });
-        state.deliver(caller, &event, bytes, sender);
+        state.tell_caller(caller, &ask_id, event, bytes, sender);
         Ok(Routed::Here(Replied {}))
     }
 
@@ -502,7 +514,7 @@ impl Hub {
         code: ErrorCode,
         message: String,
     ) {
-        if ask.caller_host.is_some() {
+        if ask.asked_from.is_some() {
             if code == ErrorCode::PeerGone {
                 self.tell_target_left(&ask);
             }

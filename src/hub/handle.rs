@@ -31,7 +31,7 @@ use crate::{
     hub::{
         connection::GiveBack,
         federation::{Federation, roster::Hosts},
-        inbox::Inboxes,
+        inbox::{Inboxes, Owner},
         journal::Journal,
         outbox::Unread,
         registry::Registry,
@@ -87,7 +87,15 @@ pub(super) struct State {
     pub(super) roster_version: u64,
     /// Asks to sessions of other hosts whose callers have not been answered yet (their hosts
     /// have not said): what comes for them meanwhile waits here, to follow that answer.
-    pub(super) unconfirmed: HashMap<String, Vec<(FromHub, usize)>>,
+    pub(super) unconfirmed: HashMap<String, Vec<Held>>,
+}
+
+/// An event for a caller that waits for the answer to the request that made its ask.
+pub(super) struct Held {
+    pub(super) event: FromHub,
+    pub(super) bytes: usize,
+    /// Told should the event expire unread (see `State::deliver`).
+    pub(super) sender: Option<Owner>,
 }
 
 impl Hub {
@@ -146,6 +154,11 @@ impl Hub {
     pub(super) fn new_id(&self, kind: &str) -> String {
         let n = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         format!("{kind}-{}-{n}", self.shared.id_prefix)
+    }
+
+    /// Whether `id` has the shape of the ids this hub makes.
+    pub(super) fn is_own_id(&self, id: &str) -> bool {
+        id.contains(&format!("-{}-", self.shared.id_prefix))
     }
 
     pub(crate) fn status(&self) -> HubStatus {

@@ -12,11 +12,18 @@ use serde_json::Value;
 use crate::{
     ask::ConnId,
     errors::RelayError,
-    hub::{asking::Routed, handle::Hub, outbox::Outbox, texts},
+    hub::{
+        afar::{AskAfar, BroadcastAfar, ReplyAfar},
+        asking::Routed,
+        handle::Hub,
+        outbox::Outbox,
+        texts,
+    },
     protocol::{
-        AskRequest, BroadcastRequest, FromHub, Hello, MAX_CWD_BYTES, MAX_LABEL_BYTES, Op,
-        PROTOCOL_VERSION, RenameRequest, ReplyRequest, Request, ShuttingDown, validate_address,
-        validate_id, validate_len, validate_name, validate_text, validate_timeout,
+        AskRequest, Asked, BroadcastRequest, Broadcasted, FromHub, Hello, MAX_CWD_BYTES,
+        MAX_LABEL_BYTES, Op, PROTOCOL_VERSION, RenameRequest, Replied, ReplyRequest, Request,
+        ShuttingDown, validate_address, validate_id, validate_len, validate_name, validate_text,
+        validate_timeout,
     },
 };
 
@@ -274,7 +281,7 @@ fn handle_ask(
     hub: &Hub,
     conn: ConnId,
     ask: AskRequest,
-) -> Result<Routed<crate::protocol::Asked, crate::hub::afar::AskAfar>, RelayError> {
+) -> Result<Routed<Asked, AskAfar>, RelayError> {
     validate_address(&ask.to)?;
     validate_text("question", &ask.question)?;
     validate_timeout(ask.timeout_secs)?;
@@ -288,7 +295,7 @@ fn handle_reply(
     hub: &Hub,
     conn: ConnId,
     reply: ReplyRequest,
-) -> Result<Routed<crate::protocol::Replied, crate::hub::afar::ReplyAfar>, RelayError> {
+) -> Result<Routed<Replied, ReplyAfar>, RelayError> {
     validate_id("ask_id", &reply.ask_id)?;
     validate_text("reply", &reply.text)?;
     hub.reply(conn, reply)
@@ -298,7 +305,7 @@ fn handle_broadcast(
     hub: &Hub,
     conn: ConnId,
     broadcast: BroadcastRequest,
-) -> Result<Routed<crate::protocol::Broadcasted, crate::hub::afar::BroadcastAfar>, RelayError> {
+) -> Result<Routed<Broadcasted, BroadcastAfar>, RelayError> {
     validate_text("question", &broadcast.question)?;
     validate_timeout(broadcast.timeout_secs)?;
     hub.broadcast(conn, broadcast)

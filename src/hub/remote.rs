@@ -8,10 +8,10 @@
 use tokio::time::{Duration, Instant};
 
 use crate::{
-    ask::{ConnId, PendingAsk},
+    ask::{AskedFrom, ConnId, PendingAsk},
     errors::{ErrorCode, RelayError},
     hub::{
-        asking::MAX_PENDING,
+        asking::{MAX_PENDING, MAX_PENDING_PER_HOST},
         federation::{
             roster::Heard,
             wire::{
@@ -83,10 +83,15 @@ impl Hub {
         self.state().hosts.change(change, Instant::now())
     }
 
+    /// Another hub's whole roster, which this hub asked for.
     pub(crate) fn roster(&self, roster: Roster) {
         let host = roster.host.clone();
         let count = roster.peers.len();
-        self.state().hosts.roster(roster, Instant::now());
+        let mut state = self.state();
+        if state.hosts.roster(roster, Instant::now()) {
+            tracing::info!(host = %host, "federation_host_restarted");
+            self.forget_asks_of(&mut state, &host, "restarted");
+        }
         tracing::info!(host = %host, sessions = count, "federation_roster");
     }
 
@@ -116,9 +121,17 @@ impl Hub {
     /// as a local ask is, its caller being `from@host`.
     pub(crate) fn asked_from_afar(&self, batch: AskBatch) -> Vec<AskAnswer> {
         let mut state = self.state();
-        let checked = validate_name(&batch.from)
-            .and_then(|()| validate_text("question", &batch.question))
-            .and_then(|()| validate_timeout(batch.timeout_secs));
+        // Never from this host's own name: a session of this host is not `x@here`. (A host not
+        // heard from yet is let in: its asks may come before its first heartbeat.)
+        let own = self.federation().map(|federation| federation.host());
+        let checked = (if Some(batch.from_host.as_str()) == own {
+            Err(texts::own_host_afar(&batch.from_host))
+        } else {
+            Ok(())
+        })
+        .and_then(|()| validate_name(&batch.from))
+        .and_then(|()| validate_text("question", &batch.question))
+        .and_then(|()| validate_timeout(batch.timeout_secs));
         let caller_name = address(&batch.from, &batch.from_host);
         batch
             .asks
@@ -150,8 +163,12 @@ impl Hub {
         if let Some(broadcast_id) = &batch.broadcast_id {
             validate_id("broadcast_id", broadcast_id)?;
         }
-        if state.asks.get(&ask.ask_id).is_some() {
-            return Err(texts::ask_id_in_use(&ask.ask_id));
+        let from_host = state.asks.pending_from_host(&batch.from_host);
+        if from_host >= MAX_PENDING_PER_HOST {
+            return Err(texts::host_too_many_asks(
+                &batch.from_host,
+                MAX_PENDING_PER_HOST,
+            ));
         }
         let (target, peer) = state
             .peers
@@ -169,8 +186,16 @@ impl Hub {
         if state.asks.len() >= MAX_PENDING {
             return Err(texts::hub_too_many_asks(MAX_PENDING));
         }
+        // The caller's id, so both hosts name the ask alike; one of this hub's own making
+        // should that id be taken here, or look like one this hub makes (no other hub may
+        // choose this hub's ids).
+        let ask_id = if state.asks.is_pending(&ask.ask_id) || self.is_own_id(&ask.ask_id) {
+            self.new_id("ask")
+        } else {
+            ask.ask_id.clone()
+        };
         let pending = PendingAsk {
-            ask_id: ask.ask_id.clone(),
+            ask_id,
             caller: ConnId::REMOTE,
             caller_name,
             target,
@@ -180,7 +205,10 @@ impl Hub {
             timeout_secs: batch.timeout_secs,
             thread_id: ask.thread_id.clone(),
             broadcast_id: batch.broadcast_id.clone(),
-            caller_host: Some(batch.from_host.clone()),
+            asked_from: Some(AskedFrom {
+                host: batch.from_host.clone(),
+                ask_id: ask.ask_id.clone(),
+            }),
             target_host: None,
         };
         Ok(self.start_ask(state, pending, batch.question.clone()))
@@ -242,14 +270,14 @@ impl Hub {
     /// Tells the hub of the caller of `ask`, a session of another host, that the target of
     /// `ask` (a session here) left.
     pub(super) fn tell_target_left(&self, ask: &PendingAsk) {
-        let (Some(federation), Some(host)) = (self.federation(), ask.caller_host.as_deref()) else {
+        let (Some(federation), Some(from)) = (self.federation(), &ask.asked_from) else {
             return;
         };
         federation.publish(
-            federation.subjects().failed(host),
+            federation.subjects().failed(&from.host),
             &TargetLeft {
                 from_host: federation.host().to_owned(),
-                ask_id: ask.ask_id.clone(),
+                ask_id: from.ask_id.clone(),
             },
         );
     }
@@ -269,5 +297,81 @@ impl Hub {
                 change,
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        hub::outbox::{Outbox, OutboxReceiver},
+        paths::DataDir,
+        protocol::{Hello, PROTOCOL_VERSION, Pushes},
+    };
+
+    /// A hub (not federated: no server) with one session, `api`, whose pushes are on.
+    fn hub_with_api(dir: &tempfile::TempDir) -> (Hub, OutboxReceiver) {
+        let hub = Hub::open(&DataDir::new(dir.path())).unwrap();
+        let (outbox, receiver) = Outbox::new(hub.unread());
+        let hello = Hello {
+            protocol: PROTOCOL_VERSION,
+            version: "test".into(),
+            name: "api".into(),
+            kind: PeerKind::Channel,
+            cwd: String::new(),
+            git_branch: String::new(),
+            pushes: Pushes::On,
+            pushes_reason: String::new(),
+            session_id: None,
+        };
+        hub.register(ConnId(1), hello, 1, outbox).expect("hello");
+        (hub, receiver)
+    }
+
+    fn batch(from_host: &str, ask_id: &str) -> AskBatch {
+        AskBatch {
+            from_host: from_host.into(),
+            from: "web".into(),
+            question: "?".into(),
+            broadcast_id: None,
+            timeout_secs: 60,
+            asks: vec![RemoteAsk {
+                ask_id: ask_id.into(),
+                to: "api".into(),
+                thread_id: ask_id.into(),
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn an_ask_from_afar_keeps_the_callers_id_unless_it_would_collide() {
+        let dir = tempfile::tempdir().unwrap();
+        let (hub, mut api) = hub_with_api(&dir);
+        // Another hub's id is kept, but never twice, and never one of this hub's making.
+        let own = hub.new_id("ask");
+        for answers in [
+            hub.asked_from_afar(batch("laptop", "ask-theirs-1")),
+            hub.asked_from_afar(batch("laptop", "ask-theirs-1")),
+            hub.asked_from_afar(batch("laptop", &own)),
+        ] {
+            assert!(
+                matches!(&answers[..], [AskAnswer::Asked { .. }]),
+                "{answers:?}"
+            );
+        }
+        let state = hub.state();
+        assert_eq!(state.asks.len(), 3);
+        assert_eq!(state.asks.pending_from_host("laptop"), 3);
+        drop(state);
+        let mut seen = Vec::new();
+        while let Ok(line) = api.lines.try_recv() {
+            let event: serde_json::Value = serde_json::from_slice(&line).unwrap();
+            assert_eq!(event["from"], "web@laptop", "{event}");
+            seen.push(event["ask_id"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(seen.len(), 3);
+        assert_eq!(seen[0], "ask-theirs-1", "the caller's id, when free");
+        assert_ne!(seen[1], seen[0]);
+        assert!(!seen[1..].contains(&own), "{seen:?}");
     }
 }

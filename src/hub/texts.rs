@@ -299,11 +299,23 @@ pub(super) fn too_large_for_federation(bytes: usize, max: usize) -> RelayError {
     ))
 }
 
-/// A remote hub used an ask id that is pending here already.
-pub(super) fn ask_id_in_use(ask_id: &str) -> RelayError {
+/// Asks from another hub that claims this hub's own host name.
+pub(super) fn own_host_afar(host: &str) -> RelayError {
     RelayError::bad_args(format!(
-        "ask id {ask_id:?} is already pending here; make a new one"
+        "asks from host {host:?} are refused: that is this hub's own host name, which another hub \
+         cannot use"
     ))
+}
+
+/// The sessions of one other host have too many asks pending here.
+pub(super) fn host_too_many_asks(host: &str, max: usize) -> RelayError {
+    RelayError::new(
+        ErrorCode::TooManyAsks,
+        format!(
+            "the sessions of host {host} have {max} asks pending here, the most one host may; \
+             wait for some to be answered or to time out"
+        ),
+    )
 }
 
 /// Another host's hub cannot be reached (`why`): nothing was sent.

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::hub::{
     federation::{
-        Federation, Inner, REQUEST_TIMEOUT,
+        Federation, Inner,
         config::{Auth, FederationConfig, is_host_name},
         roster::Heard,
         wire::{
@@ -75,6 +75,7 @@ pub(crate) async fn start(config: FederationConfig, hub: Hub) -> Result<(), Stri
             prefix: config.prefix.clone(),
             connected: AtomicBool::new(false),
             last_error: Mutex::new(None),
+            fetching: Mutex::default(),
             outgoing,
         }),
     };
@@ -83,8 +84,21 @@ pub(crate) async fn start(config: FederationConfig, hub: Hub) -> Result<(), Stri
         .map_err(|e| format!("cannot subscribe on {}: {e}", config.url))?;
     tracing::info!(host = %config.host, prefix = %config.prefix, "federation_starting");
     hub.joined(federation.clone());
-    tokio::spawn(serve(federation, hub, subscriptions, to_publish, events));
+    tokio::spawn(publish_in_order(client, to_publish));
+    tokio::spawn(serve(federation, hub, subscriptions, events));
     Ok(())
+}
+
+/// Publishes what the hub says, in order, in a task of its own: a publish that waits (the
+/// client's queue full while the server is away) never holds up the heartbeats, the expiry of
+/// silent hosts or the connection's events.
+async fn publish_in_order(
+    client: Client,
+    mut to_publish: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+) {
+    while let Some((subject, payload)) = to_publish.recv().await {
+        let _ = client.publish(subject, payload.into()).await;
+    }
 }
 
 fn unix_ms() -> u128 {
@@ -136,10 +150,10 @@ fn read<T: DeserializeOwned>(message: &Message, what: &str) -> Option<T> {
     }
 }
 
-/// Answers a request on its reply subject.
-async fn answer(client: &Client, message: &Message, payload: Vec<u8>) {
+/// Answers the request `message` with `answer`.
+fn answer(federation: &Federation, message: &Message, answer: &impl serde::Serialize) {
     if let Some(reply) = &message.reply {
-        let _ = client.publish(reply.clone(), payload.into()).await;
+        federation.publish(reply.to_string(), answer);
     }
 }
 
@@ -147,11 +161,9 @@ async fn serve(
     federation: Federation,
     hub: Hub,
     mut subscriptions: Subscriptions,
-    mut to_publish: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
     mut events: mpsc::UnboundedReceiver<Event>,
 ) {
-    let client = federation.inner.client.clone();
-    let subjects = federation.subjects().clone();
+    let presence = federation.subjects().presence();
     let mut beat = tokio::time::interval(HEARTBEAT);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let shutdown = hub.shutdown_token().clone();
@@ -163,7 +175,7 @@ async fn serve(
                 Event::Connected => {
                     federation.connected(true);
                     tracing::info!("federation_connected");
-                    publish(&client, subjects.presence(), &hub.presence(PresenceKind::Hello)).await;
+                    federation.publish(presence.clone(), &hub.presence(PresenceKind::Hello));
                 }
                 Event::Disconnected => {
                     federation.connected(false);
@@ -173,12 +185,9 @@ async fn serve(
                 Event::ServerError(error) => federation.failed(error.to_string()),
                 other => tracing::debug!(event = %other, "federation_event"),
             },
-            Some((subject, payload)) = to_publish.recv() => {
-                let _ = client.publish(subject, payload.into()).await;
-            }
             _ = beat.tick() => {
                 if federation.is_connected() {
-                    publish(&client, subjects.presence(), &hub.presence(PresenceKind::Heartbeat)).await;
+                    federation.publish(presence.clone(), &hub.presence(PresenceKind::Heartbeat));
                 }
                 hub.expire_hosts();
             }
@@ -203,21 +212,18 @@ async fn serve(
                 }
             }
             Some(message) = subscriptions.roster.next() => {
-                let roster = serde_json::to_vec(&hub.local_roster()).expect("rosters serialize");
-                answer(&client, &message, roster).await;
+                answer(&federation, &message, &hub.local_roster());
             }
             Some(message) = subscriptions.ask.next() => {
                 if let Some(batch) = read::<AskBatch>(&message, "asks")
                     && is_host_name(&batch.from_host)
                 {
-                    let answers = hub.asked_from_afar(batch);
-                    answer(&client, &message, serde_json::to_vec(&answers).expect("answers serialize")).await;
+                    answer(&federation, &message, &hub.asked_from_afar(batch));
                 }
             }
             Some(message) = subscriptions.reply.next() => {
                 if let Some(reply) = read::<RemoteReply>(&message, "reply") {
-                    let outcome = hub.replied_from_afar(reply);
-                    answer(&client, &message, serde_json::to_vec(&outcome).expect("answers serialize")).await;
+                    answer(&federation, &message, &hub.replied_from_afar(reply));
                 }
             }
             Some(message) = subscriptions.failed.next() => {
@@ -229,26 +235,19 @@ async fn serve(
     }
 }
 
-async fn publish(client: &Client, subject: String, message: &impl serde::Serialize) {
-    let payload = serde_json::to_vec(message).expect("federation messages serialize");
-    let _ = client.publish(subject, payload.into()).await;
-}
-
-/// Asks `host` for its whole roster, in the background, and hands it to the hub.
+/// Asks `host` for its whole roster, in the background, and hands it to the hub; one request
+/// per host at a time.
 fn fetch_roster(federation: &Federation, hub: &Hub, host: &str) {
+    if !federation.fetching(host) {
+        return;
+    }
     let (federation, hub, host) = (federation.clone(), hub.clone(), host.to_owned());
     tokio::spawn(async move {
         let subject = federation.subjects().roster(&host);
-        let request = federation.inner.client.request(subject, Vec::new().into());
-        match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
-            Ok(Ok(message)) => {
-                if let Some(roster) = read::<Roster>(&message, "roster")
-                    && roster.host == host
-                {
-                    hub.roster(roster);
-                }
-            }
+        match federation.request::<Roster>(subject, &(), &host).await {
+            Ok(Some(roster)) if roster.host == host => hub.roster(roster),
             _ => tracing::debug!(host = %host, "federation_roster_not_fetched"),
         }
+        federation.fetched(&host);
     });
 }

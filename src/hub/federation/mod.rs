@@ -15,6 +15,7 @@ pub(crate) mod roster;
 pub(crate) mod wire;
 
 use std::{
+    collections::HashSet,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -26,6 +27,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::{
+    client::lock,
     errors::RelayError,
     hub::{
         federation::wire::{PresenceKind, Subjects},
@@ -96,6 +98,8 @@ struct Inner {
     connected: AtomicBool,
     /// What the connection last failed with, until it connects.
     last_error: Mutex<Option<String>>,
+    /// The hosts whose roster is being asked for.
+    fetching: Mutex<HashSet<String>>,
     /// What to publish, in order: the hub's changes, from code that holds its lock.
     outgoing: mpsc::UnboundedSender<(String, Vec<u8>)>,
 }
@@ -176,12 +180,18 @@ impl Federation {
         }
     }
 
+    /// Notes that the roster of `host` is being asked for; false when it already is.
+    fn fetching(&self, host: &str) -> bool {
+        lock(&self.inner.fetching).insert(host.to_owned())
+    }
+
+    /// The request for the roster of `host` ended.
+    fn fetched(&self, host: &str) {
+        lock(&self.inner.fetching).remove(host);
+    }
+
     fn last_error(&self) -> Option<String> {
-        self.inner
-            .last_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.inner.last_error).clone()
     }
 
     /// The connection is up, or went down (`false`).

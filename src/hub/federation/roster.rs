@@ -10,14 +10,31 @@ use tokio::time::Instant;
 
 use crate::{
     hub::federation::wire::{Change, PeerChange, Presence, PresenceKind, Roster},
-    protocol::{PeerInfo, PeerKind, validate_name},
+    protocol::{MAX_CWD_BYTES, MAX_LABEL_BYTES, PeerInfo, PeerKind, validate_name},
 };
 
-/// The most sessions kept of one other host: a hub cannot make this one hold more.
+/// The most sessions kept of one other host, and the most other hosts: another hub cannot make
+/// this one hold more.
 const MAX_PEERS_PER_HOST: usize = 4096;
+const MAX_HOSTS: usize = 256;
 
 /// A host not heard from for this long is gone: its hub's heartbeats (every second) stopped.
 pub(crate) const GONE_AFTER: Duration = Duration::from_millis(3500);
+
+/// Whether another hub's account of one of its sessions keeps within the limits this hub's own
+/// sessions keep to (docs/protocol.md): a name, and bounded labels.
+fn within_limits(peer: &PeerInfo) -> bool {
+    validate_name(&peer.name).is_ok()
+        && peer.cwd.len() <= MAX_CWD_BYTES
+        && [
+            &peer.git_branch,
+            &peer.pushes_reason,
+            &peer.connected_at,
+            &peer.last_seen,
+        ]
+        .iter()
+        .all(|label| label.len() <= MAX_LABEL_BYTES)
+}
 
 fn of_host(mut peer: PeerInfo, host: &str) -> PeerInfo {
     peer.host = host.to_owned();
@@ -75,6 +92,9 @@ impl Hosts {
             }
             known => {
                 let restarted = known.is_some();
+                if !restarted && self.hosts.len() >= MAX_HOSTS {
+                    return (Heard::Known, false);
+                }
                 self.hosts.insert(
                     presence.host.clone(),
                     HostView {
@@ -89,25 +109,31 @@ impl Hosts {
         }
     }
 
-    /// A host's whole roster. Its sessions are of that host, whatever they say.
-    pub(crate) fn roster(&mut self, roster: Roster, now: Instant) {
+    /// A host's whole roster, as its hub answered. Its sessions are of that host, whatever they
+    /// say, and only those whose every field is within the relay's limits are kept. A roster
+    /// older than what is known is ignored; one of a new epoch means the host restarted, which
+    /// is returned (its earlier hub's asks are gone with it).
+    pub(crate) fn roster(&mut self, roster: Roster, now: Instant) -> bool {
+        let Some(view) = self.hosts.get_mut(&roster.host) else {
+            // Heard from first, or forgotten meanwhile: its next heartbeat asks again.
+            return false;
+        };
+        let restarted = view.epoch != roster.epoch;
+        if !restarted && view.peers.is_some() && roster.version < view.version {
+            return false;
+        }
         let peers: BTreeMap<String, PeerInfo> = roster
             .peers
             .into_iter()
-            .filter(|peer| validate_name(&peer.name).is_ok())
+            .filter(within_limits)
             .take(MAX_PEERS_PER_HOST)
             .map(|peer| (peer.name.clone(), of_host(peer, &roster.host)))
             .collect();
-        let view = self.hosts.entry(roster.host).or_insert_with(|| HostView {
-            epoch: roster.epoch.clone(),
-            version: 0,
-            peers: None,
-            last_heard: now,
-        });
         view.epoch = roster.epoch;
         view.version = roster.version;
         view.peers = Some(peers);
         view.last_heard = now;
+        restarted
     }
 
     /// One change of a host's roster; `Heard::NeedRoster` when it does not follow what is known.
@@ -115,7 +141,8 @@ impl Hosts {
         let Some(view) = self.hosts.get_mut(&change.host) else {
             return Heard::NeedRoster;
         };
-        let follows = view.epoch == change.epoch && change.version == view.version + 1;
+        let follows =
+            view.epoch == change.epoch && Some(change.version) == view.version.checked_add(1);
         let Some(peers) = view.peers.as_mut().filter(|_| follows) else {
             return Heard::NeedRoster;
         };
@@ -123,7 +150,7 @@ impl Hosts {
         view.last_heard = now;
         match change.change {
             Change::Joined { peer } => {
-                if validate_name(&peer.name).is_ok() && peers.len() < MAX_PEERS_PER_HOST {
+                if within_limits(&peer) && peers.len() < MAX_PEERS_PER_HOST {
                     peers.insert(peer.name.clone(), of_host(peer, &change.host));
                 }
             }
