@@ -24,7 +24,8 @@ use interprocess::local_socket::{
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::{
-    io::{AsyncWriteExt, BufReader},
+    io::AsyncWriteExt,
+    net::UnixStream,
     sync::{mpsc, oneshot},
     time::Instant,
 };
@@ -271,8 +272,12 @@ async fn run_io(
     book: Arc<Mutex<Book>>,
     events: mpsc::Sender<Event>,
 ) {
+    // tokio's own halves: see hub::connection::serve.
+    let Stream::UdSocket(stream) = stream;
+    let mut stream = UnixStream::from(stream);
+    let (read_half, mut writer) = stream.split();
     let reading = async {
-        let mut frames = FrameReader::new(BufReader::new(&stream), MAX_EVENT_LINE_BYTES);
+        let mut frames = FrameReader::new(read_half, MAX_EVENT_LINE_BYTES);
         while let Ok(Some(line)) = frames.next_line().await {
             match serde_json::from_str::<FromHub>(&line) {
                 Ok(message) => {
@@ -287,7 +292,6 @@ async fn run_io(
         }
     };
     let writing = async {
-        let mut writer = &stream;
         while let Some(line) = lines.recv().await {
             if writer.write_all(&line).await.is_err() {
                 return;

@@ -12,7 +12,8 @@ use std::{
 
 use serde::Serialize;
 use tokio::{
-    io::{AsyncBufRead, AsyncBufReadExt},
+    io::{AsyncRead, AsyncReadExt},
+    net::unix::ReadHalf,
     time::Instant,
 };
 
@@ -66,11 +67,23 @@ impl LineBudget {
 /// a partial line lives in `self`, so `next_line` can sit in a `select!` next to other work. The
 /// hub also bounds how long a line may stay unfinished ([`FrameReader::stalling_after`]) and
 /// what all its connections' unfinished lines hold together ([`FrameReader::within`]).
+///
+/// It reads into a buffer of its own rather than through a `BufReader`: a line that arrived
+/// whole (the usual case) is handed out as that buffer, without a copy, and a connection that
+/// waits for its next line holds no buffer at all ([`LineSource::ready`] comes first). A hub
+/// with a thousand idle peers would otherwise hold a thousand read buffers. Each read offers
+/// [`READ_CHUNK`] bytes or more; a read that returns less tells tokio the socket is drained, so
+/// the next wait goes straight to the poller instead of trying a read that can only fail with
+/// `EAGAIN`.
 pub(crate) struct FrameReader<R> {
     inner: R,
-    line: Vec<u8>,
+    /// Bytes read and not handed out yet: the start of the next line, and, when one read
+    /// brought several lines, the lines after it.
+    buf: Vec<u8>,
+    /// How much of `buf` is known to hold no newline.
+    scanned: usize,
     limit: usize,
-    /// When the unfinished line in `line` began.
+    /// When the unfinished line in `buf` began.
     started: Option<Instant>,
     stall: Option<Duration>,
     budget: Option<Arc<LineBudget>>,
@@ -78,12 +91,30 @@ pub(crate) struct FrameReader<R> {
     reserved: usize,
 }
 
-impl<R: AsyncBufRead + Unpin> FrameReader<R> {
+/// The least room offered to one read: a relay line of a few hundred bytes fits several times.
+const READ_CHUNK: usize = 4096;
+
+/// What a [`FrameReader`] reads from: bytes, and a way to wait for them without a buffer, so
+/// that a reader waiting for its next line holds none.
+pub(crate) trait LineSource: AsyncRead + Unpin {
+    /// Returns once a read would find bytes (or the end, or an error) rather than wait.
+    fn ready(&self) -> impl Future<Output = io::Result<()>>;
+}
+
+/// A Unix socket's read half: the hub's and the hub client's.
+impl LineSource for ReadHalf<'_> {
+    async fn ready(&self) -> io::Result<()> {
+        self.readable().await
+    }
+}
+
+impl<R: LineSource> FrameReader<R> {
     /// A reader that refuses lines longer than `limit` bytes.
     pub(crate) fn new(inner: R, limit: usize) -> Self {
         FrameReader {
             inner,
-            line: Vec::new(),
+            buf: Vec::new(),
+            scanned: 0,
             limit,
             started: None,
             stall: None,
@@ -108,49 +139,75 @@ impl<R: AsyncBufRead + Unpin> FrameReader<R> {
     /// a newline is returned as a line.
     pub(crate) async fn next_line(&mut self) -> Result<Option<String>, FrameError> {
         loop {
-            let available = match (self.started, self.stall) {
+            if let Some(at) = self.buf[self.scanned..].iter().position(|&b| b == b'\n') {
+                let end = self.scanned + at;
+                if end > self.limit {
+                    return Err(FrameError::TooLong);
+                }
+                return self.take_line(end).map(Some);
+            }
+            self.scanned = self.buf.len();
+            if self.buf.len() > self.limit {
+                return Err(FrameError::TooLong);
+            }
+            if !self.buf.is_empty() {
+                self.hold_unfinished()?;
+            }
+            let read = match (self.started, self.stall) {
                 (Some(started), Some(stall)) => {
-                    tokio::time::timeout_at(started + stall, self.inner.fill_buf())
+                    tokio::time::timeout_at(started + stall, self.read_more())
                         .await
                         .map_err(|_| FrameError::Stalled)??
                 }
-                _ => self.inner.fill_buf().await?,
+                _ => self.read_more().await?,
             };
-            if available.is_empty() {
-                if self.line.is_empty() {
+            if read == 0 {
+                if self.buf.is_empty() {
                     return Ok(None);
                 }
-                return self.take_line().map(Some);
-            }
-            let (chunk, complete) = match available.iter().position(|&b| b == b'\n') {
-                Some(end) => (&available[..end], true),
-                None => (available, false),
-            };
-            if self.line.len() + chunk.len() > self.limit {
-                return Err(FrameError::TooLong);
-            }
-            if !complete {
-                if let Some(budget) = &self.budget {
-                    if !budget.take(chunk.len()) {
-                        return Err(FrameError::OverBudget);
-                    }
-                    self.reserved += chunk.len();
-                }
-                self.started.get_or_insert_with(Instant::now);
-            }
-            self.line.extend_from_slice(chunk);
-            let consumed = chunk.len() + usize::from(complete);
-            self.inner.consume(consumed);
-            if complete {
-                return self.take_line().map(Some);
+                let end = self.buf.len();
+                return self.take_line(end).map(Some);
             }
         }
     }
 
-    fn take_line(&mut self) -> Result<String, FrameError> {
+    /// Waits for bytes, then reads them into `buf`; the room for them is made only once they
+    /// are there.
+    async fn read_more(&mut self) -> io::Result<usize> {
+        self.inner.ready().await?;
+        self.buf.reserve(READ_CHUNK);
+        self.inner.read_buf(&mut self.buf).await
+    }
+
+    /// Counts what `buf` holds against the budget while the rest of its line is awaited.
+    fn hold_unfinished(&mut self) -> Result<(), FrameError> {
+        self.started.get_or_insert_with(Instant::now);
+        let Some(budget) = &self.budget else {
+            return Ok(());
+        };
+        let more = self.buf.len().saturating_sub(self.reserved);
+        if more > 0 {
+            if !budget.take(more) {
+                return Err(FrameError::OverBudget);
+            }
+            self.reserved += more;
+        }
+        Ok(())
+    }
+
+    /// Hands out `buf[..end]` as a line and keeps what follows its newline (if any) for the
+    /// next one. A buffer that holds exactly this line becomes the line itself.
+    fn take_line(&mut self, end: usize) -> Result<String, FrameError> {
         self.give_back_unfinished();
-        let bytes = std::mem::take(&mut self.line);
-        String::from_utf8(bytes).map_err(|_| FrameError::NotUtf8)
+        let rest = if end < self.buf.len() {
+            self.buf.split_off(end + 1)
+        } else {
+            Vec::new()
+        };
+        let mut line = std::mem::replace(&mut self.buf, rest);
+        line.truncate(end);
+        self.scanned = 0;
+        String::from_utf8(line).map_err(|_| FrameError::NotUtf8)
     }
 
     /// Returns what the unfinished line held to the budget: it is finished.
@@ -182,6 +239,20 @@ mod tests {
     use super::*;
     use crate::protocol::MAX_LINE_BYTES;
 
+    /// Bytes at hand: always ready.
+    impl LineSource for &[u8] {
+        async fn ready(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Ready only in that a read waits for bytes itself.
+    impl LineSource for tokio::io::DuplexStream {
+        async fn ready(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[tokio::test]
     async fn splits_lines_and_keeps_a_trailing_partial_line() {
         let mut reader = FrameReader::new(&b"{\"a\":1}\n\n{\"b\":2}"[..], MAX_LINE_BYTES);
@@ -201,7 +272,7 @@ mod tests {
     async fn refuses_a_line_over_the_limit() {
         let mut input = vec![b'x'; MAX_LINE_BYTES + 1];
         input.push(b'\n');
-        let mut reader = FrameReader::new(tokio::io::BufReader::new(&input[..]), MAX_LINE_BYTES);
+        let mut reader = FrameReader::new(&input[..], MAX_LINE_BYTES);
         assert!(matches!(reader.next_line().await, Err(FrameError::TooLong)));
     }
 
@@ -209,8 +280,7 @@ mod tests {
     async fn unfinished_lines_are_held_within_a_shared_budget() {
         let budget = Arc::new(LineBudget::new(10));
         let (mut writer, reader) = tokio::io::duplex(64);
-        let mut frames = FrameReader::new(tokio::io::BufReader::new(reader), MAX_LINE_BYTES)
-            .within(budget.clone());
+        let mut frames = FrameReader::new(reader, MAX_LINE_BYTES).within(budget.clone());
         use tokio::io::AsyncWriteExt;
         writer.write_all(b"12345678").await.unwrap();
         let read = tokio::time::timeout(Duration::from_millis(50), frames.next_line()).await;
@@ -231,8 +301,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_line_left_unfinished_stalls() {
         let (mut writer, reader) = tokio::io::duplex(64);
-        let mut frames = FrameReader::new(tokio::io::BufReader::new(reader), MAX_LINE_BYTES)
-            .stalling_after(Duration::from_secs(10));
+        let mut frames =
+            FrameReader::new(reader, MAX_LINE_BYTES).stalling_after(Duration::from_secs(10));
         use tokio::io::AsyncWriteExt;
         writer.write_all(b"{\"id\":").await.unwrap();
         assert!(matches!(frames.next_line().await, Err(FrameError::Stalled)));
@@ -242,7 +312,7 @@ mod tests {
     async fn accepts_a_line_at_the_limit() {
         let mut input = vec![b'x'; MAX_LINE_BYTES];
         input.push(b'\n');
-        let mut reader = FrameReader::new(tokio::io::BufReader::new(&input[..]), MAX_LINE_BYTES);
+        let mut reader = FrameReader::new(&input[..], MAX_LINE_BYTES);
         assert_eq!(
             reader.next_line().await.unwrap().unwrap().len(),
             MAX_LINE_BYTES

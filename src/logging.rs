@@ -7,9 +7,11 @@
 //! carries `timestamp`, `level`, `component` (`hub` or `channel`), `pid`, `session` (when known),
 //! `event` (the tracing message, a snake_case name) and the event's fields, `ask_id` among them.
 //!
-//! Writes are synchronous (the appender as a plain writer, not its `non_blocking` one): the
-//! volume is a few lines per message, and a background writer thread would cost memory in every
-//! channel and lose the last lines on exit. The appender creates its files with the process's
+//! A channel writes each line as it comes (the appender as a plain writer, not its
+//! `non_blocking` one: a background writer thread would cost memory in every channel and lose
+//! the last lines on exit). The hub, which logs for every message of every session, holds its
+//! lines for up to 50 ms and writes them together, whole lines in one write ([`held`]). The
+//! appender creates its files with the process's
 //! umask (0644 for a channel under the usual umask 022, 0600 for the daemonized hub); they stay
 //! private because the data directory and its `logs/` are 0700, which
 //! [`crate::paths::DataDir::ensure`] sets before logging starts. Builds before tracing-appender
@@ -29,10 +31,14 @@ use tracing::{Event, Level, Subscriber, field::Field, level_filters::LevelFilter
 use tracing_appender::rolling::{InitError, RollingFileAppender, Rotation};
 use tracing_subscriber::{
     filter::Targets,
-    fmt::{FmtContext, FormatEvent, FormatFields, format::Writer},
+    fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter, format::Writer},
     layer::SubscriberExt,
     registry::LookupSpan,
 };
+
+mod held;
+
+pub(crate) use held::HeldLog;
 
 /// How many days of log files are kept, today included.
 pub(crate) const KEEP_DAYS: usize = 7;
@@ -96,25 +102,44 @@ pub(crate) fn level_from_env() -> (LevelFilter, Option<String>) {
 }
 
 /// Installs the global subscriber that writes JSON lines to the daily files in `logs_dir`,
-/// which must exist (the appender prunes it before creating anything). Without a log file
-/// (`logs_dir` not writable) it says so on stderr once and installs nothing: events go nowhere.
+/// which must exist (the appender prunes it before creating anything), one `write` per line.
+/// Without a log file (`logs_dir` not writable) it says so on stderr once and installs nothing:
+/// events go nowhere.
 pub(crate) fn init(component: Component, logs_dir: &Path, session: PeerName) {
-    let (level, complaint) = level_from_env();
-    // rmcp's own chatter (every stream start and stop) is noise at info; keep its warnings.
-    let filter = Targets::new()
-        .with_default(level)
-        .with_target("rmcp", level.min(LevelFilter::WARN));
-    let files = match day_files(logs_dir) {
-        Ok(files) => files,
-        Err(e) => {
+    if let Some(files) = open_day_files(component, logs_dir) {
+        install(component, session, files);
+    }
+}
+
+/// As [`init`], for the hub: its lines are held and written together ([`held`]). The hub
+/// spawns [`HeldLog::write_regularly`] and keeps the handle until it ends.
+pub(crate) fn init_held(component: Component, logs_dir: &Path) -> Option<HeldLog> {
+    let log = HeldLog::new(open_day_files(component, logs_dir)?);
+    install(component, PeerName::default(), log.writer());
+    Some(log)
+}
+
+fn open_day_files(component: Component, logs_dir: &Path) -> Option<RollingFileAppender> {
+    day_files(logs_dir)
+        .inspect_err(|e| {
             eprintln!(
                 "relay-{}: cannot write the log in {}: {e}; logging nothing",
                 component.as_str(),
                 logs_dir.display()
             );
-            return;
-        }
-    };
+        })
+        .ok()
+}
+
+fn install<W>(component: Component, session: PeerName, writer: W)
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let (level, complaint) = level_from_env();
+    // rmcp's own chatter (every stream start and stop) is noise at info; keep its warnings.
+    let filter = Targets::new()
+        .with_default(level)
+        .with_target("rmcp", level.min(LevelFilter::WARN));
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(LevelFilter::TRACE)
         .event_format(JsonLine {
@@ -122,7 +147,7 @@ pub(crate) fn init(component: Component, logs_dir: &Path, session: PeerName) {
             session,
             pid: std::process::id(),
         })
-        .with_writer(files)
+        .with_writer(writer)
         .finish()
         .with(filter);
     let installed = tracing::subscriber::set_global_default(subscriber);

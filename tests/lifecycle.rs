@@ -128,11 +128,9 @@ fn a_stale_socket_file_is_replaced() {
     let mut alpha = relay.channel("alpha");
     assert_eq!(alpha.ok("relay_peers", json!({}))["me"], "alpha");
     assert!(relay.hub_pid().is_some());
-    let stale_removed = relay.logged("removed_stale_socket", |line| line["component"] == "hub");
-    assert!(
-        stale_removed,
-        "the hub logs that it removed the stale socket"
-    );
+    wait_for("the hub to log that it removed the stale socket", || {
+        relay.logged("removed_stale_socket", |line| line["component"] == "hub")
+    });
 }
 
 /// The idle deadline itself, and a connection putting it off, are tested in process on a paused

@@ -33,6 +33,13 @@ fn hub_and_channels_write_one_json_object_per_line_to_the_daily_file() {
     let mode = fs::metadata(relay.logs()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
 
+    // The hub writes its lines within 50 ms, the asker's channel its push as it sends it.
+    testkit::wait_for("the reply's lines", || {
+        relay.logged("reply_sent", |l| l["ask_id"] == ask_id)
+            && relay.logged("pushed", |l| {
+                l["ask_id"] == ask_id && l["session"] == "alpha"
+            })
+    });
     let lines = relay.log_lines();
     for line in &lines {
         for key in ["timestamp", "level", "component", "pid", "event"] {

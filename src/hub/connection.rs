@@ -19,7 +19,11 @@ use std::{
 
 use interprocess::local_socket::tokio::Stream;
 use tokio::{
-    io::{AsyncWriteExt, BufReader},
+    io::AsyncWriteExt,
+    net::{
+        UnixStream,
+        unix::{ReadHalf, WriteHalf},
+    },
     sync::{mpsc, oneshot},
     time::Instant,
 };
@@ -108,20 +112,26 @@ pub(super) async fn serve(
     hub: Hub,
     unregistered: NotYetRegistered,
 ) {
+    let Stream::UdSocket(stream) = stream;
+    let mut stream = UnixStream::from(stream);
+    // tokio's own halves, not interprocess's `&Stream`: tokio notes a read that came back short
+    // and waits for the poller next, where `&Stream` tries another read that fails with EAGAIN,
+    // a wasted system call per line.
+    let (read_half, write_half) = stream.split();
     let (outbox, receiver) = Outbox::new(hub.unread());
     let queued = receiver.queued.clone();
     let client = Client::new(conn, pid, outbox);
     let (read_done, reading_ended) = oneshot::channel::<()>();
     let reader_closed = receiver.closed.clone();
     let reading = async {
-        read_requests(&stream, &hub, client, reader_closed, unregistered).await;
+        read_requests(read_half, &hub, client, reader_closed, unregistered).await;
         drop(read_done);
     };
     // The writer normally stops once the reader is done and the outbox is drained; a peer that
     // stopped reading gets DRAIN_TIMEOUT to take its last lines.
     let writing = async {
         tokio::select! {
-            _ = write_lines(&stream, receiver) => {}
+            _ = write_lines(write_half, receiver) => {}
             _ = async {
                 let _ = reading_ended.await;
                 tokio::time::sleep(DRAIN_TIMEOUT).await;
@@ -213,13 +223,13 @@ fn trim() {
 }
 
 async fn read_requests(
-    stream: &Stream,
+    stream: ReadHalf<'_>,
     hub: &Hub,
     mut client: Client,
     closed: CancellationToken,
     mut unregistered: NotYetRegistered,
 ) {
-    let mut frames = FrameReader::new(BufReader::new(stream), MAX_LINE_BYTES)
+    let mut frames = FrameReader::new(stream, MAX_LINE_BYTES)
         .stalling_after(LINE_STALL)
         .within(hub.line_budget());
     // One stop future for the life of the connection, rather than new waiters on every line.
@@ -317,7 +327,7 @@ fn unaddressed(error: RelayError) -> FromHub {
     }
 }
 
-async fn write_lines(stream: &Stream, outbox: OutboxReceiver) {
+async fn write_lines(mut writer: WriteHalf<'_>, outbox: OutboxReceiver) {
     let OutboxReceiver {
         mut lines,
         queued,
@@ -325,7 +335,6 @@ async fn write_lines(stream: &Stream, outbox: OutboxReceiver) {
     } = outbox;
     let kicked = closed.cancelled();
     tokio::pin!(kicked);
-    let mut writer = stream;
     loop {
         let next = tokio::select! {
             biased;

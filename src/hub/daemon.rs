@@ -22,7 +22,7 @@ use std::{
 
 use crate::{
     hub::server::{self, ServerConfig},
-    logging::{self, Component, PeerName},
+    logging::{self, Component},
     paths::DataDir,
     signals::termination,
 };
@@ -72,12 +72,16 @@ fn run_inner(options: DaemonOptions) -> io::Result<()> {
     }
     lock.set_len(0)?;
     writeln!(lock, "{}", std::process::id())?;
-    logging::init(Component::Hub, &data.logs(), PeerName::default());
+    // Dropped last, when the hub is done: it writes the lines still held.
+    let log = logging::init_held(Component::Hub, &data.logs());
     raise_open_files();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        if let Some(log) = &log {
+            tokio::spawn(log.write_regularly());
+        }
         let bound = server::bind(data)?;
         let config = ServerConfig {
             idle_exit: options.idle_exit,
