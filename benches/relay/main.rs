@@ -6,9 +6,9 @@
 //!
 //! This file says what is measured, in order; [`measure`] measures it (with [`procfs`] reading
 //! memory and CPU), [`floor`] sets the hub beside a minimal forwarder and counts its system
-//! calls, [`federation`] measures hubs federated through NATS, and [`report`] turns the results
-//! into a table. The channels, the temporary world and the process guards are the test kit's
-//! (`testkit`), as in the tests.
+//! calls, [`thousand`] puts a thousand sessions on one hub, [`federation`] measures hubs
+//! federated through NATS, and [`report`] turns the results into a table. The channels, the
+//! temporary world and the process guards are the test kit's (`testkit`), as in the tests.
 //!
 //! Everything runs in a temporary `CLAUDE_PLUGIN_DATA` and `HOME`, never the real ones. Every
 //! process started here is killed by pid when its owner drops (also when a phase panics); the hub,
@@ -21,6 +21,7 @@ mod floor;
 mod measure;
 mod procfs;
 mod report;
+mod thousand;
 
 use std::{fs, path::Path, thread, time::Instant};
 
@@ -31,6 +32,7 @@ use measure::{
     START_ITERS, Starts, idle_channel_memory, world,
 };
 use report::{Machine, Report, load_average};
+use thousand::{THOUSAND_RAW, Thousand};
 
 fn main() {
     let began = Instant::now();
@@ -81,6 +83,9 @@ fn main() {
         })
         .collect();
 
+    println!("measuring {THOUSAND_RAW} raw peers and a few channels on one hub ...");
+    let thousand = Thousand::measure();
+
     println!("measuring federation ...");
     let federated = Federated::measure();
 
@@ -95,6 +100,7 @@ fn main() {
         busy_channel,
         federated,
         hub_floor,
+        thousand,
     });
     println!("\n{}", report.text(&machine));
     if let Some(path) = std::env::var_os("RELAY_BENCH_OUT") {

@@ -74,6 +74,8 @@ pub struct Results {
     pub federated: Option<crate::federation::Federated>,
     /// The hub beside a minimal forwarder, and its system calls.
     pub hub_floor: crate::floor::HubFloor,
+    /// A thousand sessions on one hub.
+    pub thousand: crate::thousand::Thousand,
 }
 
 // ---------------------------------------------------------------------------------------------

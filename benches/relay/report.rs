@@ -12,6 +12,7 @@ use crate::{
         Results, START_ITERS, START_WARMUP, Samples,
     },
     procfs::Mem,
+    thousand::{THOUSAND_CHANNELS, THOUSAND_PEERS_CALLS, THOUSAND_RAW, THOUSAND_ROUNDS},
 };
 
 /// The targets claude-relay sets itself.
@@ -23,6 +24,12 @@ const TARGET_START: Duration = Duration::from_millis(10);
 const TARGET_HUB_OVER_FORWARDER: f64 = 2.0;
 /// System calls of the hub per round trip: its 2 reads and 4 writes, and a few waits.
 const TARGET_SYSCALLS_PER_RT: f64 = 9.0;
+/// A thousand sessions: a broadcast reaching them all, their replies back, the hub's memory with
+/// them, and the list of them.
+const TARGET_THOUSAND_DELIVERED: Duration = Duration::from_millis(50);
+const TARGET_THOUSAND_GATHERED: Duration = Duration::from_millis(100);
+const TARGET_HUB_RSS_1000: u64 = 16 * MIB;
+const TARGET_PEERS_1000: Duration = Duration::from_millis(10);
 
 /// Figures of other implementations, quoted for comparison only (not measured here).
 const REFERENCES: [(&str, &str, &str, &str, &str); 2] = [
@@ -242,6 +249,29 @@ fn latency_rows(results: &Results) -> Vec<Row> {
             row(&format!("broadcast to {n}: call → last reply"), &f.total),
         ]);
     }
+    let thousand = &results.thousand;
+    let sessions = thousand_sessions(results);
+    rows.extend([
+        Row::latency(
+            &format!("{sessions}: broadcast, all pushes delivered"),
+            &thousand.delivered,
+            floors,
+            Some(TARGET_THOUSAND_DELIVERED),
+        ),
+        Row::latency(
+            &format!("{sessions}: all replies back"),
+            &thousand.gathered,
+            floors,
+            Some(TARGET_THOUSAND_GATHERED),
+        ),
+        row(&format!("{sessions}: call → last reply"), &thousand.total),
+        Row::latency(
+            &format!("{sessions}: relay_peers answered"),
+            &thousand.peers_call,
+            floors,
+            Some(TARGET_PEERS_1000),
+        ),
+    ]);
     if let Some(fed) = &results.federated {
         let n = fed.broadcast.recipients;
         rows.extend([
@@ -319,6 +349,19 @@ fn memory_rows(results: &Results) -> Vec<Row> {
             ),
         ]);
     }
+    let sessions = thousand_sessions(results);
+    rows.extend([
+        Row::memory(
+            &format!("hub RSS, {sessions} + asker, fresh"),
+            results.thousand.hub_connected,
+            Some(TARGET_HUB_RSS_1000),
+        ),
+        Row::memory(
+            &format!("hub RSS, {sessions}, after broadcasts"),
+            results.thousand.hub_after,
+            Some(TARGET_HUB_RSS_1000),
+        ),
+    ]);
     if let Some(fed) = &results.federated {
         rows.extend([
             Row::memory(
@@ -336,6 +379,12 @@ fn memory_rows(results: &Results) -> Vec<Row> {
         ]);
     }
     rows
+}
+
+/// How the thousand-session rows name their sessions: `1000 raw peers + 2 channels`.
+fn thousand_sessions(results: &Results) -> String {
+    let channels = results.thousand.recipients - THOUSAND_RAW;
+    format!("{THOUSAND_RAW} raw peers + {channels} channels")
 }
 
 /// The hub's CPU against the forwarder's, and its system calls, as rows.
@@ -430,6 +479,23 @@ fn notes(results: &Results) -> Vec<String> {
         ),
         Err(why) => format!("hub system calls not counted: {why}"),
     });
+    let thousand = &results.thousand;
+    let sessions = thousand_sessions(results);
+    notes.extend([
+        fmt_breakdown(&format!("hub with {sessions}"), thousand.hub_connected),
+        fmt_breakdown(
+            &format!("hub with {sessions} after broadcasts"),
+            thousand.hub_after,
+        ),
+        fmt_breakdown(
+            &format!(
+                "hub with {sessions} after broadcasts and relay_peers listing {} ({} KiB of JSON)",
+                thousand.peers_listed,
+                thousand.peers_bytes / 1024
+            ),
+            thousand.hub_end,
+        ),
+    ]);
     let batches = &results.round_trips.hub_cpu_batches;
     notes.push(format!(
         "hub CPU per round trip in {} batches of {RT_BATCH}: min {}, median {}, max {}",
@@ -445,9 +511,15 @@ fn notes(results: &Results) -> Vec<String> {
     notes.push(format!(
         "iterations (after warm-up): floors {FLOOR_ITERS} (harness {HARNESS_ITERS}) after \
          {FLOOR_WARMUP}, round trips {RT_ITERS} after {RT_WARMUP}, starts {START_ITERS} after \
-         {START_WARMUP}, broadcasts {}; federation: NATS requests {FED_NATS_ITERS}, round trips \
-         {FED_RT_ITERS} each after {RT_WARMUP}, broadcasts {} after {}",
+         {START_WARMUP}, broadcasts {}; {THOUSAND_RAW} raw peers + {THOUSAND_CHANNELS} channels: \
+         broadcasts {} after {}, relay_peers {} after {}; federation: NATS requests \
+         {FED_NATS_ITERS}, round trips {FED_RT_ITERS} each after {RT_WARMUP}, broadcasts {} \
+         after {}",
         broadcasts.join(", "),
+        THOUSAND_ROUNDS.1,
+        THOUSAND_ROUNDS.0,
+        THOUSAND_PEERS_CALLS.1,
+        THOUSAND_PEERS_CALLS.0,
         FED_BROADCASTS.1,
         FED_BROADCASTS.0,
     ));
