@@ -5,8 +5,10 @@
 //! results as markdown. `docs/benchmarks.md` explains every figure and how it is taken.
 //!
 //! This file says what is measured, in order; [`measure`] measures it (with [`procfs`] reading
-//! memory and CPU), and [`report`] turns the results into a table. The channels, the temporary
-//! world and the process guards are the test kit's (`testkit`), as in the tests.
+//! memory and CPU), [`floor`] sets the hub beside a minimal forwarder and counts its system
+//! calls, [`thousand`] puts a thousand sessions on one hub, [`federation`] measures hubs
+//! federated through NATS, and [`report`] turns the results into a table. The channels, the
+//! temporary world and the process guards are the test kit's (`testkit`), as in the tests.
 //!
 //! Everything runs in a temporary `CLAUDE_PLUGIN_DATA` and `HOME`, never the real ones. Every
 //! process started here is killed by pid when its owner drops (also when a phase panics); the hub,
@@ -15,18 +17,22 @@
 //! bounded.
 
 mod federation;
+mod floor;
 mod measure;
 mod procfs;
 mod report;
+mod thousand;
 
 use std::{fs, path::Path, thread, time::Instant};
 
 use federation::Federated;
+use floor::{FLOOR_RT_ITERS, HubFloor, STRACE_RT_ITERS};
 use measure::{
     CLI_ITERS, CommandLine, FANOUTS, Fanout, Floors, RT_ITERS, Results, RoundTrips, SETTLE,
     START_ITERS, Starts, idle_channel_memory, world,
 };
 use report::{Machine, Report, load_average};
+use thousand::{THOUSAND_RAW, Thousand};
 
 fn main() {
     let began = Instant::now();
@@ -36,6 +42,13 @@ fn main() {
 
     println!("measuring floors ...");
     let floors = Floors::measure();
+
+    // Early, while the machine is quiet: CPU per round trip is what noise moves most.
+    println!(
+        "measuring {FLOOR_RT_ITERS} round trips through a minimal forwarder and through the hub, \
+         then the hub's system calls over {STRACE_RT_ITERS} ..."
+    );
+    let hub_floor = HubFloor::measure();
 
     let mut world = world();
     let mut alpha = world.channel("alpha");
@@ -70,6 +83,9 @@ fn main() {
         })
         .collect();
 
+    println!("measuring {THOUSAND_RAW} raw peers and a few channels on one hub ...");
+    let thousand = Thousand::measure();
+
     println!("measuring federation ...");
     let federated = Federated::measure();
 
@@ -83,6 +99,8 @@ fn main() {
         idle_info,
         busy_channel,
         federated,
+        hub_floor,
+        thousand,
     });
     println!("\n{}", report.text(&machine));
     if let Some(path) = std::env::var_os("RELAY_BENCH_OUT") {

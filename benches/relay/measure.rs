@@ -49,7 +49,7 @@ pub const FANOUTS: [(usize, usize, usize); 2] = [(20, 10, 200), (200, 5, 50)];
 pub const SETTLE: Duration = Duration::from_secs(1);
 
 /// The hub leaves this long after its last peer: a safety net should the bench die unkillably.
-const HUB_IDLE_SECS: &str = "30";
+pub const HUB_IDLE_SECS: &str = "30";
 
 /// A temporary world for one phase: channels log at `warn`, their pushes are on (the kit's
 /// default), and the hub they start leaves [`HUB_IDLE_SECS`] after its last peer.
@@ -72,6 +72,10 @@ pub struct Results {
     pub busy_channel: Mem,
     /// Hubs federated through a NATS server, when one could be run.
     pub federated: Option<crate::federation::Federated>,
+    /// The hub beside a minimal forwarder, and its system calls.
+    pub hub_floor: crate::floor::HubFloor,
+    /// A thousand sessions on one hub.
+    pub thousand: crate::thousand::Thousand,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -69,3 +69,26 @@ fn clock_ticks() -> u64 {
         .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
         .unwrap_or(100)
 }
+
+/// Nanoseconds all live threads of process `pid` have spent on a CPU (the first field of each
+/// `/proc/PID/task/TID/schedstat`), and how many threads there were. `/proc/PID/schedstat` is
+/// the main thread's alone, which undercounts a process that works in other threads too. A
+/// thread that exits between two readings takes its time with it, so a caller compares the
+/// thread counts of both readings.
+pub fn cpu_ns_all_threads(pid: u32) -> (u64, usize) {
+    let tasks = fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/task: {e}"));
+    let mut total = 0;
+    let mut threads = 0;
+    for task in tasks.flatten() {
+        let Some(ns) = fs::read_to_string(task.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        else {
+            continue; // the thread ended while the directory was read
+        };
+        total += ns;
+        threads += 1;
+    }
+    (total, threads)
+}

@@ -6,11 +6,13 @@ use std::{fs, process::Command, thread, time::Duration};
 
 use crate::{
     federation::{FED_BROADCASTS, FED_HOSTS, FED_NATS_ITERS, FED_RT_ITERS, FED_SESSIONS_PER_HOST},
+    floor::{FLOOR_RT_BATCH, FLOOR_RT_ITERS, FLOOR_RT_WARMUP},
     measure::{
         FANOUTS, FLOOR_ITERS, FLOOR_WARMUP, Floors, HARNESS_ITERS, RT_BATCH, RT_ITERS, RT_WARMUP,
         Results, START_ITERS, START_WARMUP, Samples,
     },
     procfs::Mem,
+    thousand::{THOUSAND_CHANNELS, THOUSAND_PEERS_CALLS, THOUSAND_RAW, THOUSAND_ROUNDS},
 };
 
 /// The targets claude-relay sets itself.
@@ -18,6 +20,16 @@ const TARGET_CHANNEL_RSS: u64 = 4 * MIB;
 const TARGET_HUB_RSS_200: u64 = 8 * MIB;
 const TARGET_HUB_CPU_PER_RT: Duration = Duration::from_micros(20);
 const TARGET_START: Duration = Duration::from_millis(10);
+/// The hub's CPU per round trip as a multiple of a forwarder doing only its reads and writes.
+const TARGET_HUB_OVER_FORWARDER: f64 = 2.0;
+/// System calls of the hub per round trip: its 2 reads and 4 writes, and a few waits.
+const TARGET_SYSCALLS_PER_RT: f64 = 9.0;
+/// A thousand sessions: a broadcast reaching them all, their replies back, the hub's memory with
+/// them, and the list of them.
+const TARGET_THOUSAND_DELIVERED: Duration = Duration::from_millis(50);
+const TARGET_THOUSAND_GATHERED: Duration = Duration::from_millis(100);
+const TARGET_HUB_RSS_1000: u64 = 16 * MIB;
+const TARGET_PEERS_1000: Duration = Duration::from_millis(10);
 
 /// Figures of other implementations, quoted for comparison only (not measured here).
 const REFERENCES: [(&str, &str, &str, &str, &str); 2] = [
@@ -211,6 +223,14 @@ fn latency_rows(results: &Results) -> Vec<Row> {
         row("floor: pipe round trip (cat)", &floors.pipe),
         row("floor: pipe round trip via bench harness", &floors.harness),
         row(
+            "floor: minimal forwarder round trip (2 reads, 4 writes), raw peers",
+            &results.hub_floor.forwarder.latency,
+        ),
+        row(
+            "hub round trip, raw peers (default log level)",
+            &results.hub_floor.hub.latency,
+        ),
+        row(
             "ask → push → reply → push round trip",
             &results.round_trips.latency,
         ),
@@ -229,6 +249,29 @@ fn latency_rows(results: &Results) -> Vec<Row> {
             row(&format!("broadcast to {n}: call → last reply"), &f.total),
         ]);
     }
+    let thousand = &results.thousand;
+    let sessions = thousand_sessions(results);
+    rows.extend([
+        Row::latency(
+            &format!("{sessions}: broadcast, all pushes delivered"),
+            &thousand.delivered,
+            floors,
+            Some(TARGET_THOUSAND_DELIVERED),
+        ),
+        Row::latency(
+            &format!("{sessions}: all replies back"),
+            &thousand.gathered,
+            floors,
+            Some(TARGET_THOUSAND_GATHERED),
+        ),
+        row(&format!("{sessions}: call → last reply"), &thousand.total),
+        Row::latency(
+            &format!("{sessions}: relay_peers answered"),
+            &thousand.peers_call,
+            floors,
+            Some(TARGET_PEERS_1000),
+        ),
+    ]);
     if let Some(fed) = &results.federated {
         let n = fed.broadcast.recipients;
         rows.extend([
@@ -306,6 +349,19 @@ fn memory_rows(results: &Results) -> Vec<Row> {
             ),
         ]);
     }
+    let sessions = thousand_sessions(results);
+    rows.extend([
+        Row::memory(
+            &format!("hub RSS, {sessions} + asker, fresh"),
+            results.thousand.hub_connected,
+            Some(TARGET_HUB_RSS_1000),
+        ),
+        Row::memory(
+            &format!("hub RSS, {sessions}, after broadcasts"),
+            results.thousand.hub_after,
+            Some(TARGET_HUB_RSS_1000),
+        ),
+    ]);
     if let Some(fed) = &results.federated {
         rows.extend([
             Row::memory(
@@ -322,6 +378,51 @@ fn memory_rows(results: &Results) -> Vec<Row> {
             ),
         ]);
     }
+    rows
+}
+
+/// How the thousand-session rows name their sessions: `1000 raw peers + 2 channels`.
+fn thousand_sessions(results: &Results) -> String {
+    let channels = results.thousand.recipients - THOUSAND_RAW;
+    format!("{THOUSAND_RAW} raw peers + {channels} channels")
+}
+
+/// The hub's CPU against the forwarder's, and its system calls, as rows.
+fn floor_rows(results: &Results) -> Vec<Row> {
+    let floor = &results.hub_floor;
+    let ratio = floor.cpu_ratio();
+    let mut rows = vec![
+        Row::cpu(
+            "floor: minimal forwarder CPU per round trip",
+            floor.forwarder.cpu_per_rt,
+            None,
+        ),
+        Row::cpu(
+            "hub CPU per round trip, raw peers (default log level, all threads)",
+            floor.hub.cpu_per_rt,
+            None,
+        ),
+        Row::single(
+            "hub CPU per round trip ÷ forwarder's",
+            format!("{ratio:.1}×"),
+            Some(format!("{TARGET_HUB_OVER_FORWARDER:.1}×")),
+            Some(ratio <= TARGET_HUB_OVER_FORWARDER),
+        ),
+    ];
+    rows.push(match &floor.syscalls {
+        Ok(calls) => Row::single(
+            "hub system calls per round trip (strace)",
+            format!("{:.2}", calls.per_trip()),
+            Some(format!("{TARGET_SYSCALLS_PER_RT:.0}")),
+            Some(calls.per_trip() <= TARGET_SYSCALLS_PER_RT),
+        ),
+        Err(_) => Row::single(
+            "hub system calls per round trip (strace)",
+            "not counted".into(),
+            Some(format!("{TARGET_SYSCALLS_PER_RT:.0}")),
+            None,
+        ),
+    });
     rows
 }
 
@@ -352,6 +453,49 @@ fn notes(results: &Results) -> Vec<String> {
             fed.broadcast.hub_after,
         ));
     }
+    let floor = &results.hub_floor;
+    notes.push(format!(
+        "forwarder floor: a tokio current-thread task in a thread of the bench doing only the \
+         hub's 2 reads and 4 writes per round trip (its thread's CPU); hub at its default log \
+         level (RELAY_LOG unset), CPU summed over its {} thread(s); both driven by the same raw \
+         peers, {FLOOR_RT_ITERS} round trips each after {FLOOR_RT_WARMUP}, alternating in batches of \
+         {FLOOR_RT_BATCH}",
+        floor.hub.threads
+    ));
+    let ratios = floor.batch_ratios();
+    notes.push(format!(
+        "hub CPU ÷ forwarder's in each of the {} pairs of batches: min {:.1}×, median {:.1}×, \
+         max {:.1}×",
+        ratios.len(),
+        ratios[0],
+        ratios[ratios.len() / 2],
+        ratios[ratios.len() - 1],
+    ));
+    notes.push(match &floor.syscalls {
+        Ok(calls) => format!(
+            "hub system calls per round trip over {} round trips (strace -f -c): {}",
+            calls.trips,
+            calls.breakdown()
+        ),
+        Err(why) => format!("hub system calls not counted: {why}"),
+    });
+    let thousand = &results.thousand;
+    let sessions = thousand_sessions(results);
+    notes.extend([
+        fmt_breakdown(&format!("hub with {sessions}"), thousand.hub_connected),
+        fmt_breakdown(
+            &format!("hub with {sessions} after broadcasts"),
+            thousand.hub_after,
+        ),
+        fmt_breakdown(
+            &format!(
+                "hub with {sessions} after broadcasts and relay_peers listing {} ({} KiB of JSON)",
+                thousand.peers_listed,
+                thousand.peers_bytes / 1024
+            ),
+            thousand.hub_end,
+        ),
+    ]);
     let batches = &results.round_trips.hub_cpu_batches;
     notes.push(format!(
         "hub CPU per round trip in {} batches of {RT_BATCH}: min {}, median {}, max {}",
@@ -367,9 +511,15 @@ fn notes(results: &Results) -> Vec<String> {
     notes.push(format!(
         "iterations (after warm-up): floors {FLOOR_ITERS} (harness {HARNESS_ITERS}) after \
          {FLOOR_WARMUP}, round trips {RT_ITERS} after {RT_WARMUP}, starts {START_ITERS} after \
-         {START_WARMUP}, broadcasts {}; federation: NATS requests {FED_NATS_ITERS}, round trips \
-         {FED_RT_ITERS} each after {RT_WARMUP}, broadcasts {} after {}",
+         {START_WARMUP}, broadcasts {}; {THOUSAND_RAW} raw peers + {THOUSAND_CHANNELS} channels: \
+         broadcasts {} after {}, relay_peers {} after {}; federation: NATS requests \
+         {FED_NATS_ITERS}, round trips {FED_RT_ITERS} each after {RT_WARMUP}, broadcasts {} \
+         after {}",
         broadcasts.join(", "),
+        THOUSAND_ROUNDS.1,
+        THOUSAND_ROUNDS.0,
+        THOUSAND_PEERS_CALLS.1,
+        THOUSAND_PEERS_CALLS.0,
         FED_BROADCASTS.1,
         FED_BROADCASTS.0,
     ));
@@ -398,6 +548,7 @@ impl Report {
                 None,
             ),
         ]);
+        rows.extend(floor_rows(results));
         Report {
             rows,
             notes: notes(results),

@@ -1,0 +1,584 @@
+//! The hub against a floor of its own kind: a minimal forwarder that does exactly the socket reads
+//! and writes of one hub round trip and nothing else, driven by the same client as the real hub.
+//! What the hub spends beyond the forwarder is its own work (parsing, routing, bookkeeping,
+//! logging), so "hub CPU ÷ forwarder CPU" says how far the hub is from what its I/O alone costs
+//! on this machine: an absolute target hides that, since the kernel's share of each read, write
+//! and wake-up (which dominates on a VM) is in both. Then the system calls the hub makes per
+//! round trip, counted by `strace`.
+//!
+//! One round trip, seen from the hub (or the forwarder): A's `ask` is read (1 read); the response
+//! goes to A and the `ask` event to B (2 writes); B's `reply` is read (1 read); its response goes
+//! to B and the `reply` event to A (2 writes). The client is two raw peers (the kit's [`RawPeer`])
+//! in the bench's main thread, one blocking write and read at a time, the same code for both
+//! servers; the measured round trips alternate between them in batches.
+
+use std::{
+    fs,
+    io::{BufRead, BufReader},
+    os::unix::net::UnixListener as StdUnixListener,
+    process::{Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use serde_json::{Value, json};
+use testkit::{KillOnDrop, RawPeer, World, kill, wait_for};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader as TokioBufReader},
+    net::{UnixListener, UnixStream},
+};
+
+use crate::{
+    measure::{HUB_IDLE_SECS, Samples},
+    procfs::cpu_ns_all_threads,
+};
+
+/// Round trips against the forwarder and against the hub, each after as many warm-ups.
+pub const FLOOR_RT_WARMUP: usize = 200;
+pub const FLOOR_RT_ITERS: usize = 2_000;
+/// The measured round trips alternate between the forwarder and the hub in batches of this many,
+/// so that both meet the same moments of the machine's other work, which moves CPU figures more
+/// than anything (docs/benchmarks.md, "Noise").
+pub const FLOOR_RT_BATCH: usize = 100;
+/// Round trips while `strace` counts the hub's system calls.
+pub const STRACE_RT_ITERS: usize = 1_000;
+
+/// The longest one expected line, an attach or an exit may take before the bench gives up.
+const WAIT: Duration = testkit::PROMPTLY;
+/// The forwarder gives up after this long in all (its client died, say), so its thread ends.
+const FORWARDER_LIMIT: Duration = Duration::from_secs(120);
+
+/// The clients' names, as they say hello.
+const NAME_A: &str = "floor-a";
+const NAME_B: &str = "floor-b";
+
+/// What the forwarder and the hub did, and how the hub's system calls break down.
+pub struct HubFloor {
+    pub forwarder: Trips,
+    pub hub: Trips,
+    /// The hub's system calls per round trip, or why they were not counted.
+    pub syscalls: Result<Syscalls, String>,
+}
+
+/// Round trips against one server.
+pub struct Trips {
+    /// The ask write at A to the reading of the reply event at A.
+    pub latency: Samples,
+    /// The server's CPU over the measured round trips, divided by their number.
+    pub cpu_per_rt: Duration,
+    /// The same per batch of [`FLOOR_RT_BATCH`], in the order they ran.
+    pub cpu_batches: Vec<Duration>,
+    /// The server's threads (1 for the forwarder; all of the hub's are counted).
+    pub threads: usize,
+}
+
+impl HubFloor {
+    pub fn measure() -> HubFloor {
+        let forwarder = Forwarder::start();
+        let mut via_forwarder = Pair::hello(&forwarder.world);
+        let (world, hub) = default_level_hub();
+        let mut via_hub = Pair::hello(&world);
+        for _ in 0..FLOOR_RT_WARMUP {
+            via_forwarder.round_trip();
+            via_hub.round_trip();
+        }
+        let mut forwarder_latency = Vec::with_capacity(FLOOR_RT_ITERS);
+        let mut hub_latency = Vec::with_capacity(FLOOR_RT_ITERS);
+        let mut hub_batches = Vec::new();
+        let mut threads = 0;
+        for _ in 0..FLOOR_RT_ITERS / FLOOR_RT_BATCH {
+            forwarder_latency.extend((0..FLOOR_RT_BATCH).map(|_| via_forwarder.round_trip()));
+            let (before, threads_before) = cpu_ns_all_threads(hub);
+            hub_latency.extend((0..FLOOR_RT_BATCH).map(|_| via_hub.round_trip()));
+            let (after, threads_after) = cpu_ns_all_threads(hub);
+            assert_eq!(
+                threads_before, threads_after,
+                "the hub's threads came or went during a batch, so their CPU cannot be summed"
+            );
+            hub_batches.push(Duration::from_nanos(after - before));
+            threads = threads_after;
+        }
+        let forwarder_batches = forwarder.cpu_batches();
+        let syscalls = count_syscalls(&world, hub, &mut via_hub);
+        drop((via_hub, world, via_forwarder));
+        HubFloor {
+            forwarder: Trips::new(forwarder_latency, &forwarder_batches, 1),
+            hub: Trips::new(hub_latency, &hub_batches, threads),
+            syscalls,
+        }
+    }
+
+    /// Hub CPU per round trip as a multiple of the forwarder's.
+    pub fn cpu_ratio(&self) -> f64 {
+        ratio(self.hub.cpu_per_rt, self.forwarder.cpu_per_rt)
+    }
+
+    /// The same ratio for each pair of batches that ran one after the other, sorted: a burst of
+    /// other work on the machine moves a pair or two, not the median.
+    pub fn batch_ratios(&self) -> Vec<f64> {
+        let mut ratios: Vec<f64> = (self.hub.cpu_batches.iter())
+            .zip(&self.forwarder.cpu_batches)
+            .map(|(&hub, &forwarder)| ratio(hub, forwarder))
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        ratios
+    }
+}
+
+fn ratio(value: Duration, base: Duration) -> f64 {
+    value.as_secs_f64() / base.as_secs_f64().max(1e-12)
+}
+
+impl Trips {
+    /// From the latencies and the CPU of each batch (of [`FLOOR_RT_BATCH`] round trips).
+    fn new(latency: Vec<Duration>, batches: &[Duration], threads: usize) -> Trips {
+        let per_rt = |cpu: Duration| cpu / FLOOR_RT_BATCH as u32;
+        Trips {
+            cpu_per_rt: batches.iter().sum::<Duration>() / latency.len() as u32,
+            cpu_batches: batches.iter().copied().map(per_rt).collect(),
+            latency: Samples(latency),
+            threads,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client, the same for both servers
+
+/// A and B, connected to one server, each after its hello, and the id of the last request.
+///
+/// The hello is request 1 and every round trip takes the next id, which the forwarder (which
+/// parses nothing) predicts by counting the same way.
+struct Pair {
+    a: RawPeer,
+    b: RawPeer,
+    last_id: u64,
+}
+
+impl Pair {
+    /// Connects A, then B, to the server of `world`'s socket.
+    fn hello(world: &World) -> Pair {
+        let hello = |name: &str| {
+            let mut peer = RawPeer::connect(world);
+            let welcome = peer.hello(name);
+            assert_eq!(welcome["type"], "ok", "hello {name}: {welcome}");
+            assert_eq!(welcome["result"]["name"], name, "{name} got its name");
+            peer
+        };
+        Pair {
+            a: hello(NAME_A),
+            b: hello(NAME_B),
+            last_id: 1,
+        }
+    }
+
+    fn round_trip(&mut self) -> Duration {
+        self.last_id += 1;
+        round_trip(&mut self.a, &mut self.b, self.last_id)
+    }
+}
+
+/// One round trip as documented in the module, timed from the ask's write to the reading of the
+/// reply event. B's response to its reply is read after the timing. Lines carry what a
+/// channel's carry (a deadline 5 s ahead), so the hub's lines are a channel's lines.
+fn round_trip(a: &mut RawPeer, b: &mut RawPeer, id: u64) -> Duration {
+    let deadline_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("time after 1970")
+        .as_millis() as u64
+        + 5_000;
+    let start = Instant::now();
+    a.send(
+        &json!({"id": id, "op": "ask", "to": NAME_B, "question": "ping?",
+                   "timeout_secs": 60, "deadline_ms": deadline_ms}),
+    );
+    let ask = read(b, "the ask event");
+    assert_eq!(ask["type"], "ask", "B was asked: {ask}");
+    b.send(
+        &json!({"id": id, "op": "reply", "ask_id": ask["ask_id"], "text": "pong",
+                   "deadline_ms": deadline_ms}),
+    );
+    let asked = read(a, "the ask's response");
+    let reply = read(a, "the reply event");
+    let elapsed = start.elapsed();
+    assert!(
+        asked["type"] == "ok" && asked["id"] == id,
+        "the ask succeeded: {asked}"
+    );
+    assert!(
+        reply["type"] == "reply" && reply["ask_id"] == ask["ask_id"],
+        "the reply answers the ask: {reply}"
+    );
+    let replied = read(b, "the reply's response");
+    assert!(
+        replied["type"] == "ok" && replied["id"] == id,
+        "the reply succeeded: {replied}"
+    );
+    elapsed
+}
+
+fn read(peer: &mut RawPeer, what: &str) -> Value {
+    peer.read()
+        .unwrap_or_else(|| panic!("the server closed before {what}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The forwarder
+
+/// The forwarder, serving a temporary world's socket (where a hub would) from a thread of this
+/// process; it measures its own CPU.
+struct Forwarder {
+    world: World,
+    thread: thread::JoinHandle<()>,
+    cpu: mpsc::Receiver<Result<std::io::Result<Vec<Duration>>, tokio::time::error::Elapsed>>,
+}
+
+impl Forwarder {
+    /// Starts the forwarder for [`FLOOR_RT_WARMUP`] and [`FLOOR_RT_ITERS`] round trips; it
+    /// accepts connections as soon as this returns.
+    fn start() -> Forwarder {
+        let world = World::new(testkit::bins!());
+        fs::create_dir_all(&world.data).expect("create the data directory");
+        let listener = StdUnixListener::bind(world.socket()).expect("bind the forwarder's socket");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let (done, cpu) = mpsc::channel();
+        let thread = thread::Builder::new()
+            .name("forwarder".into())
+            .spawn(move || {
+                // Current-thread, as the hub's runtime, so that this thread's CPU is all of it.
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a tokio runtime");
+                let result = runtime.block_on(async {
+                    tokio::time::timeout(
+                        FORWARDER_LIMIT,
+                        forward(listener, FLOOR_RT_WARMUP, FLOOR_RT_ITERS, FLOOR_RT_BATCH),
+                    )
+                    .await
+                });
+                let _ = done.send(result);
+            })
+            .expect("start the forwarder thread");
+        Forwarder { world, thread, cpu }
+    }
+
+    /// The forwarder's CPU in each batch of measured round trips, once they are all done.
+    fn cpu_batches(self) -> Vec<Duration> {
+        let cpu = self
+            .cpu
+            .recv_timeout(WAIT)
+            .expect("the forwarder reports its CPU")
+            .expect("the forwarder finished in time")
+            .expect("the forwarder's I/O");
+        self.thread.join().expect("the forwarder thread");
+        cpu
+    }
+}
+
+/// Serves A (the first connection) and B (the second): answers each hello, then `warmup` and
+/// `iters` round trips with lines of the sizes the hub writes (105, 132, 33 and 133 bytes; see
+/// the `*_line` functions). Returns its thread's CPU in each batch of `batch` measured round
+/// trips, read at the start of each batch's first and after the last one. Between batches it
+/// waits on its sockets, which costs no CPU, while the hub has its turn.
+async fn forward(
+    listener: StdUnixListener,
+    warmup: usize,
+    iters: usize,
+    batch: usize,
+) -> std::io::Result<Vec<Duration>> {
+    let listener = UnixListener::from_std(listener)?;
+    let mut a = Side::accept(&listener, NAME_A).await?;
+    let mut b = Side::accept(&listener, NAME_B).await?;
+    let mut out = Vec::with_capacity(256);
+    let mut marks = Vec::with_capacity(iters / batch + 1);
+    for trip in 0..warmup + iters {
+        if trip >= warmup && (trip - warmup).is_multiple_of(batch) {
+            marks.push(thread_cpu());
+        }
+        let trip = trip as u64;
+        let id = trip + 2; // as `Pair` counts
+        let ask_id = 2 * trip + 1;
+        a.read_line().await?;
+        a.write(&mut out, |o| ask_response_line(o, id, ask_id))
+            .await?;
+        b.write(&mut out, |o| ask_event_line(o, ask_id)).await?;
+        b.read_line().await?;
+        b.write(&mut out, |o| reply_response_line(o, id)).await?;
+        a.write(&mut out, |o| reply_event_line(o, ask_id)).await?;
+    }
+    marks.push(thread_cpu());
+    Ok(marks.windows(2).map(|w| w[1] - w[0]).collect())
+}
+
+/// One connection of the forwarder, and the line last read from it.
+struct Side {
+    stream: TokioBufReader<UnixStream>,
+    line: Vec<u8>,
+}
+
+impl Side {
+    /// Accepts the next connection, reads its hello and answers it as the hub does.
+    async fn accept(listener: &UnixListener, name: &str) -> std::io::Result<Side> {
+        let (stream, _) = listener.accept().await?;
+        let mut side = Side {
+            stream: TokioBufReader::new(stream),
+            line: Vec::with_capacity(256),
+        };
+        side.read_line().await?;
+        let welcome = format!(
+            "{{\"type\":\"ok\",\"id\":1,\"result\":{{\"hub_pid\":{},\"hub_version\":\"0.1.0\",\
+             \"name\":\"{name}\",\"protocol\":2}}}}\n",
+            std::process::id()
+        );
+        side.stream.write_all(welcome.as_bytes()).await?;
+        Ok(side)
+    }
+
+    /// Reads one line: one `read` when the whole line has arrived, as it does here.
+    async fn read_line(&mut self) -> std::io::Result<()> {
+        self.line.clear();
+        if self.stream.read_until(b'\n', &mut self.line).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(())
+    }
+
+    /// Writes the line `make` puts in `out` (cleared first): one `write`.
+    async fn write(
+        &mut self,
+        out: &mut Vec<u8>,
+        make: impl FnOnce(&mut Vec<u8>),
+    ) -> std::io::Result<()> {
+        out.clear();
+        make(out);
+        self.stream.write_all(out).await
+    }
+}
+
+// The forwarder's lines, the hub's lines with ids of the same length as the hub's
+// (`ask-mx61gag2-1`: 8 characters of time, then a counter); the sizes are for single-digit
+// counters, as in a real exchange captured from the hub.
+
+/// `{"type":"ok","id":2,"result":{"ask_id":…,"delivery":"live","thread_id":…}}`: 105 bytes.
+fn ask_response_line(out: &mut Vec<u8>, id: u64, ask_id: u64) {
+    use std::io::Write;
+    let _ = writeln!(
+        out,
+        "{{\"type\":\"ok\",\"id\":{id},\"result\":{{\"ask_id\":\"ask-fwdfloor-{ask_id}\",\
+         \"delivery\":\"live\",\"thread_id\":\"ask-fwdfloor-{ask_id}\"}}}}"
+    );
+}
+
+/// `{"type":"ask","message_id":…,"ask_id":…,"from":"floor-a","thread_id":…,"text":"ping?"}`:
+/// 132 bytes.
+fn ask_event_line(out: &mut Vec<u8>, ask_id: u64) {
+    use std::io::Write;
+    let _ = writeln!(
+        out,
+        "{{\"type\":\"ask\",\"message_id\":\"msg-fwdfloor-{}\",\"ask_id\":\"ask-fwdfloor-{ask_id}\",\
+         \"from\":\"{NAME_A}\",\"thread_id\":\"ask-fwdfloor-{ask_id}\",\"text\":\"ping?\"}}",
+        ask_id + 1
+    );
+}
+
+/// `{"type":"ok","id":2,"result":{}}`: 33 bytes.
+fn reply_response_line(out: &mut Vec<u8>, id: u64) {
+    use std::io::Write;
+    let _ = writeln!(out, "{{\"type\":\"ok\",\"id\":{id},\"result\":{{}}}}");
+}
+
+/// `{"type":"reply","message_id":…,"ask_id":…,"from":"floor-b","thread_id":…,"text":"pong"}`:
+/// 133 bytes.
+fn reply_event_line(out: &mut Vec<u8>, ask_id: u64) {
+    use std::io::Write;
+    let _ = writeln!(
+        out,
+        "{{\"type\":\"reply\",\"message_id\":\"msg-fwdfloor-{}\",\"ask_id\":\"ask-fwdfloor-{ask_id}\",\
+         \"from\":\"{NAME_B}\",\"thread_id\":\"ask-fwdfloor-{ask_id}\",\"text\":\"pong\"}}",
+        ask_id + 2
+    );
+}
+
+/// CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`: user and kernel, in ns).
+fn thread_cpu() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes only into the timespec it is given, a local.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The hub
+
+/// A world whose hub runs at its default log level (`info`): started as a channel starts it, but
+/// with only HOME, the data directory, PATH and the idle exit in its environment, so no
+/// `RELAY_LOG` (the bench's channels log at `warn`, which a hub they start would inherit).
+fn default_level_hub() -> (World, u32) {
+    let mut world = World::new(testkit::bins!());
+    let status = world
+        .base_command(world.bins().hub, world.dir.path())
+        .env("RELAY_HUB_IDLE_SECS", HUB_IDLE_SECS)
+        .stdin(Stdio::null())
+        .status()
+        .expect("run relay-hub");
+    assert!(status.success(), "relay-hub exited with {status}");
+    wait_for("the hub socket to accept", || {
+        std::os::unix::net::UnixStream::connect(world.socket()).is_ok()
+    });
+    world.note_hub();
+    let hub = world.hub_pid().expect("the hub runs");
+    (world, hub)
+}
+
+// ---------------------------------------------------------------------------------------------
+// System calls
+
+/// What `strace -c` counted in the hub over `trips` round trips.
+pub struct Syscalls {
+    pub trips: usize,
+    /// Every system call made, most frequent first.
+    pub calls: Vec<SyscallCount>,
+}
+
+pub struct SyscallCount {
+    pub name: String,
+    pub calls: u64,
+    /// Calls that returned an error (for reads on a non-blocking socket, EAGAIN).
+    pub errors: u64,
+}
+
+impl Syscalls {
+    pub fn per_trip(&self) -> f64 {
+        self.calls.iter().map(|c| c.calls).sum::<u64>() as f64 / self.trips as f64
+    }
+
+    /// `recvfrom 2.00 (0.00 failed), sendto 4.00, …`: each call per round trip.
+    pub fn breakdown(&self) -> String {
+        let trips = self.trips as f64;
+        self.calls
+            .iter()
+            .map(|c| {
+                let mut text = format!("{} {}", c.name, per_trip(c.calls, trips));
+                if c.errors > 0 {
+                    text.push_str(&format!(" ({} failed)", per_trip(c.errors, trips)));
+                }
+                text
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// `count` per round trip, with the decimals that keep a rare call from showing as 0.
+fn per_trip(count: u64, trips: f64) -> String {
+    let each = count as f64 / trips;
+    if each >= 0.1 {
+        format!("{each:.2}")
+    } else {
+        format!("{each:.3}")
+    }
+}
+
+/// Counts the hub's system calls over [`STRACE_RT_ITERS`] round trips with `strace -f -c`,
+/// attached to the running hub (and all its threads) only once it says it is attached, so that
+/// every call of every round trip is counted and no set-up is. Stopped with SIGINT, on which
+/// strace detaches and writes its summary. `Err` says why there are no counts (no strace, or no
+/// permission to trace).
+fn count_syscalls(world: &World, hub: u32, pair: &mut Pair) -> Result<Syscalls, String> {
+    let installed = Command::new("strace")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        return Err("strace is not installed: system calls not counted".into());
+    }
+    let summary = world.dir.path().join("strace-summary.txt");
+    let mut strace = KillOnDrop::spawn(
+        Command::new("strace")
+            .args(["-f", "-c", "-o"])
+            .arg(&summary)
+            .args(["-p", &hub.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+        "strace",
+    );
+    let stderr = strace.child().stderr.take().expect("strace's stderr");
+    let (lines, said) = mpsc::channel();
+    // Ends when strace exits; it drains strace's stderr until then.
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    loop {
+        match said.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) if line.contains("attached") => break,
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                return Err(format!(
+                    "strace did not attach to the hub within {WAIT:?}: {}",
+                    seen.join(" / ")
+                ));
+            }
+        }
+    }
+    for _ in 0..STRACE_RT_ITERS {
+        pair.round_trip();
+    }
+    kill(strace.pid(), "INT");
+    let status = strace
+        .wait_within(WAIT, testkit::process::POLL)
+        .ok_or_else(|| format!("strace did not stop within {WAIT:?} of SIGINT"))?;
+    let text = fs::read_to_string(&summary)
+        .map_err(|e| format!("strace ({status}) left no summary: {e}"))?;
+    let calls = parse_strace_summary(&text);
+    if calls.is_empty() {
+        return Err(format!("strace's summary has no system calls: {text}"));
+    }
+    Ok(Syscalls {
+        trips: STRACE_RT_ITERS,
+        calls,
+    })
+}
+
+/// The rows of `strace -c`'s table (`% time  seconds  usecs/call  calls  [errors]  syscall`),
+/// without the total, most calls first.
+fn parse_strace_summary(text: &str) -> Vec<SyscallCount> {
+    let mut calls: Vec<SyscallCount> = text
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if !(5..=6).contains(&fields.len()) || fields[0].parse::<f64>().is_err() {
+                return None; // the header, a rule, or anything else
+            }
+            let name = *fields.last()?;
+            (name != "total").then(|| SyscallCount {
+                name: name.to_owned(),
+                calls: fields[3].parse().unwrap_or(0),
+                errors: if fields.len() == 6 {
+                    fields[4].parse().unwrap_or(0)
+                } else {
+                    0
+                },
+            })
+        })
+        .collect();
+    calls.sort_by(|x, y| y.calls.cmp(&x.calls).then(x.name.cmp(&y.name)));
+    calls
+}
