@@ -21,8 +21,8 @@ use interprocess::local_socket::{
     GenericFilePath,
     tokio::{Stream, prelude::*},
 };
-use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde::{Deserialize, de::DeserializeOwned};
+use serde_json::value::RawValue;
 use tokio::{
     io::AsyncWriteExt,
     net::UnixStream,
@@ -107,7 +107,8 @@ enum Tracks {
 }
 
 struct Pending {
-    answer: oneshot::Sender<Result<Value, RelayError>>,
+    /// The result as the hub wrote it, read once by the request into its own type.
+    answer: oneshot::Sender<Result<Box<RawValue>, RelayError>>,
     tracks: Tracks,
 }
 
@@ -231,7 +232,7 @@ impl HubClient {
             }
             answered.await.map_err(|_| connection_lost())
         };
-        let value = match tokio::time::timeout(REQUEST_TIMEOUT + ANSWER_GRACE, exchange).await {
+        let result = match tokio::time::timeout(REQUEST_TIMEOUT + ANSWER_GRACE, exchange).await {
             Ok(Ok(answer)) => answer?,
             Ok(Err(lost)) => {
                 lock(&self.book).requests.remove(&id);
@@ -246,7 +247,7 @@ impl HubClient {
                 )));
             }
         };
-        serde_json::from_value(value).map_err(|e| {
+        serde_json::from_str(result.get()).map_err(|e| {
             RelayError::bad_msg(format!("the hub's answer has an unexpected shape: {e}"))
         })
     }
@@ -279,6 +280,10 @@ async fn run_io(
     let reading = async {
         let mut frames = FrameReader::new(read_half, MAX_EVENT_LINE_BYTES);
         while let Ok(Some(line)) = frames.next_line().await {
+            if let Some(ok) = OkAnswer::read(&line) {
+                answer(&book, ok.id, ok.result.to_owned());
+                continue;
+            }
             match serde_json::from_str::<FromHub>(&line) {
                 Ok(message) => {
                     if let Some(event) = route(&book, message)
@@ -338,15 +343,44 @@ async fn run_io(
 
 /// Hands a response to its waiting request, or turns an event into an [`Event`]. Keeps the book
 /// of outstanding asks in wire order, so an answer can never arrive before its ask is recorded.
+/// A success as the hub writes it (`protocol::OkLine`: `type` first), its result left as the hub
+/// wrote it. Read as a [`FromHub`], a result went through two JSON trees before the request read
+/// it (a peer list of a thousand sessions: tens of thousands of allocations); left raw, the
+/// request reads it once, into its own type.
+#[derive(Deserialize)]
+struct OkAnswer<'a> {
+    id: u64,
+    #[serde(borrow)]
+    result: &'a RawValue,
+}
+
+impl<'a> OkAnswer<'a> {
+    /// The line as a success, or `None` for any other line (events, failures).
+    fn read(line: &'a str) -> Option<OkAnswer<'a>> {
+        line.starts_with(r#"{"type":"ok","#)
+            .then(|| serde_json::from_str(line).ok())
+            .flatten()
+    }
+}
+
+/// Hands `result` to the request `id` that waits for it.
+fn answer(book: &Mutex<Book>, id: u64, result: Box<RawValue>) {
+    let mut book = lock(book);
+    if let Some(pending) = book.requests.remove(&id) {
+        record_asks(&mut book, &pending.tracks, &result);
+        let _ = pending.answer.send(Ok(result));
+    }
+}
+
 fn route(book: &Mutex<Book>, message: FromHub) -> Option<Event> {
+    if let FromHub::Ok { id, result } = &message {
+        let raw = serde_json::value::to_raw_value(result).expect("a JSON value serializes");
+        answer(book, *id, raw);
+        return None;
+    }
     let mut book = lock(book);
     match message {
-        FromHub::Ok { id, result } => {
-            let pending = book.requests.remove(&id)?;
-            record_asks(&mut book, &pending.tracks, &result);
-            let _ = pending.answer.send(Ok(result));
-            None
-        }
+        FromHub::Ok { .. } => None,
         FromHub::Err { id, code, message } => {
             let error = RelayError::new(code, message);
             match id.and_then(|id| book.requests.remove(&id)) {
@@ -383,11 +417,11 @@ fn signal(book: &Book, signal: Signal) -> Option<Event> {
     None
 }
 
-fn record_asks(book: &mut Book, tracks: &Tracks, result: &Value) {
+fn record_asks(book: &mut Book, tracks: &Tracks, result: &RawValue) {
     match tracks {
         Tracks::Nothing => {}
         Tracks::Ask { to } => {
-            if let Ok(asked) = serde_json::from_value::<Asked>(result.clone()) {
+            if let Ok(asked) = serde_json::from_str::<Asked>(result.get()) {
                 let ask = Outstanding {
                     to: to.clone(),
                     thread_id: asked.thread_id,
@@ -397,7 +431,7 @@ fn record_asks(book: &mut Book, tracks: &Tracks, result: &Value) {
             }
         }
         Tracks::Broadcast => {
-            if let Ok(broadcast) = serde_json::from_value::<Broadcasted>(result.clone()) {
+            if let Ok(broadcast) = serde_json::from_str::<Broadcasted>(result.get()) {
                 for ask in broadcast.asks {
                     let outstanding = Outstanding {
                         to: ask.to,

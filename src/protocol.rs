@@ -239,6 +239,15 @@ pub(crate) enum FromHub {
     StandDown { reason: String },
 }
 
+/// [`FromHub::Ok`] as the hub writes it: the result serialized from its own type, without a
+/// JSON value built first (`hub::handlers::response`). Reads back as `FromHub::Ok`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename = "ok")]
+pub(crate) struct OkLine<'a, T: Serialize> {
+    pub id: u64,
+    pub result: &'a T,
+}
+
 /// A reply that expired unread in its recipient's inbox, for its sender.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Undelivered {
@@ -543,6 +552,30 @@ pub(crate) fn validate_timeout(secs: u64) -> Result<(), RelayError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The hub writes successes as `OkLine`; the clients read them as `FromHub::Ok`.
+    #[test]
+    fn an_ok_line_reads_back_as_an_ok_response() {
+        let asked = Asked {
+            ask_id: "ask-1".into(),
+            thread_id: "t".into(),
+            delivery: DeliveryMode::Live,
+        };
+        let line = serde_json::to_string(&OkLine {
+            id: 3,
+            result: &asked,
+        })
+        .unwrap();
+        assert!(line.starts_with(r#"{"type":"ok","id":3,"#), "{line}");
+        let read: FromHub = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            read,
+            FromHub::Ok {
+                id: 3,
+                result: serde_json::to_value(&asked).unwrap()
+            }
+        );
+    }
 
     #[test]
     fn requests_have_the_documented_shape() {

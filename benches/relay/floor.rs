@@ -226,12 +226,18 @@ fn read(peer: &mut RawPeer, what: &str) -> Value {
 // ---------------------------------------------------------------------------------------------
 // The forwarder
 
-/// The forwarder, serving a temporary world's socket (where a hub would) from a thread of this
-/// process; it measures its own CPU.
+/// Where the bench, started again as the forwarder's process, finds the socket to serve.
+const FORWARDER_SOCKET_ENV: &str = "RELAY_BENCH_FORWARDER_SOCKET";
+
+/// The forwarder, serving a temporary world's socket (where a hub would) from a process of its
+/// own, as the hub does: the bench started again with [`FORWARDER_SOCKET_ENV`] set. A thread of
+/// the bench's own process would be cheaper to wake than any other process, the hub among them
+/// (no switch of address space between it and its clients), and would make a floor the hub
+/// could never reach. It measures its own CPU and prints it when done.
 struct Forwarder {
     world: World,
-    thread: thread::JoinHandle<()>,
-    cpu: mpsc::Receiver<Result<std::io::Result<Vec<Duration>>, tokio::time::error::Elapsed>>,
+    process: KillOnDrop,
+    says: BufReader<std::process::ChildStdout>,
 }
 
 impl Forwarder {
@@ -240,43 +246,80 @@ impl Forwarder {
     fn start() -> Forwarder {
         let world = World::new(testkit::bins!());
         fs::create_dir_all(&world.data).expect("create the data directory");
-        let listener = StdUnixListener::bind(world.socket()).expect("bind the forwarder's socket");
-        listener
-            .set_nonblocking(true)
-            .expect("non-blocking listener");
-        let (done, cpu) = mpsc::channel();
-        let thread = thread::Builder::new()
-            .name("forwarder".into())
-            .spawn(move || {
-                // Current-thread, as the hub's runtime, so that this thread's CPU is all of it.
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a tokio runtime");
-                let result = runtime.block_on(async {
-                    tokio::time::timeout(
-                        FORWARDER_LIMIT,
-                        forward(listener, FLOOR_RT_WARMUP, FLOOR_RT_ITERS, FLOOR_RT_BATCH),
-                    )
-                    .await
-                });
-                let _ = done.send(result);
-            })
-            .expect("start the forwarder thread");
-        Forwarder { world, thread, cpu }
+        let mut process = KillOnDrop::spawn(
+            Command::new(std::env::current_exe().expect("the bench's own path"))
+                .env(FORWARDER_SOCKET_ENV, world.socket())
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped()),
+            "the forwarder",
+        );
+        let mut says = BufReader::new(process.child().stdout.take().expect("its stdout"));
+        // The forwarder ends by itself within FORWARDER_LIMIT, which bounds this read.
+        assert_eq!(read_said(&mut says), "listening", "the forwarder started");
+        Forwarder {
+            world,
+            process,
+            says,
+        }
     }
 
     /// The forwarder's CPU in each batch of measured round trips, once they are all done.
-    fn cpu_batches(self) -> Vec<Duration> {
-        let cpu = self
-            .cpu
-            .recv_timeout(WAIT)
-            .expect("the forwarder reports its CPU")
-            .expect("the forwarder finished in time")
-            .expect("the forwarder's I/O");
-        self.thread.join().expect("the forwarder thread");
+    fn cpu_batches(mut self) -> Vec<Duration> {
+        let said = read_said(&mut self.says);
+        let cpu = said
+            .strip_prefix("cpu_ns ")
+            .unwrap_or_else(|| panic!("the forwarder failed: {said}"))
+            .split(',')
+            .map(|ns| Duration::from_nanos(ns.parse().expect("a number of ns")))
+            .collect();
+        let status = self
+            .process
+            .wait_within(WAIT, testkit::process::POLL)
+            .expect("the forwarder exits once done");
+        assert!(status.success(), "the forwarder exited with {status}");
         cpu
     }
+}
+
+fn read_said(says: &mut impl BufRead) -> String {
+    let mut line = String::new();
+    says.read_line(&mut line)
+        .expect("read the forwarder's output");
+    line.trim_end().to_owned()
+}
+
+/// When this process was started as the forwarder: serves the socket it was given, prints
+/// `listening`, then `cpu_ns` and its CPU per batch (or what failed), and returns true.
+pub fn serve_as_forwarder() -> bool {
+    let Some(socket) = std::env::var_os(FORWARDER_SOCKET_ENV) else {
+        return false;
+    };
+    let listener = StdUnixListener::bind(&socket).expect("bind the forwarder's socket");
+    listener
+        .set_nonblocking(true)
+        .expect("non-blocking listener");
+    println!("listening");
+    // Current-thread, as the hub's runtime, so that this thread's CPU is all of it.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let served = runtime.block_on(async {
+        tokio::time::timeout(
+            FORWARDER_LIMIT,
+            forward(listener, FLOOR_RT_WARMUP, FLOOR_RT_ITERS, FLOOR_RT_BATCH),
+        )
+        .await
+    });
+    match served {
+        Ok(Ok(batches)) => {
+            let ns: Vec<String> = batches.iter().map(|d| d.as_nanos().to_string()).collect();
+            println!("cpu_ns {}", ns.join(","));
+        }
+        Ok(Err(e)) => println!("failed: {e}"),
+        Err(_) => println!("failed: not done within {FORWARDER_LIMIT:?}"),
+    }
+    true
 }
 
 /// Serves A (the first connection) and B (the second): answers each hello, then `warmup` and

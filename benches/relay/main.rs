@@ -35,6 +35,9 @@ use report::{Machine, Report, load_average};
 use thousand::{THOUSAND_RAW, Thousand};
 
 fn main() {
+    if floor::serve_as_forwarder() {
+        return;
+    }
     let began = Instant::now();
     println!("claude-relay benchmark: {}", testkit::bins!().channel);
     let machine = Machine::describe();

@@ -455,7 +455,7 @@ fn notes(results: &Results) -> Vec<String> {
     }
     let floor = &results.hub_floor;
     notes.push(format!(
-        "forwarder floor: a tokio current-thread task in a thread of the bench doing only the \
+        "forwarder floor: a tokio current-thread task in a process of its own doing only the \
          hub's 2 reads and 4 writes per round trip (its thread's CPU); hub at its default log \
          level (RELAY_LOG unset), CPU summed over its {} thread(s); both driven by the same raw \
          peers, {FLOOR_RT_ITERS} round trips each after {FLOOR_RT_WARMUP}, alternating in batches of \

@@ -69,7 +69,7 @@ impl Hub {
         if !made {
             state.asks.withdraw(&ask.ask_id);
         }
-        outbox.send(&response(id, asked));
+        outbox.send_line(response(id, asked));
         release(&mut state, caller, &ask.ask_id, made);
     }
 
@@ -119,7 +119,7 @@ impl Hub {
                 settled.push((ask.ask_id.as_str(), made));
             }
         }
-        outbox.send(&response(id, Ok(here)));
+        outbox.send_line(response(id, Ok(here)));
         for ask_id in &local {
             release(&mut state, caller, ask_id, true);
         }
@@ -163,7 +163,7 @@ impl Hub {
             state.asks.restore(ask);
             self.wake_deadline_task();
         }
-        outbox.send(&response(id, replied));
+        outbox.send_line(response(id, replied));
     }
 
     /// Sends one share to its host's hub and reads what became of each of its asks.

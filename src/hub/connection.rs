@@ -274,7 +274,7 @@ async fn read_requests(
                 }
                 match handled {
                     Handled::Now(response) => {
-                        client.outbox.send(&response);
+                        client.outbox.send_line(response);
                     }
                     Handled::Later(sending) => {
                         tokio::spawn(sending);

@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::{
     ask::ConnId,
     errors::RelayError,
+    framing::encode_line,
     hub::{
         afar::{AskAfar, BroadcastAfar, ReplyAfar},
         asking::Routed,
@@ -21,16 +22,16 @@ use crate::{
     },
     protocol::{
         AskRequest, Asked, BroadcastRequest, Broadcasted, FromHub, Hello, MAX_CWD_BYTES,
-        MAX_LABEL_BYTES, Op, PROTOCOL_VERSION, RenameRequest, Replied, ReplyRequest, Request,
-        ShuttingDown, validate_address, validate_id, validate_len, validate_name, validate_text,
-        validate_timeout,
+        MAX_LABEL_BYTES, OkLine, Op, PROTOCOL_VERSION, RenameRequest, Renamed, Replied,
+        ReplyRequest, Request, ShuttingDown, Welcome, validate_address, validate_id, validate_len,
+        validate_name, validate_text, validate_timeout,
     },
 };
 
 /// What handling one line gave.
 pub(super) enum Handled {
-    /// The response, to send now.
-    Now(FromHub),
+    /// The response line, to send now.
+    Now(Vec<u8>),
     /// Sends the response when other hosts have answered; bounded by the federation's request
     /// timeout.
     Later(Pin<Box<dyn Future<Output = ()> + Send>>),
@@ -121,20 +122,9 @@ impl Client {
 
 /// Handles one line from the client: the response to send back, or what will send it.
 pub(super) fn handle_line(hub: &Hub, client: &mut Client, line: &str) -> Handled {
-    let value: Value = match serde_json::from_str(line) {
-        Ok(value) => value,
-        Err(e) => {
-            client.bad_line(BadLine::NotJson, line.len());
-            return Handled::Now(error(None, texts::line_not_json(&e)));
-        }
-    };
-    let id = value.get("id").and_then(Value::as_u64);
-    let request: Request = match serde_json::from_value(value) {
+    let request: Request = match serde_json::from_str(line) {
         Ok(request) => request,
-        Err(e) => {
-            client.bad_line(BadLine::NotARequest, line.len());
-            return Handled::Now(error(id, texts::not_a_request(&e)));
-        }
+        Err(e) => return Handled::Now(not_a_request(client, line, &e)),
     };
     let id = request.id;
     // A client that gave up on this request has told its user it failed: it must not happen.
@@ -145,71 +135,87 @@ pub(super) fn handle_line(hub: &Hub, client: &mut Client, line: &str) -> Handled
             late_ms = unix_ms() - deadline_ms,
             "request_after_its_deadline"
         );
-        return Handled::Now(error(Some(id), texts::after_deadline()));
+        return Handled::Now(refused(Some(id), texts::after_deadline()));
     }
-    let result = match request.op {
-        Op::Hello(hello) => handle_hello(hub, client, hello),
-        Op::Status => answer(Ok(hub.status())),
+    let line = match request.op {
+        Op::Hello(hello) => response(id, handle_hello(hub, client, hello)),
+        Op::Status => response(id, Ok(hub.status())),
         Op::Shutdown => {
             hub.request_shutdown();
-            answer(Ok(ShuttingDown {}))
+            response(id, Ok(ShuttingDown {}))
         }
         // A hook, which never registers, names its session; a peer takes only its own inbox.
         Op::InboxTake(take) if !client.registered && take.session_id.is_some() => {
             let session_id = take.session_id.as_deref().unwrap_or_default();
-            validate_id("session_id", session_id)
-                .and_then(|()| answer(hub.take_inbox(client.conn, Some(session_id))))
+            let taken = validate_id("session_id", session_id)
+                .and_then(|()| hub.take_inbox(client.conn, Some(session_id)));
+            response(id, taken)
         }
         Op::InboxAck(ack) if !client.registered && ack.session_id.is_some() => {
             let session_id = ack.session_id.as_deref().unwrap_or_default();
-            validate_id("session_id", session_id)
-                .and_then(|()| answer(hub.ack_inbox(client.conn, Some(session_id), ack.take_id)))
+            let acked = validate_id("session_id", session_id)
+                .and_then(|()| hub.ack_inbox(client.conn, Some(session_id), ack.take_id));
+            response(id, acked)
         }
         // A session's waiter waits instead of saying hello.
         Op::Wait(wait) if !client.registered && !client.waiting => {
-            validate_id("session_id", &wait.session_id).and_then(|()| {
+            let armed = validate_id("session_id", &wait.session_id).map(|()| {
                 client.waiting = true;
-                answer(Ok(hub.arm_waiter(
-                    client.conn,
-                    &wait.session_id,
-                    client.outbox.clone(),
-                )))
-            })
+                hub.arm_waiter(client.conn, &wait.session_id, client.outbox.clone())
+            });
+            response(id, armed)
         }
         // `relay peers` lists everyone without joining.
-        Op::Peers if !client.registered => answer(Ok(hub.all_peers())),
-        _ if !client.registered => Err(texts::not_registered()),
-        Op::InboxTake(_) => answer(hub.take_inbox(client.conn, None)),
-        Op::InboxAck(ack) => answer(hub.ack_inbox(client.conn, None, ack.take_id)),
-        Op::Peers => answer(hub.peers(client.conn)),
+        Op::Peers if !client.registered => response(id, Ok(hub.all_peers())),
+        _ if !client.registered => refused(Some(id), texts::not_registered()),
+        Op::InboxTake(_) => response(id, hub.take_inbox(client.conn, None)),
+        Op::InboxAck(ack) => response(id, hub.ack_inbox(client.conn, None, ack.take_id)),
+        Op::Peers => response(id, hub.peers(client.conn)),
         Op::Ask(ask) => match handle_ask(hub, client.conn, ask) {
-            Ok(Routed::Here(asked)) => answer(Ok(asked)),
+            Ok(Routed::Here(asked)) => response(id, Ok(asked)),
             Ok(Routed::Afar(afar)) => {
                 return later(hub, client, |hub, outbox| hub.send_ask(outbox, id, afar));
             }
-            Err(e) => Err(e),
+            Err(e) => refused(Some(id), e),
         },
         Op::Reply(reply) => match handle_reply(hub, client.conn, reply) {
-            Ok(Routed::Here(replied)) => answer(Ok(replied)),
+            Ok(Routed::Here(replied)) => response(id, Ok(replied)),
             Ok(Routed::Afar(afar)) => {
                 return later(hub, client, |hub, outbox| hub.send_reply(outbox, id, afar));
             }
-            Err(e) => Err(e),
+            Err(e) => refused(Some(id), e),
         },
         Op::Broadcast(broadcast) => match handle_broadcast(hub, client.conn, broadcast) {
-            Ok(Routed::Here(sent)) => answer(Ok(sent)),
+            Ok(Routed::Here(sent)) => response(id, Ok(sent)),
             Ok(Routed::Afar(afar)) => {
                 return later(hub, client, |hub, outbox| {
                     hub.send_broadcast(outbox, id, afar)
                 });
             }
-            Err(e) => Err(e),
+            Err(e) => refused(Some(id), e),
         },
-        Op::Rename(rename) => handle_rename(hub, client.conn, rename),
-        Op::Wait(_) => Err(texts::not_a_waiter()),
+        Op::Rename(rename) => response(id, handle_rename(hub, client.conn, rename)),
+        Op::Wait(_) => refused(Some(id), texts::not_a_waiter()),
     };
     hub.touch(client.conn);
-    Handled::Now(response(id, result))
+    Handled::Now(line)
+}
+
+/// The answer to a line that is not a request: either not JSON at all, or JSON of another shape
+/// (answered with its `id` when it has one). Read a second time only on this path: a request is
+/// read once, straight into its type.
+fn not_a_request(client: &mut Client, line: &str, error: &serde_json::Error) -> Vec<u8> {
+    match serde_json::from_str::<Value>(line) {
+        Err(e) => {
+            client.bad_line(BadLine::NotJson, line.len());
+            refused(None, texts::line_not_json(&e))
+        }
+        Ok(value) => {
+            client.bad_line(BadLine::NotARequest, line.len());
+            let id = value.get("id").and_then(Value::as_u64);
+            refused(id, texts::not_a_request(error))
+        }
+    }
 }
 
 /// The handling of a request that another host's hub answers: `send` makes the future that
@@ -223,15 +229,26 @@ fn later<F: Future<Output = ()> + Send + 'static>(
     Handled::Later(Box::pin(send(hub.clone(), client.outbox.clone())))
 }
 
-/// The response to request `id`.
-pub(super) fn response<T: Serialize>(id: u64, result: Result<T, RelayError>) -> FromHub {
+/// The line that answers request `id`. A result is written straight from its type, not built
+/// as a JSON value first: a peer list of a thousand sessions was a tree of thousands of
+/// allocations, made and thrown away for each `peers`.
+pub(super) fn response<T: Serialize>(id: u64, result: Result<T, RelayError>) -> Vec<u8> {
     match result {
-        Ok(result) => FromHub::Ok {
+        Ok(result) => encode_line(&OkLine {
             id,
-            result: serde_json::to_value(result).expect("results always serialize"),
-        },
-        Err(e) => error(Some(id), e),
+            result: &result,
+        }),
+        Err(e) => refused(Some(id), e),
     }
+}
+
+/// The line that refuses request `id` (`None`: a line that could not be read as a request).
+fn refused(id: Option<u64>, e: RelayError) -> Vec<u8> {
+    encode_line(&FromHub::Err {
+        id,
+        code: e.code,
+        message: e.message,
+    })
 }
 
 fn unix_ms() -> u64 {
@@ -240,19 +257,7 @@ fn unix_ms() -> u64 {
         .map_or(0, |since| since.as_millis() as u64)
 }
 
-fn error(id: Option<u64>, e: RelayError) -> FromHub {
-    FromHub::Err {
-        id,
-        code: e.code,
-        message: e.message,
-    }
-}
-
-fn answer<T: Serialize>(result: Result<T, RelayError>) -> Result<Value, RelayError> {
-    result.map(|value| serde_json::to_value(value).expect("results always serialize"))
-}
-
-fn handle_hello(hub: &Hub, client: &mut Client, hello: Hello) -> Result<Value, RelayError> {
+fn handle_hello(hub: &Hub, client: &mut Client, hello: Hello) -> Result<Welcome, RelayError> {
     if hello.protocol != PROTOCOL_VERSION {
         return Err(texts::protocol_mismatch(&hello.version, hello.protocol));
     }
@@ -274,7 +279,7 @@ fn handle_hello(hub: &Hub, client: &mut Client, hello: Hello) -> Result<Value, R
     }
     let welcome = hub.register(client.conn, hello, client.pid, client.outbox.clone())?;
     client.registered = true;
-    answer(Ok(welcome))
+    Ok(welcome)
 }
 
 fn handle_ask(
@@ -311,7 +316,7 @@ fn handle_broadcast(
     hub.broadcast(conn, broadcast)
 }
 
-fn handle_rename(hub: &Hub, conn: ConnId, rename: RenameRequest) -> Result<Value, RelayError> {
+fn handle_rename(hub: &Hub, conn: ConnId, rename: RenameRequest) -> Result<Renamed, RelayError> {
     validate_name(&rename.new_name)?;
-    answer(hub.rename(conn, &rename.new_name))
+    hub.rename(conn, &rename.new_name)
 }

@@ -139,10 +139,15 @@ impl Outbox {
 
     /// Queues a message. Returns false when the connection is closing.
     pub(crate) fn send(&self, message: &FromHub) -> bool {
+        self.send_line(encode_line(message))
+    }
+
+    /// Queues a line made already (with its newline). Returns false when the connection is
+    /// closing.
+    pub(crate) fn send_line(&self, line: Vec<u8>) -> bool {
         if self.closed.is_cancelled() {
             return false;
         }
-        let line = encode_line(message);
         let bytes = line.len();
         if self.lines.send(line).is_err() {
             return false;
