@@ -281,7 +281,7 @@ async fn run_io(
         let mut frames = FrameReader::new(read_half, MAX_EVENT_LINE_BYTES);
         while let Ok(Some(line)) = frames.next_line().await {
             if let Some(ok) = OkAnswer::read(&line) {
-                answer(&book, ok.id, ok.result.to_owned());
+                answer(&mut lock(&book), ok.id, ok.result.to_owned());
                 continue;
             }
             match serde_json::from_str::<FromHub>(&line) {
@@ -341,8 +341,6 @@ async fn run_io(
     }
 }
 
-/// Hands a response to its waiting request, or turns an event into an [`Event`]. Keeps the book
-/// of outstanding asks in wire order, so an answer can never arrive before its ask is recorded.
 /// A success as the hub writes it (`protocol::OkLine`: `type` first), its result left as the hub
 /// wrote it. Read as a [`FromHub`], a result went through two JSON trees before the request read
 /// it (a peer list of a thousand sessions: tens of thousands of allocations); left raw, the
@@ -364,23 +362,23 @@ impl<'a> OkAnswer<'a> {
 }
 
 /// Hands `result` to the request `id` that waits for it.
-fn answer(book: &Mutex<Book>, id: u64, result: Box<RawValue>) {
-    let mut book = lock(book);
+fn answer(book: &mut Book, id: u64, result: Box<RawValue>) {
     if let Some(pending) = book.requests.remove(&id) {
-        record_asks(&mut book, &pending.tracks, &result);
+        record_asks(book, &pending.tracks, &result);
         let _ = pending.answer.send(Ok(result));
     }
 }
 
+/// Hands a response to its waiting request, or turns an event into an [`Event`]. Keeps the book
+/// of outstanding asks in wire order, so an answer can never arrive before its ask is recorded.
 fn route(book: &Mutex<Book>, message: FromHub) -> Option<Event> {
-    if let FromHub::Ok { id, result } = &message {
-        let raw = serde_json::value::to_raw_value(result).expect("a JSON value serializes");
-        answer(book, *id, raw);
-        return None;
-    }
     let mut book = lock(book);
     match message {
-        FromHub::Ok { .. } => None,
+        FromHub::Ok { id, result } => {
+            let raw = serde_json::value::to_raw_value(&result).expect("a JSON value serializes");
+            answer(&mut book, id, raw);
+            None
+        }
         FromHub::Err { id, code, message } => {
             let error = RelayError::new(code, message);
             match id.and_then(|id| book.requests.remove(&id)) {

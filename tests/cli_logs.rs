@@ -236,11 +236,14 @@ fn ask_shows_one_asks_life_across_the_hub_and_both_channels() {
     assert_eq!(alpha.push()["meta"]["kind"], "reply");
     // The channel logs a push once it is sent, so the line may land after the test saw it; the
     // hub writes its lines within 50 ms.
-    testkit::wait_for("alpha to log the reply's push, and the hub the reply", || {
-        relay.logged("pushed", |line| {
-            line["ask_id"] == ask_id.as_str() && line["session"] == "alpha"
-        }) && relay.logged("reply_sent", |line| line["ask_id"] == ask_id.as_str())
-    });
+    testkit::wait_for(
+        "alpha to log the reply's push, and the hub the reply",
+        || {
+            relay.logged("pushed", |line| {
+                line["ask_id"] == ask_id.as_str() && line["session"] == "alpha"
+            }) && relay.logged("reply_sent", |line| line["ask_id"] == ask_id.as_str())
+        },
+    );
     // A second ask, to see it left out.
     alpha.ok("relay_ask", json!({"to": "beta", "question": "other?"}));
     beta.push();

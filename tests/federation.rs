@@ -406,9 +406,10 @@ fn hubs_with_the_right_credentials_federate_and_never_log_them() {
         for world in [&laptop, &buildbox] {
             // Each hub writes its lines within 50 ms: scan them once the ask's are there.
             wait_for("the hub to log the ask", || {
-                world.log_lines().iter().any(|line| {
-                    line["component"] == "hub" && line["ask_id"] == asked["ask_id"]
-                })
+                world
+                    .log_lines()
+                    .iter()
+                    .any(|line| line["component"] == "hub" && line["ask_id"] == asked["ask_id"])
             });
             for line in world.log_lines() {
                 assert!(!line.to_string().contains("s3cret-pw"), "logged: {line}");

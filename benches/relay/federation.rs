@@ -114,7 +114,10 @@ fn nats_round_trips(url: &str) -> Samples {
         // Until the server routes the responder's subscription, a request finds no responder;
         // no event says when, so the first request is retried, within a bound.
         let routed_by = std::time::Instant::now() + testkit::PROMPTLY;
-        while let Err(e) = requester.request("bench.echo", payload.clone().into()).await {
+        while let Err(e) = requester
+            .request("bench.echo", payload.clone().into())
+            .await
+        {
             assert!(
                 std::time::Instant::now() < routed_by,
                 "no echo within {:?}: {e}",

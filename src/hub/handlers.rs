@@ -137,7 +137,7 @@ pub(super) fn handle_line(hub: &Hub, client: &mut Client, line: &str) -> Handled
         );
         return Handled::Now(refused(Some(id), texts::after_deadline()));
     }
-    let line = match request.op {
+    let answer = match request.op {
         Op::Hello(hello) => response(id, handle_hello(hub, client, hello)),
         Op::Status => response(id, Ok(hub.status())),
         Op::Shutdown => {
@@ -198,7 +198,7 @@ pub(super) fn handle_line(hub: &Hub, client: &mut Client, line: &str) -> Handled
         Op::Wait(_) => refused(Some(id), texts::not_a_waiter()),
     };
     hub.touch(client.conn);
-    Handled::Now(line)
+    Handled::Now(answer)
 }
 
 /// The answer to a line that is not a request: either not JSON at all, or JSON of another shape
