@@ -23,7 +23,7 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-use serde_json::{Map, Value};
+use serde::Serialize;
 use time::{
     Date, OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description,
 };
@@ -191,20 +191,22 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> std::fmt::Result {
-        let mut line = Map::new();
+        let mut line = JsonObject::new();
         let now = OffsetDateTime::now_utc()
             .format(&Rfc3339)
             .unwrap_or_default();
-        line.insert("timestamp".into(), now.into());
-        line.insert("level".into(), level_name(*event.metadata().level()).into());
-        line.insert("component".into(), self.component.as_str().into());
-        line.insert("pid".into(), self.pid.into());
-        if let Some(session) = self.session.get() {
-            line.insert("session".into(), session.into());
+        line.put("timestamp", &now);
+        line.put("level", level_name(*event.metadata().level()));
+        line.put("component", self.component.as_str());
+        line.put("pid", &self.pid);
+        // A line names one session: the event's own `session` field when it has one.
+        if event.metadata().fields().field("session").is_none()
+            && let Some(session) = self.session.get()
+        {
+            line.put("session", &session);
         }
         event.record(&mut FieldCollector(&mut line));
-        let text = serde_json::to_string(&line).map_err(|_| std::fmt::Error)?;
-        writeln!(writer, "{text}")
+        writer.write_str(&line.finish()?)
     }
 }
 
@@ -218,41 +220,66 @@ fn level_name(level: Level) -> &'static str {
     }
 }
 
+/// One line's JSON object, written key by key as the event is read: building a map first (and
+/// sorting its keys) cost the hub more than anything else in logging a message.
+struct JsonObject(Vec<u8>);
+
+impl JsonObject {
+    fn new() -> JsonObject {
+        let mut bytes = Vec::with_capacity(256);
+        bytes.push(b'{');
+        JsonObject(bytes)
+    }
+
+    fn put(&mut self, key: &str, value: &(impl Serialize + ?Sized)) {
+        if self.0.len() > 1 {
+            self.0.push(b',');
+        }
+        let _ = serde_json::to_writer(&mut self.0, key);
+        self.0.push(b':');
+        let _ = serde_json::to_writer(&mut self.0, value);
+    }
+
+    /// The object, closed, with its newline.
+    fn finish(mut self) -> Result<String, std::fmt::Error> {
+        self.0.extend_from_slice(b"}\n");
+        String::from_utf8(self.0).map_err(|_| std::fmt::Error)
+    }
+}
+
 /// Collects an event's fields; the message becomes `event`.
-struct FieldCollector<'a>(&'a mut Map<String, Value>);
+struct FieldCollector<'a>(&'a mut JsonObject);
 
 impl FieldCollector<'_> {
-    fn put(&mut self, field: &Field, value: Value) {
-        let key = match field.name() {
-            "message" => "event",
+    fn put(&mut self, field: &Field, value: &(impl Serialize + ?Sized)) {
+        match field.name() {
+            "message" => self.0.put("event", value),
             // The line's own keys say who wrote it; a field of the same name must not replace them.
             reserved @ ("timestamp" | "level" | "component" | "pid") => {
-                self.0.insert(format!("field_{reserved}"), value);
-                return;
+                self.0.put(&format!("field_{reserved}"), value);
             }
-            name => name,
-        };
-        self.0.insert(key.to_owned(), value);
+            name => self.0.put(name, value),
+        }
     }
 }
 
 impl tracing::field::Visit for FieldCollector<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.put(field, value.into());
+        self.put(field, value);
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, value.into());
+        self.put(field, &value);
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, value.into());
+        self.put(field, &value);
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field, value.into());
+        self.put(field, &value);
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         let mut text = String::new();
         let _ = write!(text, "{value:?}");
-        self.put(field, text.into());
+        self.put(field, text.as_str());
     }
 }
 
@@ -275,6 +302,70 @@ mod tests {
     use tracing_subscriber::fmt::MakeWriter;
 
     use super::*;
+
+    /// What a subscriber with [`JsonLine`] writes, for the test below.
+    #[derive(Clone, Default)]
+    struct Written(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Written {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Each event is one JSON object on one line: the line's own keys, the session (the event's
+    /// own `session` field over the process's), the message as `event`, every field escaped as
+    /// JSON, and a field named like one of the line's keys kept apart.
+    #[test]
+    fn an_event_is_one_json_object_on_one_line() {
+        let written = Written::default();
+        let session = PeerName::default();
+        session.set("alpha");
+        let into = written.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .event_format(JsonLine {
+                component: Component::Hub,
+                session,
+                pid: 7,
+            })
+            .with_writer(move || into.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(
+                session = "beta",
+                pid = 3u64,
+                detail = "a \"b\"\nc",
+                "peer_renamed"
+            );
+            tracing::warn!(n = 5u64, ok = true, "plain");
+        });
+        let text = String::from_utf8(written.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[0]["event"], "peer_renamed");
+        assert_eq!(lines[0]["session"], "beta");
+        assert_eq!(lines[0]["pid"], 7);
+        assert_eq!(lines[0]["field_pid"], 3);
+        assert_eq!(lines[0]["detail"], "a \"b\"\nc");
+        assert_eq!(lines[0]["component"], "hub");
+        assert_eq!(lines[1]["session"], "alpha");
+        assert_eq!(lines[1]["level"], "warn");
+        assert_eq!(
+            (lines[1]["n"].as_u64(), lines[1]["ok"].as_bool()),
+            (Some(5), Some(true))
+        );
+        assert!(
+            text.matches("\"session\"").count() == 2,
+            "one session key per line: {text}"
+        );
+    }
 
     #[test]
     fn reads_the_date_of_both_file_names() {
