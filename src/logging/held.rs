@@ -9,10 +9,7 @@
 
 use std::{
     io::{self, Write},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -30,35 +27,41 @@ const HOLD_AT_MOST: usize = 64 * 1024;
 
 /// The lines not written yet, and where they go.
 struct HeldLines {
-    held: Mutex<Vec<u8>>,
+    held: Mutex<Hold>,
     files: RollingFileAppender,
     /// Told when a line comes to an empty hold.
     first_held: Notify,
+}
+
+/// What waits, and whether anything may wait still; one lock for both, so no line can slip into
+/// the hold after the last write of it.
+#[derive(Default)]
+struct Hold {
+    lines: Vec<u8>,
     /// Set once the hub is done: lines are then written as they come.
-    through: AtomicBool,
+    through: bool,
 }
 
 impl HeldLines {
     fn new(files: RollingFileAppender) -> Arc<HeldLines> {
         Arc::new(HeldLines {
-            held: Mutex::new(Vec::new()),
+            held: Mutex::new(Hold::default()),
             files,
             first_held: Notify::new(),
-            through: AtomicBool::new(false),
         })
     }
 
     fn hold(&self, line: &[u8]) -> io::Result<()> {
-        if self.through.load(Ordering::Acquire) {
+        let mut held = lock(&self.held);
+        if held.through {
             return self.files.make_writer().write_all(line);
         }
-        let mut held = lock(&self.held);
-        if held.is_empty() {
+        if held.lines.is_empty() {
             self.first_held.notify_one();
         }
-        held.extend_from_slice(line);
-        if held.len() >= HOLD_AT_MOST {
-            self.write_out(&mut held)?;
+        held.lines.extend_from_slice(line);
+        if held.lines.len() >= HOLD_AT_MOST {
+            self.write_out(&mut held.lines)?;
         }
         Ok(())
     }
@@ -78,7 +81,7 @@ impl HeldLines {
     }
 
     fn flush(&self) {
-        let _ = self.write_out(&mut lock(&self.held));
+        let _ = self.write_out(&mut lock(&self.held).lines);
     }
 
     async fn write_regularly(self: Arc<Self>) {
@@ -91,8 +94,9 @@ impl HeldLines {
 
     /// Writes what is held, and every later line as it comes: the hub is ending.
     fn write_through(&self) {
-        self.through.store(true, Ordering::Release);
-        self.flush();
+        let mut held = lock(&self.held);
+        held.through = true;
+        let _ = self.write_out(&mut held.lines);
     }
 
     /// Writes what is held before a panic's message: the lines that led to it matter most. A
@@ -104,7 +108,7 @@ impl HeldLines {
             if let Some(lines) = held.upgrade()
                 && let Ok(mut held) = lines.held.try_lock()
             {
-                let _ = lines.write_out(&mut held);
+                let _ = lines.write_out(&mut held.lines);
             }
             previous(info);
         }));
