@@ -63,7 +63,8 @@ impl LineBudget {
 
 /// Reads newline-terminated lines up to a length limit ([`MAX_LINE_BYTES`] on the hub).
 ///
-/// Unlike `AsyncBufReadExt::lines`, it never buffers more than the limit, and it is cancel safe:
+/// Unlike `AsyncBufReadExt::lines`, it holds at most the limit and one byte of a line, and it is
+/// cancel safe:
 /// a partial line lives in `self`, so `next_line` can sit in a `select!` next to other work. The
 /// hub also bounds how long a line may stay unfinished ([`FrameReader::stalling_after`]) and
 /// what all its connections' unfinished lines hold together ([`FrameReader::within`]).
@@ -151,7 +152,7 @@ impl<R: LineSource> FrameReader<R> {
                 return Err(FrameError::TooLong);
             }
             if !self.buf.is_empty() {
-                self.hold_unfinished()?;
+                self.started.get_or_insert_with(Instant::now);
             }
             let read = match (self.started, self.stall) {
                 (Some(started), Some(stall)) => {
@@ -168,20 +169,26 @@ impl<R: LineSource> FrameReader<R> {
                 let end = self.buf.len();
                 return self.take_line(end).map(Some);
             }
+            self.hold()?;
         }
     }
 
     /// Waits for bytes, then reads them into `buf`; the room for them is made only once they
-    /// are there.
+    /// are there. A read brings no more than would take `buf` one byte past the limit, which
+    /// is enough to tell a line too long.
     async fn read_more(&mut self) -> io::Result<usize> {
         self.inner.ready().await?;
         self.buf.reserve(READ_CHUNK);
-        self.inner.read_buf(&mut self.buf).await
+        let room = (self.limit + 1).saturating_sub(self.buf.len()).max(1);
+        (&mut self.inner)
+            .take(room as u64)
+            .read_buf(&mut self.buf)
+            .await
     }
 
-    /// Counts what `buf` holds against the budget while the rest of its line is awaited.
-    fn hold_unfinished(&mut self) -> Result<(), FrameError> {
-        self.started.get_or_insert_with(Instant::now);
+    /// Counts every byte `buf` holds against the budget: the start of a line awaited, and what a
+    /// read brought behind a line's end, which waits there until the next line is asked for.
+    fn hold(&mut self) -> Result<(), FrameError> {
         let Some(budget) = &self.budget else {
             return Ok(());
         };
@@ -198,23 +205,25 @@ impl<R: LineSource> FrameReader<R> {
     /// Hands out `buf[..end]` as a line and keeps what follows its newline (if any) for the
     /// next one. A buffer that holds exactly this line becomes the line itself.
     fn take_line(&mut self, end: usize) -> Result<String, FrameError> {
-        self.give_back_unfinished();
         let rest = if end < self.buf.len() {
             self.buf.split_off(end + 1)
         } else {
             Vec::new()
         };
+        self.release(self.buf.len());
         let mut line = std::mem::replace(&mut self.buf, rest);
         line.truncate(end);
         self.scanned = 0;
         String::from_utf8(line).map_err(|_| FrameError::NotUtf8)
     }
 
-    /// Returns what the unfinished line held to the budget: it is finished.
-    fn give_back_unfinished(&mut self) {
+    /// Returns to the budget what the `bytes` handed out held: their line is finished.
+    fn release(&mut self, bytes: usize) {
         self.started = None;
+        let bytes = bytes.min(self.reserved);
+        self.reserved -= bytes;
         if let Some(budget) = &self.budget {
-            budget.give_back(std::mem::take(&mut self.reserved));
+            budget.give_back(bytes);
         }
     }
 }
@@ -295,6 +304,22 @@ mod tests {
             Err(FrameError::OverBudget)
         ));
         drop(frames);
+        assert_eq!(budget.held.load(Ordering::Relaxed), 0);
+    }
+
+    /// What a read brought behind a line's end waits in the reader, and counts against the
+    /// budget until its own line is handed out.
+    #[tokio::test]
+    async fn bytes_behind_a_line_count_against_the_budget() {
+        let budget = Arc::new(LineBudget::new(1024));
+        let (mut writer, reader) = tokio::io::duplex(64);
+        let mut frames = FrameReader::new(reader, MAX_LINE_BYTES).within(budget.clone());
+        use tokio::io::AsyncWriteExt;
+        writer.write_all(b"ab\ncdef").await.unwrap();
+        assert_eq!(frames.next_line().await.unwrap().unwrap(), "ab");
+        assert_eq!(budget.held.load(Ordering::Relaxed), 4, "cdef waits");
+        writer.write_all(b"\n").await.unwrap();
+        assert_eq!(frames.next_line().await.unwrap().unwrap(), "cdef");
         assert_eq!(budget.held.load(Ordering::Relaxed), 0);
     }
 

@@ -2,8 +2,9 @@
 //!
 //! Every process appends to `DATA/logs/relay.YYYY-MM-DD.log` (UTC date) through
 //! tracing-appender's `RollingFileAppender`, which changes file at UTC midnight and keeps the
-//! newest files. One event is one JSON object on one line, written with a single `write` on a
-//! file opened with `O_APPEND`, so lines from different processes never interleave. Each line
+//! newest files. One event is one JSON object on one line, written whole (alone, or with other
+//! whole lines of the hub's) with a single `write` on a file opened with `O_APPEND`, so lines from
+//! different processes never interleave. Each line
 //! carries `timestamp`, `level`, `component` (`hub` or `channel`), `pid`, `session` (when known),
 //! `event` (the tracing message, a snake_case name) and the event's fields, `ask_id` among them.
 //!
@@ -255,7 +256,7 @@ impl FieldCollector<'_> {
         match field.name() {
             "message" => self.0.put("event", value),
             // The line's own keys say who wrote it; a field of the same name must not replace them.
-            reserved @ ("timestamp" | "level" | "component" | "pid") => {
+            reserved @ ("timestamp" | "level" | "component" | "pid" | "event") => {
                 self.0.put(&format!("field_{reserved}"), value);
             }
             name => self.0.put(name, value),
@@ -338,6 +339,7 @@ mod tests {
             tracing::info!(
                 session = "beta",
                 pid = 3u64,
+                event = "x",
                 detail = "a \"b\"\nc",
                 "peer_renamed"
             );
@@ -353,6 +355,8 @@ mod tests {
         assert_eq!(lines[0]["session"], "beta");
         assert_eq!(lines[0]["pid"], 7);
         assert_eq!(lines[0]["field_pid"], 3);
+        assert_eq!(lines[0]["field_event"], "x");
+        assert_eq!(text.lines().next().unwrap().matches("\"event\"").count(), 1);
         assert_eq!(lines[0]["detail"], "a \"b\"\nc");
         assert_eq!(lines[0]["component"], "hub");
         assert_eq!(lines[1]["session"], "alpha");

@@ -385,6 +385,8 @@ fn a_burst_of_asks_leaves_its_target_connected() {
     let reply = asker.read().expect("the reply");
     assert_eq!(reply["type"], "reply", "{reply}");
     assert_eq!(reply["ask_id"], first_ask);
+    // A stopped hub has written every line it held.
+    assert_eq!(relay.relay(&["hub", "stop"]).code, 0);
     assert!(!relay.logged("peer_dropped_not_reading", |_| true));
 }
 

@@ -457,6 +457,8 @@ fn a_signal_while_the_question_is_read_sends_nothing() {
     let run = asking.finish();
     assert_eq!(run.code, 130, "{run:?}");
     assert!(run.stderr.contains("nothing was sent"), "{run:?}");
+    // A stopped hub has written every line it held.
+    assert_eq!(relay.relay(&["hub", "stop"]).code, 0);
     assert!(!relay.logged("ask_sent", |_| true), "no question went out");
 }
 

@@ -90,6 +90,8 @@ fn relay_log_sets_the_level() {
     let mut alpha = relay.channel("alpha");
     alpha.ok("relay_peers", json!({}));
     alpha.err("relay_ask", json!({"to": "nobody", "question": "q"}));
+    // A stopped hub has written every line it held.
+    assert_eq!(relay.relay(&["hub", "stop"]).code, 0);
     let lines = relay.log_lines();
     assert!(
         lines

@@ -32,8 +32,8 @@ use crate::{
     errors::RelayError,
     protocol::{
         Acked, AskRequest, Asked, BroadcastRequest, Broadcasted, InboxAck, InboxContents,
-        InboxTake, MAX_TIMEOUT_SECS, MIN_TIMEOUT_SECS, Op, Replied, ReplyRequest, VERSION,
-        validate_name, validate_text, validate_timeout,
+        InboxTake, MAX_TIMEOUT_SECS, MIN_TIMEOUT_SECS, Op, PeerList, Replied, ReplyRequest,
+        VERSION, validate_name, validate_text, validate_timeout,
     },
 };
 
@@ -214,10 +214,8 @@ impl RelayServer {
 
     async fn peers(self, PeersArgs {}: PeersArgs) -> Outcome {
         let client = self.link.client().await?;
-        // Read as a JSON value, not as a PeerList turned into one: a list of a thousand
-        // sessions is read once.
-        let mut list: Value = client.request(Op::Peers).await?;
-        Ok(json!({ "me": self.link.name(), "peers": list["peers"].take() }))
+        let list: PeerList = client.request(Op::Peers).await?;
+        Ok(json!({ "me": self.link.name(), "peers": list.peers }))
     }
 
     async fn ask(self, args: AskArgs) -> Outcome {

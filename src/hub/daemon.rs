@@ -72,7 +72,7 @@ fn run_inner(options: DaemonOptions) -> io::Result<()> {
     }
     lock.set_len(0)?;
     writeln!(lock, "{}", std::process::id())?;
-    // Dropped last, when the hub is done: it writes the lines still held.
+    // Dropped when the hub is done, before the lock: it writes the lines still held.
     let log = logging::init_held(Component::Hub, &data.logs());
     raise_open_files();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -89,6 +89,9 @@ fn run_inner(options: DaemonOptions) -> io::Result<()> {
         server::serve(bound, config, termination()).await
     })?;
     tracing::info!("hub_exited");
+    // The held lines are written before another hub can take the lock and log.
+    drop(runtime);
+    drop(log);
     drop(lock);
     Ok(())
 }

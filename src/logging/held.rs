@@ -4,12 +4,12 @@
 //! system call per line, as many as the message itself needed. Held lines go out in one
 //! `write` (whole lines, to the `O_APPEND` day file, so they never interleave with another
 //! process's) within [`WRITE_WITHIN`] of the first of them, or at once when [`HOLD_AT_MOST`]
-//! bytes wait. A crash loses at most the last [`WRITE_WITHIN`] of lines; a hub that exits,
-//! fails or panics writes what it holds first.
+//! bytes wait (a little later while the hub's one thread is busy). A crash loses the lines of
+//! about the last [`WRITE_WITHIN`]; a hub that exits, fails or panics writes what it holds first.
 
 use std::{
     io::{self, Write},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, TryLockError},
     time::Duration,
 };
 
@@ -105,10 +105,15 @@ impl HeldLines {
         let held = Arc::downgrade(self);
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if let Some(lines) = held.upgrade()
-                && let Ok(mut held) = lines.held.try_lock()
-            {
-                let _ = lines.write_out(&mut held.lines);
+            if let Some(lines) = held.upgrade() {
+                let locked = match lines.held.try_lock() {
+                    Ok(held) => Some(held),
+                    Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                    Err(TryLockError::WouldBlock) => None,
+                };
+                if let Some(mut held) = locked {
+                    let _ = lines.write_out(&mut held.lines);
+                }
             }
             previous(info);
         }));

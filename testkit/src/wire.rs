@@ -74,9 +74,15 @@ impl RawPeer {
         }
     }
 
-    /// True once the hub has closed this connection (reads until end of stream).
+    /// True once the hub has closed this connection: reads until end of stream, or until the
+    /// reset a peer gets when the hub closed with some of its bytes unread (the rest of a line
+    /// over the limit, which the hub does not read). Either way everything the hub wrote before
+    /// closing has been read by then; a read that times out is false.
     pub fn closed_by_hub(&mut self) -> bool {
         let mut rest = Vec::new();
-        self.reader.read_to_end(&mut rest).is_ok()
+        match self.reader.read_to_end(&mut rest) {
+            Ok(_) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
     }
 }

@@ -183,7 +183,7 @@ async fn serve(
                 }
                 Event::ClientError(error) => federation.failed(error.to_string()),
                 Event::ServerError(error) => federation.failed(error.to_string()),
-                other => tracing::debug!(event = %other, "federation_event"),
+                other => tracing::debug!(nats_event = %other, "federation_event"),
             },
             _ = beat.tick() => {
                 if federation.is_connected() {
