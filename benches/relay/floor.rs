@@ -17,13 +17,11 @@ use std::{
     io::{BufRead, BufReader},
     os::unix::net::UnixListener as StdUnixListener,
     process::{Command, Stdio},
-    sync::mpsc,
-    thread,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use serde_json::{Value, json};
-use testkit::{KillOnDrop, RawPeer, World, kill, wait_for};
+use testkit::{KillOnDrop, RawPeer, World, kill};
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader as TokioBufReader},
     net::{UnixListener, UnixStream},
@@ -348,10 +346,16 @@ async fn forward(
         a.read_line().await?;
         a.write(&mut out, |o| ask_response_line(o, id, ask_id))
             .await?;
-        b.write(&mut out, |o| ask_event_line(o, ask_id)).await?;
+        b.write(&mut out, |o| {
+            event_line(o, "ask", NAME_A, "ping?", ask_id, 1)
+        })
+        .await?;
         b.read_line().await?;
         b.write(&mut out, |o| reply_response_line(o, id)).await?;
-        a.write(&mut out, |o| reply_event_line(o, ask_id)).await?;
+        a.write(&mut out, |o| {
+            event_line(o, "reply", NAME_B, "pong", ask_id, 2)
+        })
+        .await?;
     }
     marks.push(thread_cpu());
     Ok(marks.windows(2).map(|w| w[1] - w[0]).collect())
@@ -416,33 +420,23 @@ fn ask_response_line(out: &mut Vec<u8>, id: u64, ask_id: u64) {
     );
 }
 
-/// `{"type":"ask","message_id":…,"ask_id":…,"from":"floor-a","thread_id":…,"text":"ping?"}`:
-/// 132 bytes.
-fn ask_event_line(out: &mut Vec<u8>, ask_id: u64) {
-    use std::io::Write;
-    let _ = writeln!(
-        out,
-        "{{\"type\":\"ask\",\"message_id\":\"msg-fwdfloor-{}\",\"ask_id\":\"ask-fwdfloor-{ask_id}\",\
-         \"from\":\"{NAME_A}\",\"thread_id\":\"ask-fwdfloor-{ask_id}\",\"text\":\"ping?\"}}",
-        ask_id + 1
-    );
-}
-
 /// `{"type":"ok","id":2,"result":{}}`: 33 bytes.
 fn reply_response_line(out: &mut Vec<u8>, id: u64) {
     use std::io::Write;
     let _ = writeln!(out, "{{\"type\":\"ok\",\"id\":{id},\"result\":{{}}}}");
 }
 
-/// `{"type":"reply","message_id":…,"ask_id":…,"from":"floor-b","thread_id":…,"text":"pong"}`:
-/// 133 bytes.
-fn reply_event_line(out: &mut Vec<u8>, ask_id: u64) {
+/// An event as the hub writes it, `{"type":KIND,"message_id":…,"ask_id":…,"from":FROM,
+/// "thread_id":…,"text":TEXT}`: the `ask` from floor-a with "ping?" is 132 bytes, the `reply`
+/// from floor-b with "pong" 133. The hub numbers its message ids after the ask's id, the ask's
+/// message 1 after it and the reply's 2.
+fn event_line(out: &mut Vec<u8>, kind: &str, from: &str, text: &str, ask_id: u64, after: u64) {
     use std::io::Write;
     let _ = writeln!(
         out,
-        "{{\"type\":\"reply\",\"message_id\":\"msg-fwdfloor-{}\",\"ask_id\":\"ask-fwdfloor-{ask_id}\",\
-         \"from\":\"{NAME_B}\",\"thread_id\":\"ask-fwdfloor-{ask_id}\",\"text\":\"pong\"}}",
-        ask_id + 2
+        "{{\"type\":\"{kind}\",\"message_id\":\"msg-fwdfloor-{}\",\"ask_id\":\"ask-fwdfloor-{ask_id}\",\
+         \"from\":\"{from}\",\"thread_id\":\"ask-fwdfloor-{ask_id}\",\"text\":\"{text}\"}}",
+        ask_id + after
     );
 }
 
@@ -462,22 +456,13 @@ fn thread_cpu() -> Duration {
 // The hub
 
 /// A world whose hub runs at its default log level (`info`): started as a channel starts it, but
-/// with only HOME, the data directory, PATH and the idle exit in its environment, so no
-/// `RELAY_LOG` (the bench's channels log at `warn`, which a hub they start would inherit).
+/// without `RELAY_LOG` (the kit's worlds log at `debug`, the bench's channels at `warn`, which a
+/// hub they start would inherit).
 fn default_level_hub() -> (World, u32) {
-    let mut world = World::new(testkit::bins!());
-    let status = world
-        .base_command(world.bins().hub, world.dir.path())
-        .env("RELAY_HUB_IDLE_SECS", HUB_IDLE_SECS)
-        .stdin(Stdio::null())
-        .status()
-        .expect("run relay-hub");
-    assert!(status.success(), "relay-hub exited with {status}");
-    wait_for("the hub socket to accept", || {
-        std::os::unix::net::UnixStream::connect(world.socket()).is_ok()
-    });
-    world.note_hub();
-    let hub = world.hub_pid().expect("the hub runs");
+    let mut world = World::new(testkit::bins!())
+        .without_env("RELAY_LOG")
+        .with_env("RELAY_HUB_IDLE_SECS", HUB_IDLE_SECS);
+    let hub = world.start_hub();
     (world, hub)
 }
 
@@ -556,17 +541,7 @@ fn count_syscalls(world: &World, hub: u32, pair: &mut Pair) -> Result<Syscalls, 
             .stderr(Stdio::piped()),
         "strace",
     );
-    let stderr = strace.child().stderr.take().expect("strace's stderr");
-    let (lines, said) = mpsc::channel();
-    // Ends when strace exits; it drains strace's stderr until then.
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let said = testkit::lines_of(strace.child().stderr.take().expect("strace's stderr"));
     let deadline = Instant::now() + WAIT;
     let mut seen = Vec::new();
     loop {

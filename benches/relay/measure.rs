@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::json;
+use serde_json::{Value, json};
 use testkit::{Channel, KillOnDrop, PROMPTLY, World, mcp::JsonLines};
 
 use crate::procfs::{Mem, cpu_ns, mem};
@@ -511,25 +511,10 @@ fn broadcast_once(asker: &mut Channel, fleet: &mut [Channel]) -> (Duration, Dura
         json!({"question": "status?", "timeout_secs": 60}),
     );
     let mut last_push = start;
-    let mut ask_ids = Vec::with_capacity(fleet.len());
-    for peer in fleet.iter_mut() {
-        let (at, question) = peer.push_of("ask");
-        last_push = last_push.max(at);
-        ask_ids.push(question["meta"]["ask_id"].clone());
-    }
+    let ask_ids = asks_pushed(fleet, &mut last_push);
     let replies_start = Instant::now();
-    let calls: Vec<u64> = fleet
-        .iter_mut()
-        .zip(&ask_ids)
-        .map(|(peer, ask_id)| {
-            peer.send_call("relay_reply", json!({"ask_id": ask_id, "text": "ok"}))
-        })
-        .collect();
-    let mut last_reply = replies_start;
-    for _ in 0..fleet.len() {
-        let (at, _) = asker.push_of("reply");
-        last_reply = last_reply.max(at);
-    }
+    let calls = reply_to_each(fleet, &ask_ids);
+    let last_reply = last_reply_push(asker, fleet.len(), replies_start);
     let sent = asker.outcome_ok(call);
     assert_eq!(sent["peer_count"], fleet.len(), "every peer was asked");
     for (peer, id) in fleet.iter_mut().zip(calls) {
@@ -540,4 +525,34 @@ fn broadcast_once(asker: &mut Channel, fleet: &mut [Channel]) -> (Duration, Dura
         last_reply - replies_start,
         last_reply - start,
     )
+}
+
+/// The broadcast's question as each channel of `fleet` got it pushed: its ask ids, with
+/// `last_push` moved to the latest push's arrival.
+pub fn asks_pushed(fleet: &mut [Channel], last_push: &mut Instant) -> Vec<Value> {
+    fleet
+        .iter_mut()
+        .map(|peer| {
+            let (at, question) = peer.push_of("ask");
+            *last_push = (*last_push).max(at);
+            question["meta"]["ask_id"].clone()
+        })
+        .collect()
+}
+
+/// Each channel of `fleet` calls relay_reply to its ask of `ask_ids`; the calls' ids.
+pub fn reply_to_each(fleet: &mut [Channel], ask_ids: &[Value]) -> Vec<u64> {
+    fleet
+        .iter_mut()
+        .zip(ask_ids)
+        .map(|(peer, ask_id)| {
+            peer.send_call("relay_reply", json!({"ask_id": ask_id, "text": "ok"}))
+        })
+        .collect()
+}
+
+/// Reads `count` reply pushes at `asker`; when the last of them arrived (`since` at the
+/// earliest).
+pub fn last_reply_push(asker: &mut Channel, count: usize, since: Instant) -> Instant {
+    (0..count).fold(since, |last, _| last.max(asker.push_of("reply").0))
 }

@@ -42,10 +42,7 @@ fn kib_field(text: &str, name: &str) -> u64 {
 /// Nanoseconds a process has spent on a CPU: the first field of `/proc/PID/schedstat`, or,
 /// where the kernel lacks it, utime + stime from `/proc/PID/stat` (clock-tick resolution).
 pub fn cpu_ns(pid: u32) -> u64 {
-    if let Some(ns) = fs::read_to_string(format!("/proc/{pid}/schedstat"))
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-    {
+    if let Some(ns) = schedstat_ns(format!("/proc/{pid}/schedstat")) {
         return ns;
     }
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
@@ -81,14 +78,21 @@ pub fn cpu_ns_all_threads(pid: u32) -> (u64, usize) {
     let mut total = 0;
     let mut threads = 0;
     for task in tasks.flatten() {
-        let Some(ns) = fs::read_to_string(task.path().join("schedstat"))
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        else {
+        let Some(ns) = schedstat_ns(task.path().join("schedstat")) else {
             continue; // the thread ended while the directory was read
         };
         total += ns;
         threads += 1;
     }
     (total, threads)
+}
+
+/// The first field of a `schedstat` file: nanoseconds on a CPU, or `None` where there is none.
+fn schedstat_ns(path: impl AsRef<std::path::Path>) -> Option<u64> {
+    fs::read_to_string(path)
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }

@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 use testkit::{Channel, RawPeer};
 
 use crate::{
-    measure::{SETTLE, Samples, wait_for_peers, world},
+    measure::{
+        SETTLE, Samples, asks_pushed, last_reply_push, reply_to_each, wait_for_peers, world,
+    },
     procfs::{Mem, mem},
 };
 
@@ -182,32 +184,15 @@ fn broadcast_once(
         })
         .collect();
     let mut last_push = Instant::now();
-    let channel_asks: Vec<Value> = channels
-        .iter_mut()
-        .map(|channel| {
-            let (at, question) = channel.push_of("ask");
-            last_push = last_push.max(at);
-            question["meta"]["ask_id"].clone()
-        })
-        .collect();
+    let channel_asks = asks_pushed(channels, &mut last_push);
 
     let replies_start = Instant::now();
-    let channel_calls: Vec<u64> = channels
-        .iter_mut()
-        .zip(&channel_asks)
-        .map(|(channel, ask_id)| {
-            channel.send_call("relay_reply", json!({"ask_id": ask_id, "text": "ok"}))
-        })
-        .collect();
+    let channel_calls = reply_to_each(channels, &channel_asks);
     let reply_id = round + 2;
     for (peer, ask_id) in raw.iter_mut().zip(&raw_asks) {
         peer.send(&json!({"id": reply_id, "op": "reply", "ask_id": ask_id, "text": "ok"}));
     }
-    let mut last_reply = replies_start;
-    for _ in 0..raw.len() + channels.len() {
-        let (at, _) = asker.push_of("reply");
-        last_reply = last_reply.max(at);
-    }
+    let last_reply = last_reply_push(asker, raw.len() + channels.len(), replies_start);
 
     let sent = asker.outcome_ok(call);
     assert_eq!(

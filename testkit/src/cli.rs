@@ -3,9 +3,9 @@
 //! (`relay logs -f`) or must be acted on at a known point (`relay demo`).
 
 use std::{
-    io::{BufRead, BufReader, Read},
+    io::Read,
     process::{ChildStdin, Command, Stdio},
-    sync::mpsc::{self, Receiver, RecvTimeoutError},
+    sync::mpsc::{Receiver, RecvTimeoutError},
     thread,
     time::Instant,
 };
@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::{
     PROMPTLY, RELAY_RUN_LIMIT,
-    process::{KillOnDrop, POLL},
+    process::{KillOnDrop, POLL, lines_of},
     world::World,
 };
 
@@ -79,15 +79,7 @@ impl RelayStream {
         let mut process = KillOnDrop::spawn(&mut command, "relay");
         let stdout = process.child().stdout.take().expect("piped stdout");
         let mut stderr = process.child().stderr.take().expect("piped stderr");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = lines_of(stdout);
         let stderr = Some(thread::spawn(move || {
             let mut text = String::new();
             let _ = stderr.read_to_string(&mut text);

@@ -34,8 +34,8 @@ pub use cli::{RelayRun, RelayStream};
 pub use mcp::{Channel, ToolOutcome};
 pub use nats::NatsServer;
 pub use process::{
-    KillOnDrop, copy_executable, kill, poll_until, process_gone, reset_peak_rss, status_kib,
-    wait_for, write_executable,
+    KillOnDrop, copy_executable, kill, lines_of, poll_until, process_gone, reset_peak_rss,
+    status_kib, wait_for, write_executable,
 };
 pub use wire::RawPeer;
 pub use world::World;

@@ -6,9 +6,10 @@
 
 use std::{
     fs,
-    io::Write,
+    io::{BufRead, BufReader, Read, Write},
     path::Path,
     process::{Child, Command, ExitStatus, Stdio},
+    sync::mpsc,
     thread,
     time::{Duration, Instant},
 };
@@ -194,4 +195,19 @@ pub fn copy_executable(from: impl AsRef<Path>, to: impl AsRef<Path>) {
         from.display(),
         to.display()
     );
+}
+
+/// Reads `source` (a child's stdout or stderr) line by line on a thread of its own and hands
+/// each line over, until its end or a line that is not UTF-8, or until the receiver is dropped.
+pub fn lines_of(source: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(source).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
 }

@@ -61,6 +61,13 @@ impl World {
         self
     }
 
+    /// Leaves `key` out of the environment of every process started from now on with
+    /// [`World::command`].
+    pub fn without_env(mut self, key: &str) -> World {
+        self.env.retain(|(k, _)| k != key);
+        self
+    }
+
     pub fn bins(&self) -> Bins {
         self.bins
     }
