@@ -156,10 +156,21 @@ fn a_full_inbox_refuses_new_asks_and_nothing_is_lost() {
 
 /// Runs `relay-channel hook` as Claude Code does: hook JSON on stdin.
 fn run_hook(relay: &World, input: &str) -> (std::process::ExitStatus, String, String) {
+    run_hook_command(
+        relay
+            .command(relay.bins().channel, relay.dir.path())
+            .arg("hook"),
+        input,
+    )
+}
+
+/// Runs a hook command with `input` on its stdin: its status, stdout and stderr.
+fn run_hook_command(
+    command: &mut std::process::Command,
+    input: &str,
+) -> (std::process::ExitStatus, String, String) {
     use std::io::Write;
-    let mut child = relay
-        .command(relay.bins().channel, relay.dir.path())
-        .arg("hook")
+    let mut child = command
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -174,6 +185,27 @@ fn run_hook(relay: &World, input: &str) -> (std::process::ExitStatus, String, St
     let output = child.wait_with_output().unwrap();
     let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
     (output.status, text(output.stdout), text(output.stderr))
+}
+
+/// What a waiter prints on stderr, Claude Code shows the model: a waiter that starts before any
+/// channel made the data directory (a `SessionStart` hook runs beside the channel's start) says
+/// nothing there, and logs why it ended. Here its session is already gone, so it ends at once.
+#[test]
+fn a_waiter_says_nothing_on_stderr_but_the_messages() {
+    let relay = World::new(bins!());
+    assert!(!relay.logs().exists());
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let (status, stdout, stderr) = run_hook_command(
+        relay
+            .command(relay.bins().channel, relay.dir.path())
+            .arg("wait")
+            .env("CLAUDE_PID", gone.id().to_string()),
+        r#"{"session_id":"sess-beta","hook_event_name":"SessionStart"}"#,
+    );
+    assert_eq!(status.code(), Some(0));
+    assert_eq!((stdout.as_str(), stderr.as_str()), ("", ""));
+    assert!(relay.logged("waiter_ended", |l| l["reason"] == "its session ended"));
 }
 
 #[test]

@@ -68,6 +68,14 @@ pub fn run() -> ExitCode {
             .map_err(|e| format!("the hook input is not the expected JSON: {e}"))?;
         let session_id = input.session_id.ok_or("the hook input has no session_id")?;
         let data = DataDir::from_env().map_err(|e| e.to_string())?;
+        // A waiter can start before any channel made the directory: the log appender would
+        // complain on stderr, which is what Claude Code shows the model.
+        data.ensure().map_err(|e| {
+            format!(
+                "cannot use the data directory {}: {e}",
+                data.root().display()
+            )
+        })?;
         logging::init(Component::Waiter, &data.logs(), PeerName::default());
         if std::env::var("RELAY_WAKE").is_ok_and(|wake| wake == "off") {
             return Ok(Ended::Quietly("RELAY_WAKE=off".into()));

@@ -15,7 +15,8 @@
 //! header, so one mock can play the model for several sessions at once. A
 //! script is a closure from the [`Request`] to a [`Reply`]; it usually
 //! looks at the last `role:"user"` message, which holds the prompt, the
-//! `tool_result` blocks of the previous turn, or a pushed `<channel>` block.
+//! `tool_result` blocks of the previous turn, or a pushed `<channel>` block
+//! (or at all that is new since the model's last answer, [`Request::new_text`]).
 //! Closures (not canned strings) because some replies depend on the request,
 //! e.g. `relay_reply` must quote the `ask_id` that arrived in a channel block.
 
@@ -114,6 +115,23 @@ impl Request {
     /// All text of the last user message (string content or `text` blocks), joined by newlines.
     pub fn last_user_text(&self) -> String {
         self.last_user().map(message_text).unwrap_or_default()
+    }
+
+    /// All text the model is shown since its last answer: the messages after the last assistant
+    /// message. Besides the last user message that can be a `role:"system"` message: Claude Code
+    /// (2.1.197 and 2.1.332) puts the output of a background (`asyncRewake`) hook that exits 2
+    /// while a turn runs there, after the tool results, rather than start a turn of its own.
+    pub fn new_text(&self) -> String {
+        let messages = self.messages();
+        let after_answer = messages
+            .iter()
+            .rposition(|m| m["role"] == "assistant")
+            .map_or(0, |i| i + 1);
+        messages[after_answer..]
+            .iter()
+            .map(message_text)
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// `tool_result` blocks of the last user message, with their tool names.
@@ -457,6 +475,13 @@ impl MockApi {
                 tail(&text, 600),
                 results
             ));
+            let shown_mid_turn = r.new_text();
+            if !r.tool_results().is_empty() && shown_mid_turn.len() > text.len() {
+                out.push_str(&format!(
+                    "     also shown since its last answer (tail): {:?}\n",
+                    tail(&shown_mid_turn, 600)
+                ));
+            }
         }
         if out.is_empty() {
             out.push_str("  (no main-loop requests)\n");
