@@ -10,7 +10,8 @@
 //! goes to A and the `ask` event to B (2 writes); B's `reply` is read (1 read); its response goes
 //! to B and the `reply` event to A (2 writes). The client is two raw peers (the kit's [`RawPeer`])
 //! in the bench's main thread, one blocking write and read at a time, the same code for both
-//! servers; the measured round trips alternate between them in batches.
+//! servers; the measured round trips alternate between them in batches, with the client and both
+//! servers pinned to CPUs alike ([`Placement`]), once across two CPUs and once on one.
 
 use std::{
     fs,
@@ -51,12 +52,124 @@ const FORWARDER_LIMIT: Duration = Duration::from_secs(120);
 const NAME_A: &str = "floor-a";
 const NAME_B: &str = "floor-b";
 
-/// What the forwarder and the hub did, and how the hub's system calls break down.
+/// What the forwarder and the hub did in each placement, and how the hub's system calls break
+/// down.
 pub struct HubFloor {
-    pub forwarder: Trips,
-    pub hub: Trips,
+    /// The client on one CPU and the servers on another first (the target's), then all on one
+    /// CPU (left out on a machine that gives the bench one CPU).
+    pub comparisons: Vec<Comparison>,
     /// The hub's system calls per round trip, or why they were not counted.
     pub syscalls: Result<Syscalls, String>,
+}
+
+/// The forwarder and the hub, driven alternately with the client and both servers pinned as
+/// `placement` says.
+pub struct Comparison {
+    pub placement: Placement,
+    pub forwarder: Trips,
+    pub hub: Trips,
+}
+
+/// The CPUs the client and both servers are pinned to while their round trips are measured.
+///
+/// Left to the scheduler, the two servers did not meet the same placement: from run to run one
+/// shared the client's CPU (a wake-up there is a cheap local one) while the other ran on the other
+/// CPU (each wake-up crosses CPUs, a VM exit on this machine), and the ratio of their CPU swung
+/// from 0.7× to 4.3× with it. Pinned alike, both pay the same wake-ups, and the ratio is the
+/// hub's own work.
+#[derive(Debug, Clone, Copy)]
+pub struct Placement {
+    pub client: usize,
+    pub servers: usize,
+}
+
+/// The bench thread's CPUs before it was pinned, given back by [`Unpinned::restore`].
+struct Unpinned(libc::cpu_set_t);
+
+impl Placement {
+    /// The client on the first CPU this process may run on, the servers on the second (as
+    /// sessions and their hub are separate processes), or all on the first when it has one.
+    fn apart() -> Placement {
+        let allowed = affinity();
+        let mut cpus = (0..libc::CPU_SETSIZE as usize)
+            // SAFETY: CPU_ISSET reads a bit of a set this process owns, below CPU_SETSIZE.
+            .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &allowed) });
+        let client = cpus.next().expect("this process may run on some CPU");
+        Placement {
+            client,
+            servers: cpus.next().unwrap_or(client),
+        }
+    }
+
+    pub fn describe(self) -> String {
+        if self.client == self.servers {
+            format!("client and servers on CPU {}", self.client)
+        } else {
+            format!(
+                "client on CPU {}, servers on CPU {}",
+                self.client, self.servers
+            )
+        }
+    }
+
+    /// Pins the calling thread (the client) and the two servers' processes.
+    fn pin(self, forwarder: u32, hub: u32) -> Unpinned {
+        let before = Unpinned(affinity());
+        pin(0, self.client);
+        pin(forwarder, self.servers);
+        pin(hub, self.servers);
+        before
+    }
+}
+
+impl Unpinned {
+    fn restore(self) {
+        set_affinity(0, &self.0);
+    }
+}
+
+/// The CPUs the calling thread may run on.
+fn affinity() -> libc::cpu_set_t {
+    // SAFETY: an all-zero cpu_set_t is an empty set; the call writes at most its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        let got = libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
+        assert_eq!(
+            got,
+            0,
+            "sched_getaffinity: {}",
+            std::io::Error::last_os_error()
+        );
+        set
+    }
+}
+
+/// Pins process `pid` (its main thread; 0: the calling thread) to `cpu`.
+fn pin(pid: u32, cpu: usize) {
+    // SAFETY: as in `affinity`; CPU_SET sets a bit below CPU_SETSIZE.
+    let set = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        set
+    };
+    set_affinity(pid, &set);
+}
+
+fn set_affinity(pid: u32, set: &libc::cpu_set_t) {
+    // SAFETY: `set` is a whole cpu_set_t of the size given.
+    let done = unsafe {
+        libc::sched_setaffinity(
+            pid as libc::pid_t,
+            std::mem::size_of::<libc::cpu_set_t>(),
+            set,
+        )
+    };
+    assert_eq!(
+        done,
+        0,
+        "sched_setaffinity({pid}): {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// Round trips against one server.
@@ -73,10 +186,33 @@ pub struct Trips {
 
 impl HubFloor {
     pub fn measure() -> HubFloor {
-        let forwarder = Forwarder::start();
-        let mut via_forwarder = Pair::hello(&forwarder.world);
         let (world, hub) = default_level_hub();
         let mut via_hub = Pair::hello(&world);
+        let apart = Placement::apart();
+        let mut comparisons = vec![Comparison::measure(apart, hub, &mut via_hub)];
+        if apart.servers != apart.client {
+            let together = Placement {
+                client: apart.client,
+                servers: apart.client,
+            };
+            comparisons.push(Comparison::measure(together, hub, &mut via_hub));
+        }
+        let syscalls = count_syscalls(&world, hub, &mut via_hub);
+        drop((via_hub, world));
+        HubFloor {
+            comparisons,
+            syscalls,
+        }
+    }
+}
+
+impl Comparison {
+    /// Measures a forwarder of its own and the `hub` (reached through `via_hub`), pinned as
+    /// `placement` says; the bench's thread is unpinned again after.
+    fn measure(placement: Placement, hub: u32, via_hub: &mut Pair) -> Comparison {
+        let forwarder = Forwarder::start();
+        let mut via_forwarder = Pair::hello(&forwarder.world);
+        let unpinned = placement.pin(forwarder.process.pid(), hub);
         for _ in 0..FLOOR_RT_WARMUP {
             via_forwarder.round_trip();
             via_hub.round_trip();
@@ -97,13 +233,13 @@ impl HubFloor {
             hub_batches.push(Duration::from_nanos(after - before));
             threads = threads_after;
         }
+        unpinned.restore();
         let forwarder_batches = forwarder.cpu_batches();
-        let syscalls = count_syscalls(&world, hub, &mut via_hub);
-        drop((via_hub, world, via_forwarder));
-        HubFloor {
+        drop(via_forwarder);
+        Comparison {
+            placement,
             forwarder: Trips::new(forwarder_latency, &forwarder_batches, 1),
             hub: Trips::new(hub_latency, &hub_batches, threads),
-            syscalls,
         }
     }
 

@@ -224,11 +224,11 @@ fn latency_rows(results: &Results) -> Vec<Row> {
         row("floor: pipe round trip via bench harness", &floors.harness),
         row(
             "floor: minimal forwarder round trip (2 reads, 4 writes), raw peers",
-            &results.hub_floor.forwarder.latency,
+            &results.hub_floor.comparisons[0].forwarder.latency,
         ),
         row(
             "hub round trip, raw peers (default log level)",
-            &results.hub_floor.hub.latency,
+            &results.hub_floor.comparisons[0].hub.latency,
         ),
         row(
             "ask → push → reply → push round trip",
@@ -390,25 +390,32 @@ fn thousand_sessions(results: &Results) -> String {
 /// The hub's CPU against the forwarder's, and its system calls, as rows.
 fn floor_rows(results: &Results) -> Vec<Row> {
     let floor = &results.hub_floor;
-    let ratio = floor.cpu_ratio();
-    let mut rows = vec![
-        Row::cpu(
-            "floor: minimal forwarder CPU per round trip",
-            floor.forwarder.cpu_per_rt,
-            None,
-        ),
-        Row::cpu(
-            "hub CPU per round trip, raw peers (default log level, all threads)",
-            floor.hub.cpu_per_rt,
-            None,
-        ),
-        Row::single(
-            "hub CPU per round trip ÷ forwarder's",
-            format!("{ratio:.1}×"),
-            Some(format!("{TARGET_HUB_OVER_FORWARDER:.1}×")),
-            Some(ratio <= TARGET_HUB_OVER_FORWARDER),
-        ),
-    ];
+    let mut rows = Vec::new();
+    for comparison in &floor.comparisons {
+        let placement = comparison.placement.describe();
+        let ratio = comparison.cpu_ratio();
+        rows.extend([
+            Row::cpu(
+                &format!("floor: minimal forwarder CPU per round trip ({placement})"),
+                comparison.forwarder.cpu_per_rt,
+                None,
+            ),
+            Row::cpu(
+                &format!(
+                    "hub CPU per round trip, raw peers (default log level, all threads; \
+                     {placement})"
+                ),
+                comparison.hub.cpu_per_rt,
+                None,
+            ),
+            Row::single(
+                &format!("hub CPU per round trip ÷ forwarder's ({placement})"),
+                format!("{ratio:.1}×"),
+                Some(format!("{TARGET_HUB_OVER_FORWARDER:.1}×")),
+                Some(ratio <= TARGET_HUB_OVER_FORWARDER),
+            ),
+        ]);
+    }
     rows.push(match &floor.syscalls {
         Ok(calls) => Row::single(
             "hub system calls per round trip (strace)",
@@ -459,18 +466,21 @@ fn notes(results: &Results) -> Vec<String> {
          hub's 2 reads and 4 writes per round trip (its thread's CPU); hub at its default log \
          level (RELAY_LOG unset), CPU summed over its {} thread(s); both driven by the same raw \
          peers, {FLOOR_RT_ITERS} round trips each after {FLOOR_RT_WARMUP}, alternating in batches of \
-         {FLOOR_RT_BATCH}",
-        floor.hub.threads
+         {FLOOR_RT_BATCH}, with the client and both servers pinned alike",
+        floor.comparisons[0].hub.threads
     ));
-    let ratios = floor.batch_ratios();
-    notes.push(format!(
-        "hub CPU ÷ forwarder's in each of the {} pairs of batches: min {:.1}×, median {:.1}×, \
-         max {:.1}×",
-        ratios.len(),
-        ratios[0],
-        ratios[ratios.len() / 2],
-        ratios[ratios.len() - 1],
-    ));
+    for comparison in &floor.comparisons {
+        let ratios = comparison.batch_ratios();
+        notes.push(format!(
+            "hub CPU ÷ forwarder's in each of the {} pairs of batches ({}): min {:.1}×, median \
+             {:.1}×, max {:.1}×",
+            ratios.len(),
+            comparison.placement.describe(),
+            ratios[0],
+            ratios[ratios.len() / 2],
+            ratios[ratios.len() - 1],
+        ));
+    }
     notes.push(match &floor.syscalls {
         Ok(calls) => format!(
             "hub system calls per round trip over {} round trips (strace -f -c): {}",
