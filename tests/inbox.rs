@@ -164,27 +164,35 @@ fn run_hook(relay: &World, input: &str) -> (std::process::ExitStatus, String, St
     )
 }
 
-/// Runs a hook command with `input` on its stdin: its status, stdout and stderr.
+/// Runs a hook command with `input` on its stdin: its status, stdout and stderr. A hook that
+/// has not ended within [`testkit::PROMPTLY`] fails the test (and is killed).
 fn run_hook_command(
     command: &mut std::process::Command,
     input: &str,
 ) -> (std::process::ExitStatus, String, String) {
-    use std::io::Write;
-    let mut child = command
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
-    (output.status, text(output.stdout), text(output.stderr))
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    let mut hook = testkit::KillOnDrop::spawn(
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        "the hook",
+    );
+    let mut stdin = hook.child().stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    let status = hook
+        .wait_within(testkit::PROMPTLY, testkit::process::POLL)
+        .expect("the hook ends promptly");
+    let read = |pipe: &mut dyn Read| {
+        let mut text = String::new();
+        pipe.read_to_string(&mut text).unwrap();
+        text
+    };
+    let stdout = read(&mut hook.child().stdout.take().unwrap());
+    let stderr = read(&mut hook.child().stderr.take().unwrap());
+    (status, stdout, stderr)
 }
 
 /// What a waiter prints on stderr, Claude Code shows the model: a waiter that starts before any

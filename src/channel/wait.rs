@@ -15,6 +15,7 @@
 
 use std::{
     io::{Read, Write},
+    os::fd::{AsFd, AsRawFd},
     process::ExitCode,
     time::Duration,
 };
@@ -56,8 +57,41 @@ enum Ended {
     Quietly(String),
 }
 
+/// Where the waiter writes what Claude Code is to show: the stderr it was started with.
+///
+/// Claude Code shows the model all of a waking hook's stderr, so nothing else may go there: fd 2
+/// is pointed at `/dev/null` for the rest of the run (a library's complaint, such as the log
+/// appender's about its directory, goes nowhere) and the waiter writes through a copy of the
+/// original.
+struct ForClaude(std::fs::File);
+
+impl ForClaude {
+    fn take() -> std::io::Result<ForClaude> {
+        let original = std::io::stderr().as_fd().try_clone_to_owned()?;
+        let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+        // SAFETY: dup2 replaces fd 2 with a copy of a descriptor this process owns; std's stderr
+        // writes to fd 2 and keeps nothing that depends on what it refers to.
+        if unsafe { libc::dup2(null.as_raw_fd(), libc::STDERR_FILENO) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(ForClaude(std::fs::File::from(original)))
+    }
+
+    /// Writes `text` and a newline in one write.
+    fn say(&self, text: &str) -> std::io::Result<()> {
+        (&self.0).write_all(format!("{text}\n").as_bytes())
+    }
+}
+
 /// Runs the waiter: 2 after printing messages, else 0.
 pub fn run() -> ExitCode {
+    let for_claude = match ForClaude::take() {
+        Ok(for_claude) => for_claude,
+        Err(e) => {
+            eprintln!("relay wait: cannot set its stderr aside: {e}");
+            return ExitCode::SUCCESS;
+        }
+    };
     let ended = (|| {
         let mut input = String::new();
         std::io::stdin()
@@ -68,8 +102,7 @@ pub fn run() -> ExitCode {
             .map_err(|e| format!("the hook input is not the expected JSON: {e}"))?;
         let session_id = input.session_id.ok_or("the hook input has no session_id")?;
         let data = DataDir::from_env().map_err(|e| e.to_string())?;
-        // A waiter can start before any channel made the directory: the log appender would
-        // complain on stderr, which is what Claude Code shows the model.
+        // A waiter can start before any channel made the directory.
         data.ensure().map_err(|e| {
             format!(
                 "cannot use the data directory {}: {e}",
@@ -94,7 +127,7 @@ pub fn run() -> ExitCode {
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
-        let ended = runtime.block_on(wait(&data, &session_id, &session));
+        let ended = runtime.block_on(wait(&data, &session_id, &session, &for_claude));
         runtime.shutdown_background();
         Ok::<_, String>(ended)
     })();
@@ -109,7 +142,7 @@ pub fn run() -> ExitCode {
         }
         Err(why) => {
             // Exit 0: Claude Code shows nothing of it, and a relay problem never wakes a session.
-            eprintln!("relay wait: {why}");
+            let _ = for_claude.say(&format!("relay wait: {why}"));
             ExitCode::SUCCESS
         }
     }
@@ -203,7 +236,7 @@ fn parent_of(pid: u32) -> Option<u32> {
 }
 
 /// Waits for the session's messages until they are printed or there is nothing to wait for.
-async fn wait(data: &DataDir, session_id: &str, session: &Session) -> Ended {
+async fn wait(data: &DataDir, session_id: &str, session: &Session, out: &ForClaude) -> Ended {
     let until = Instant::now() + LIFETIME;
     loop {
         if !session.is_alive() {
@@ -220,7 +253,7 @@ async fn wait(data: &DataDir, session_id: &str, session: &Session) -> Ended {
                 continue;
             }
         };
-        match serve(connected, session_id, session, until).await {
+        match serve(connected, session_id, session, until, out).await {
             Some(ended) => return ended,
             None => tokio::time::sleep(POLL).await,
         }
@@ -233,6 +266,7 @@ async fn serve(
     session_id: &str,
     session: &Session,
     until: Instant,
+    out: &ForClaude,
 ) -> Option<Ended> {
     let armed: Result<Waiting, RelayError> = client
         .request(Op::Wait(WaitRequest {
@@ -246,7 +280,7 @@ async fn serve(
     loop {
         tokio::select! {
             signal = signals.recv() => match signal {
-                Some(Signal::Wake) => match deliver(&client, session_id).await {
+                Some(Signal::Wake) => match deliver(&client, session_id, out).await {
                     Ok(true) => return Some(Ended::Delivered),
                     // Another reader has the page; wait for the next wake.
                     Ok(false) => {}
@@ -271,7 +305,11 @@ async fn serve(
 /// Returns whether anything was printed: once it was, the session is to be woken whatever
 /// becomes of the acknowledgement (a page not acknowledged is shown again later rather than
 /// lost).
-async fn deliver(client: &HubClient, session_id: &str) -> Result<bool, RelayError> {
+async fn deliver(
+    client: &HubClient,
+    session_id: &str,
+    out: &ForClaude,
+) -> Result<bool, RelayError> {
     let contents: InboxContents = client
         .request(Op::InboxTake(InboxTake {
             session_id: Some(session_id.to_owned()),
@@ -286,11 +324,8 @@ async fn deliver(client: &HubClient, session_id: &str) -> Result<bool, RelayErro
         .filter_map(Event::from_hub)
         .collect();
     let text = context(&events, contents.dropped, contents.more);
-    let mut stderr = std::io::stderr().lock();
-    writeln!(stderr, "{text}")
-        .and_then(|()| stderr.flush())
+    out.say(&text)
         .map_err(|e| RelayError::hub_unreachable(format!("cannot print the messages: {e}")))?;
-    drop(stderr);
     let acked: Result<Acked, RelayError> = client
         .request(Op::InboxAck(InboxAck {
             take_id,
@@ -298,7 +333,9 @@ async fn deliver(client: &HubClient, session_id: &str) -> Result<bool, RelayErro
         }))
         .await;
     if let Err(e) = acked {
-        eprintln!("relay wait: the messages above were shown, but not acknowledged ({e})");
+        let _ = out.say(&format!(
+            "relay wait: the messages above were shown, but not acknowledged ({e})"
+        ));
     }
     Ok(true)
 }
