@@ -197,7 +197,9 @@ fn measure(version: &str, cli: PathBuf, wakes: usize) -> Measured {
             }
             let reached = h
                 .mock
-                .wait_for(&s.id, STEP, |r| r.new_text().contains(&question))
+                .wait_for(&s.id, STEP, |r| {
+                    r.text_since_last_answer().contains(&question)
+                })
                 .unwrap_or_else(|| {
                     h.fail(&sessions, &format!("{question} never reached the model"))
                 });
@@ -220,7 +222,7 @@ fn measure(version: &str, cli: PathBuf, wakes: usize) -> Measured {
 /// The model of both sessions: answer an ask (shown as a `<relay-message>` when woken, as a
 /// `<channel>` block when pushed) with relay_reply, then end the turn.
 fn answer_asks(r: &Request) -> Option<Reply> {
-    let text = r.new_text();
+    let text = r.text_since_last_answer();
     if text.contains("BENCH-Q") {
         let ask_id = attr(&text, "ask_id").unwrap_or_default();
         return Some(Reply::tool(

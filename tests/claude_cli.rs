@@ -60,7 +60,7 @@ fn times_shown(h: &Harness, s: &ClaudeSession, marker: &str) -> usize {
         .main_requests(&s.id)
         .iter()
         .filter(|r| {
-            relay_messages_in(&r.new_text())
+            relay_messages_in(&r.text_since_last_answer())
                 .iter()
                 .any(|(_, text)| text.contains(marker))
         })
@@ -186,7 +186,7 @@ fn relay_message_replier(
     answer: &'static str,
 ) -> impl FnMut(&Request) -> Option<Reply> + Send + 'static {
     move |r| {
-        if let Some((head, _)) = relay_messages_in(&r.new_text())
+        if let Some((head, _)) = relay_messages_in(&r.text_since_last_answer())
             .into_iter()
             .find(|(_, text)| text.contains(marker))
         {

@@ -727,7 +727,7 @@ async fn a_waiter_is_told_to_wake_and_asks_say_woken() {
         .ok(json!({"op": "inbox_ack", "take_id": page["take_id"], "session_id": "s-beta"}))
         .await;
     waiter.close().await;
-    // Its turn runs: a message now is woken by the next waiter, at the turn's end.
+    // Its turn runs: a message now is woken by the next waiter (the one armed at the turn's end).
     assert_eq!(alpha.ok(ask("beta", 600)).await["delivery"], "woken");
     let mut next = hub.connect().await;
     assert_eq!(arm(&mut next, "s-beta").await["type"], "wake");

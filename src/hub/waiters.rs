@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use crate::{ask::ConnId, hub::outbox::Outbox, protocol::FromHub};
 
 /// How long after a waiter woke its session the session counts as being woken: its turn runs,
-/// and the waiter armed at its end delivers what arrived meanwhile. A session whose next waiter
+/// and the waiter armed at its end (or one armed during it) delivers what arrived meanwhile. A session whose next waiter
 /// does not come within this time is taken to be without one (its hooks are off, or it ended).
 pub(crate) const WOKEN_TURN: Duration = Duration::from_secs(600);
 

@@ -663,7 +663,7 @@ fn an_idle_session_without_the_channels_flag_is_woken_to_answer() {
     let ask_id = ask["ask_id"].as_str().unwrap().to_owned();
 
     let woken = expect(&h, &ss, &ss[1], "the question, waking beta", |r| {
-        relay_messages_in(&r.new_text())
+        relay_messages_in(&r.text_since_last_answer())
             .iter()
             .any(|(_, text)| text.contains("WAKE-Q"))
     });
@@ -728,7 +728,9 @@ fn a_broadcast_wakes_every_idle_session() {
 }
 
 /// A second question that arrives while beta's woken turn runs is reported `woken` and is shown
-/// once, by the waiter armed at that turn's end.
+/// once: by the waiter armed at that turn's end, or, when a waiter was armed during the turn (a
+/// `SessionStart` waiter that reached the hub late), in the turn itself, after its next tool
+/// results.
 #[test]
 fn a_message_during_a_woken_turn_is_delivered_once_by_the_next_waiter() {
     let Some(mut h) = harness(
@@ -745,7 +747,7 @@ fn a_message_during_a_woken_turn_is_delivered_once_by_the_next_waiter() {
     let mut second = relay_message_replier("TURN-Q2", "TURN-A2");
     let mut held = Some(hold);
     h.mock.script(&ss[1].id, move |r| {
-        let shown = relay_messages_in(&r.new_text());
+        let shown = relay_messages_in(&r.text_since_last_answer());
         if shown.iter().any(|(_, text)| text.contains("TURN-Q1"))
             && let Some(hold) = held.take()
         {
@@ -777,7 +779,7 @@ fn a_message_during_a_woken_turn_is_delivered_once_by_the_next_waiter() {
     });
     let first_id = result_json(&first, "relay_ask").unwrap()["ask_id"].clone();
     expect(&h, &ss, &ss[1], "the first question, waking beta", |r| {
-        relay_messages_in(&r.new_text())
+        relay_messages_in(&r.text_since_last_answer())
             .iter()
             .any(|(_, text)| text.contains("TURN-Q1"))
     });

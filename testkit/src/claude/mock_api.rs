@@ -15,8 +15,8 @@
 //! header, so one mock can play the model for several sessions at once. A
 //! script is a closure from the [`Request`] to a [`Reply`]; it usually
 //! looks at the last `role:"user"` message, which holds the prompt, the
-//! `tool_result` blocks of the previous turn, or a pushed `<channel>` block
-//! (or at all that is new since the model's last answer, [`Request::new_text`]).
+//! `tool_result` blocks of the previous turn, or a pushed `<channel>` block; or at
+//! everything sent since the model's last answer ([`Request::text_since_last_answer`]).
 //! Closures (not canned strings) because some replies depend on the request,
 //! e.g. `relay_reply` must quote the `ask_id` that arrived in a channel block.
 
@@ -117,21 +117,26 @@ impl Request {
         self.last_user().map(message_text).unwrap_or_default()
     }
 
-    /// All text the model is shown since its last answer: the messages after the last assistant
-    /// message. Besides the last user message that can be a `role:"system"` message: Claude Code
-    /// (2.1.197 and 2.1.332) puts the output of a background (`asyncRewake`) hook that exits 2
-    /// while a turn runs there, after the tool results, rather than start a turn of its own.
-    pub fn new_text(&self) -> String {
-        let messages = self.messages();
-        let after_answer = messages
-            .iter()
-            .rposition(|m| m["role"] == "assistant")
-            .map_or(0, |i| i + 1);
-        messages[after_answer..]
+    /// All text of the messages after the model's last answer (the last assistant message):
+    /// the last user message, and any message that follows it. Claude Code (2.1.197 and 2.1.332)
+    /// sends the output of a background (`asyncRewake`) hook that exits 2 while a turn runs as a
+    /// `role:"system"` message after the turn's next tool results, instead of starting a turn.
+    pub fn text_since_last_answer(&self) -> String {
+        self.since_last_answer()
             .iter()
             .map(message_text)
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// The messages after the last assistant message.
+    fn since_last_answer(&self) -> &[Value] {
+        let messages = self.messages();
+        let after = messages
+            .iter()
+            .rposition(|m| m["role"] == "assistant")
+            .map_or(0, |i| i + 1);
+        &messages[after..]
     }
 
     /// `tool_result` blocks of the last user message, with their tool names.
@@ -475,11 +480,18 @@ impl MockApi {
                 tail(&text, 600),
                 results
             ));
-            let shown_mid_turn = r.new_text();
-            if !r.tool_results().is_empty() && shown_mid_turn.len() > text.len() {
+            let after_the_results = r
+                .since_last_answer()
+                .iter()
+                .skip_while(|m| m["role"] != "user")
+                .skip(1)
+                .map(message_text)
+                .collect::<Vec<_>>()
+                .join("\n");
+            if !r.tool_results().is_empty() && !after_the_results.is_empty() {
                 out.push_str(&format!(
-                    "     also shown since its last answer (tail): {:?}\n",
-                    tail(&shown_mid_turn, 600)
+                    "     sent after the tool results (tail): {:?}\n",
+                    tail(&after_the_results, 600)
                 ));
             }
         }
