@@ -55,8 +55,9 @@ const NAME_B: &str = "floor-b";
 /// What the forwarder and the hub did in each placement, and how the hub's system calls break
 /// down.
 pub struct HubFloor {
-    /// The client on one CPU and the servers on another first (the target's), then all on one
-    /// CPU (left out on a machine that gives the bench one CPU).
+    /// The client on one CPU and the servers on another first (the placement the target is
+    /// judged in: sessions and their hub are separate processes, which the scheduler spreads),
+    /// then all on one CPU, shown beside it (left out on a machine that gives the bench one CPU).
     pub comparisons: Vec<Comparison>,
     /// The hub's system calls per round trip, or why they were not counted.
     pub syscalls: Result<Syscalls, String>,
@@ -83,14 +84,18 @@ pub struct Placement {
     pub servers: usize,
 }
 
-/// The bench thread's CPUs before it was pinned, given back by [`Unpinned::restore`].
-struct Unpinned(libc::cpu_set_t);
+/// What [`Placement::pin`] changed, given back when this is dropped (also when a round trip
+/// panics): the CPUs the bench thread and the hub's threads could run on before.
+struct Pinned {
+    bench_thread: libc::cpu_set_t,
+    hub_threads: Vec<(u32, libc::cpu_set_t)>,
+}
 
 impl Placement {
     /// The client on the first CPU this process may run on, the servers on the second (as
     /// sessions and their hub are separate processes), or all on the first when it has one.
     fn apart() -> Placement {
-        let allowed = affinity();
+        let allowed = affinity(0);
         let mut cpus = (0..libc::CPU_SETSIZE as usize)
             // SAFETY: CPU_ISSET reads a bit of a set this process owns, below CPU_SETSIZE.
             .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &allowed) });
@@ -112,54 +117,78 @@ impl Placement {
         }
     }
 
-    /// Pins the calling thread (the client) and the two servers' processes.
-    fn pin(self, forwarder: u32, hub: u32) -> Unpinned {
-        let before = Unpinned(affinity());
+    /// Pins the calling thread (the client) and every thread of the two servers' processes.
+    /// The forwarder's one thread is not given back: it exits after its round trips.
+    fn pin(self, forwarder: u32, hub: u32) -> Pinned {
+        let hub_threads = threads_of(hub);
+        let pinned = Pinned {
+            bench_thread: affinity(0),
+            hub_threads: hub_threads
+                .iter()
+                .map(|&tid| (tid, affinity(tid)))
+                .collect(),
+        };
         pin(0, self.client);
-        pin(forwarder, self.servers);
-        pin(hub, self.servers);
-        before
+        for tid in threads_of(forwarder).into_iter().chain(hub_threads) {
+            pin(tid, self.servers);
+        }
+        pinned
     }
 }
 
-impl Unpinned {
-    fn restore(self) {
-        set_affinity(0, &self.0);
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        set_affinity(0, &self.bench_thread);
+        for (tid, before) in &self.hub_threads {
+            set_affinity(*tid, before);
+        }
     }
 }
 
-/// The CPUs the calling thread may run on.
-fn affinity() -> libc::cpu_set_t {
+/// The ids of the threads of process `pid` (an affinity belongs to a thread, not a process).
+fn threads_of(pid: u32) -> Vec<u32> {
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap_or_else(|e| panic!("the threads of {pid}: {e}"))
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// The CPUs thread `tid` (0: the calling thread) may run on.
+fn affinity(tid: u32) -> libc::cpu_set_t {
     // SAFETY: an all-zero cpu_set_t is an empty set; the call writes at most its size.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        let got = libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
+        let got = libc::sched_getaffinity(
+            tid as libc::pid_t,
+            std::mem::size_of::<libc::cpu_set_t>(),
+            &mut set,
+        );
         assert_eq!(
             got,
             0,
-            "sched_getaffinity: {}",
+            "sched_getaffinity({tid}): {}",
             std::io::Error::last_os_error()
         );
         set
     }
 }
 
-/// Pins process `pid` (its main thread; 0: the calling thread) to `cpu`.
-fn pin(pid: u32, cpu: usize) {
+/// Pins thread `tid` (0: the calling thread) to `cpu`.
+fn pin(tid: u32, cpu: usize) {
     // SAFETY: as in `affinity`; CPU_SET sets a bit below CPU_SETSIZE.
     let set = unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
         set
     };
-    set_affinity(pid, &set);
+    set_affinity(tid, &set);
 }
 
-fn set_affinity(pid: u32, set: &libc::cpu_set_t) {
+fn set_affinity(tid: u32, set: &libc::cpu_set_t) {
     // SAFETY: `set` is a whole cpu_set_t of the size given.
     let done = unsafe {
         libc::sched_setaffinity(
-            pid as libc::pid_t,
+            tid as libc::pid_t,
             std::mem::size_of::<libc::cpu_set_t>(),
             set,
         )
@@ -167,7 +196,7 @@ fn set_affinity(pid: u32, set: &libc::cpu_set_t) {
     assert_eq!(
         done,
         0,
-        "sched_setaffinity({pid}): {}",
+        "sched_setaffinity({tid}): {}",
         std::io::Error::last_os_error()
     );
 }
@@ -208,11 +237,11 @@ impl HubFloor {
 
 impl Comparison {
     /// Measures a forwarder of its own and the `hub` (reached through `via_hub`), pinned as
-    /// `placement` says; the bench's thread is unpinned again after.
+    /// `placement` says; the bench's thread and the hub can run anywhere again after.
     fn measure(placement: Placement, hub: u32, via_hub: &mut Pair) -> Comparison {
         let forwarder = Forwarder::start();
         let mut via_forwarder = Pair::hello(&forwarder.world);
-        let unpinned = placement.pin(forwarder.process.pid(), hub);
+        let pinned = placement.pin(forwarder.process.pid(), hub);
         for _ in 0..FLOOR_RT_WARMUP {
             via_forwarder.round_trip();
             via_hub.round_trip();
@@ -233,7 +262,7 @@ impl Comparison {
             hub_batches.push(Duration::from_nanos(after - before));
             threads = threads_after;
         }
-        unpinned.restore();
+        drop(pinned);
         let forwarder_batches = forwarder.cpu_batches();
         drop(via_forwarder);
         Comparison {
