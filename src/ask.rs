@@ -173,6 +173,20 @@ impl AskTable {
         Some(ask)
     }
 
+    /// Removes the ask a session of `host` made with the id `ask_id` there (this hub's copy),
+    /// whose caller left; `None` when there is no such ask.
+    pub(crate) fn take_caller_gone(&mut self, ask_id: &str, host: &str) -> Option<PendingAsk> {
+        self.remove_where(
+            |ask| {
+                ask.asked_from
+                    .as_ref()
+                    .is_some_and(|from| from.host == host && from.ask_id == ask_id)
+            },
+            Ending::CallerGone,
+        )
+        .pop()
+    }
+
     /// The nearest deadline of any pending ask.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.deadlines.first().map(|(when, _)| *when)
@@ -464,6 +478,42 @@ mod tests {
         assert_eq!(
             table.take_for_reply("a0", ConnId(2)).unwrap_err(),
             NotPending::Unknown
+        );
+    }
+
+    #[test]
+    fn the_copy_of_an_ask_whose_caller_on_another_host_left_is_taken_by_that_hosts_id() {
+        let now = Instant::now();
+        let mut table = AskTable::default();
+        let from = |host: &str, id: &str| {
+            let mut copy = ask(&format!("{host}-{id}"), 0, 2, now);
+            copy.caller_name = "web@laptop".into();
+            copy.asked_from = Some(AskedFrom {
+                host: host.into(),
+                ask_id: id.into(),
+            });
+            copy
+        };
+        table.insert(from("laptop", "a1"));
+        table.insert(from("desk", "a1"));
+        assert!(table.take_caller_gone("a1", "nowhere").is_none());
+        let taken = table.take_caller_gone("a1", "laptop").expect("laptop's a1");
+        assert_eq!(taken.ask_id, "laptop-a1");
+        assert!(
+            table.take_caller_gone("a1", "laptop").is_none(),
+            "only once"
+        );
+        assert_eq!(table.pending_from_host("laptop"), 0);
+        assert_eq!(
+            table.pending_from_host("desk"),
+            1,
+            "desk's ask of the same id stays"
+        );
+        assert_eq!(
+            table.why_not_pending("laptop-a1"),
+            NotPending::CallerGone {
+                caller: "web@laptop".into()
+            }
         );
     }
 }

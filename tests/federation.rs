@@ -282,6 +282,42 @@ fn a_session_that_leaves_fails_the_asks_other_hosts_made_of_it() {
     });
 }
 
+/// A question queued on another host (its target's pushes are off) is withdrawn there when its
+/// asker leaves, as on one host: nobody is left to read the answer, and a reply is told so.
+#[test]
+fn a_question_queued_on_another_host_is_withdrawn_when_its_asker_leaves() {
+    let Some(nats) =
+        NatsServer::start("a_question_queued_on_another_host_is_withdrawn_when_its_asker_leaves")
+    else {
+        return;
+    };
+    let (_laptop, mut buildbox, mut web, _api) = pair(&nats);
+    let mut quiet = buildbox.spawn_channel("quiet", &[("RELAY_CHANNELS", "off")]);
+    quiet.initialize();
+    buildbox.registered(&mut quiet);
+    sees(&mut web, "quiet@buildbox");
+    let asked = web.ok(
+        "relay_ask",
+        json!({"to": "quiet", "question": "still there?"}),
+    );
+    assert_eq!(asked["delivery"], "queued", "{asked}");
+    web.kill();
+    // The hub writes its log lines within 50 ms, not as it logs them.
+    wait_for("buildbox to withdraw the question", || {
+        buildbox.logged("queued_question_withdrawn", |line| {
+            line["ask_id"] == asked["ask_id"]
+        })
+    });
+    let taken = quiet.ok("relay_inbox", json!({}));
+    assert_eq!(taken["messages"], json!([]), "{taken}");
+    let (code, message) = quiet.err(
+        "relay_reply",
+        json!({"ask_id": asked["ask_id"], "text": "yes"}),
+    );
+    assert_eq!(code, "unknown_ask", "{message}");
+    assert!(message.contains("web@laptop"), "{message}");
+}
+
 #[test]
 fn an_ask_survives_a_short_outage_of_the_server_and_the_federation_comes_back() {
     let Some(mut nats) = NatsServer::start(

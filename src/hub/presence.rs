@@ -159,6 +159,7 @@ impl Hub {
         let forgotten = state.asks.remove_caller(conn);
         for ask in &forgotten {
             state.withdraw_queued_question(ask);
+            self.tell_caller_left(ask);
         }
         state.peers.remove(conn);
         self.announce(&mut state, Change::Left { name: name.clone() });

@@ -15,8 +15,8 @@ use crate::{
         federation::{
             roster::Heard,
             wire::{
-                AskAnswer, AskBatch, Change, PeerChange, Presence, PresenceKind, RemoteAsk,
-                RemoteReply, ReplyAnswer, Roster, TargetLeft,
+                AskAnswer, AskBatch, CallerLeft, Change, PeerChange, Presence, PresenceKind,
+                RemoteAsk, RemoteReply, ReplyAnswer, Roster, TargetLeft,
             },
         },
         handle::{Hub, State},
@@ -278,6 +278,32 @@ impl Hub {
             &TargetLeft {
                 from_host: federation.host().to_owned(),
                 ask_id: from.ask_id.clone(),
+            },
+        );
+    }
+
+    /// Another host's hub says that the caller of an ask for one of this hub's sessions left: its
+    /// question is withdrawn if it waits unseen, and a reply to it is told its asker left.
+    pub(crate) fn caller_left_afar(&self, left: CallerLeft) {
+        let mut state = self.state();
+        let Some(ask) = state.asks.take_caller_gone(&left.ask_id, &left.from_host) else {
+            return;
+        };
+        tracing::info!(ask_id = %ask.ask_id, from_host = %left.from_host, "ask_caller_left_afar");
+        state.withdraw_queued_question(&ask);
+    }
+
+    /// Tells the hub of the target of `ask`, a session of another host, that its caller (a
+    /// session here) left.
+    pub(super) fn tell_caller_left(&self, ask: &PendingAsk) {
+        let (Some(federation), Some(host)) = (self.federation(), &ask.target_host) else {
+            return;
+        };
+        federation.publish(
+            federation.subjects().withdrawn(host),
+            &CallerLeft {
+                from_host: federation.host().to_owned(),
+                ask_id: ask.ask_id.clone(),
             },
         );
     }

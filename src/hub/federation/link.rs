@@ -18,7 +18,8 @@ use crate::hub::{
         config::{Auth, FederationConfig, is_host_name},
         roster::Heard,
         wire::{
-            AskBatch, PeerChange, Presence, PresenceKind, RemoteReply, Roster, Subjects, TargetLeft,
+            AskBatch, CallerLeft, PeerChange, Presence, PresenceKind, RemoteReply, Roster,
+            Subjects, TargetLeft,
         },
     },
     handle::Hub,
@@ -115,6 +116,7 @@ struct Subscriptions {
     ask: Subscriber,
     reply: Subscriber,
     failed: Subscriber,
+    withdrawn: Subscriber,
 }
 
 impl Subscriptions {
@@ -130,6 +132,7 @@ impl Subscriptions {
             ask: client.subscribe(subjects.ask(host)).await?,
             reply: client.subscribe(subjects.reply(host)).await?,
             failed: client.subscribe(subjects.failed(host)).await?,
+            withdrawn: client.subscribe(subjects.withdrawn(host)).await?,
         })
     }
 }
@@ -229,6 +232,11 @@ async fn serve(
             Some(message) = subscriptions.failed.next() => {
                 if let Some(left) = read::<TargetLeft>(&message, "target left") {
                     hub.target_left_afar(left);
+                }
+            }
+            Some(message) = subscriptions.withdrawn.next() => {
+                if let Some(left) = read::<CallerLeft>(&message, "caller left") {
+                    hub.caller_left_afar(left);
                 }
             }
         }

@@ -10,6 +10,7 @@
 //! | `P.ask.HOST` | request | asks (one, or a broadcast's share) for sessions of `HOST` |
 //! | `P.reply.HOST` | request | the reply to an ask a session of `HOST` made |
 //! | `P.failed.HOST` | publish | the target of an ask a session of `HOST` made left |
+//! | `P.withdrawn.HOST` | publish | the caller of an ask for a session of `HOST` left |
 //!
 //! A host's `epoch` changes when its hub restarts, and its `version` counts the changes of its
 //! roster, so a hub that missed one (or a restart) asks for the whole roster again.
@@ -56,6 +57,10 @@ impl Subjects {
 
     pub(crate) fn failed(&self, host: &str) -> String {
         format!("{}.failed.{host}", self.prefix)
+    }
+
+    pub(crate) fn withdrawn(&self, host: &str) -> String {
+        format!("{}.withdrawn.{host}", self.prefix)
     }
 }
 
@@ -152,5 +157,15 @@ pub(crate) enum ReplyAnswer {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct TargetLeft {
     pub(crate) from_host: String,
+    pub(crate) ask_id: String,
+}
+
+/// The caller of an ask for a session of the receiving hub, a session of `from_host`, left: the
+/// question is withdrawn from its target's inbox if it still waits there unseen, and a reply to
+/// it is told its asker left.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct CallerLeft {
+    pub(crate) from_host: String,
+    /// The ask's id at the caller's hub.
     pub(crate) ask_id: String,
 }
