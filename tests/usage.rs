@@ -89,6 +89,24 @@ fn help_says_what_each_program_is_takes_and_reads() {
     }
 }
 
+/// Two modes at once are refused before anything is done, rather than the last one winning.
+#[test]
+fn relay_hub_refuses_two_modes_at_once() {
+    let output = Command::new(HUB_EXE)
+        .args(["--status", "--stop"])
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .expect("run relay-hub");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(output.stdout.is_empty());
+    assert!(
+        stderr.starts_with("relay-hub: --status and --stop cannot be given together; usage: "),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn an_unknown_argument_is_a_usage_error_that_points_to_help() {
     for (exe, program) in [(HUB_EXE, "relay-hub"), (CHANNEL_EXE, "relay-channel")] {

@@ -53,9 +53,10 @@ enum Mode {
 }
 
 fn main() -> ExitCode {
-    let mut mode = Mode::Serve { foreground: false };
+    // The mode flag given, if any: a second one is a usage error, never silently the winner.
+    let mut chosen: Option<(String, Mode)> = None;
     for arg in std::env::args().skip(1) {
-        mode = match arg.as_str() {
+        let mode = match arg.as_str() {
             "--foreground" => Mode::Serve { foreground: true },
             "--status" => Mode::Status,
             "--stop" => Mode::Stop,
@@ -72,7 +73,13 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+        if let Some((first, _)) = &chosen {
+            eprintln!("relay-hub: {first} and {arg} cannot be given together; {USAGE}");
+            return ExitCode::from(2);
+        }
+        chosen = Some((arg, mode));
     }
+    let mode = chosen.map_or(Mode::Serve { foreground: false }, |(_, mode)| mode);
     let data = match DataDir::from_env() {
         Ok(data) => data,
         Err(e) => {
