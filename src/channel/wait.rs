@@ -37,9 +37,15 @@ use crate::{
 /// `timeout` is set to it (hooks/hooks.json).
 pub(crate) const LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
-/// How often the waiter checks that its session's `claude` process is still there, and how
-/// long it waits between attempts to reach a hub.
+/// How often the waiter checks that its session's `claude` process is still there, and the
+/// longest it waits between attempts to reach a hub.
 const POLL: Duration = Duration::from_secs(1);
+
+/// The first wait between attempts to reach a hub, doubled up to [`POLL`]. A `SessionStart`
+/// waiter usually starts just before its session's channel starts the hub: it arms a few
+/// milliseconds after the hub listens rather than up to a second later, when a turn may
+/// already run.
+const FIRST_RETRY: Duration = Duration::from_millis(25);
 
 /// The exit status that makes Claude Code start a turn with what the hook printed.
 const WAKE: u8 = 2;
@@ -238,6 +244,7 @@ fn parent_of(pid: u32) -> Option<u32> {
 /// Waits for the session's messages until they are printed or there is nothing to wait for.
 async fn wait(data: &DataDir, session_id: &str, session: &Session, out: &ForClaude) -> Ended {
     let until = Instant::now() + LIFETIME;
+    let mut retry = FIRST_RETRY;
     loop {
         if !session.is_alive() {
             return Ended::Quietly("its session ended".into());
@@ -249,13 +256,18 @@ async fn wait(data: &DataDir, session_id: &str, session: &Session, out: &ForClau
         let connected = match HubClient::connect_running_as_waiter(data).await {
             Ok(Some(connected)) => connected,
             Ok(None) | Err(_) => {
-                tokio::time::sleep(POLL).await;
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(POLL);
                 continue;
             }
         };
         match serve(connected, session_id, session, until, out).await {
             Some(ended) => return ended,
-            None => tokio::time::sleep(POLL).await,
+            None => {
+                // The hub went away (it restarts, or was stopped): look again from the start.
+                retry = FIRST_RETRY;
+                tokio::time::sleep(retry).await;
+            }
         }
     }
 }
