@@ -12,14 +12,13 @@
 use std::{
     fs,
     io::{Read, Write},
-    process::Stdio,
     thread,
     time::{Duration, Instant},
 };
 
 use serde_json::{Value, json};
 use testkit::{
-    Channel, KillOnDrop, PROMPTLY, RawPeer, World, bins, kill, poll_until, reset_peak_rss,
+    Channel, PROMPTLY, RawPeer, World, bins, kill, poll_until, reset_peak_rss, run_with_input,
     status_kib, wait_for,
 };
 
@@ -59,30 +58,17 @@ fn inbox(channel: &mut Channel) -> Vec<Value> {
 /// Runs the prompt hook (`relay-channel hook`) for `session_id` as Claude Code does, and returns
 /// the context it adds to the prompt ("" when it adds none).
 fn prompt_hook(relay: &World, session_id: &str) -> String {
-    let mut command = relay.command(relay.bins().channel, relay.dir.path());
-    command
-        .arg("hook")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut hook = KillOnDrop::spawn(&mut command, "the prompt hook");
     let input =
         json!({"session_id": session_id, "hook_event_name": "UserPromptSubmit", "prompt": "next"});
-    let mut stdin = hook.child().stdin.take().unwrap();
-    stdin.write_all(input.to_string().as_bytes()).unwrap();
-    drop(stdin);
     // The hook bounds itself to 2 s; what it prints fits the pipe.
-    let status = hook
-        .wait_within(PROMPTLY, Duration::from_millis(10))
-        .expect("the hook ends");
+    let (status, stdout, _) = run_with_input(
+        relay
+            .command(relay.bins().channel, relay.dir.path())
+            .arg("hook"),
+        &input.to_string(),
+        "the prompt hook",
+    );
     assert!(status.success(), "the hook never fails a prompt: {status}");
-    let mut stdout = String::new();
-    hook.child()
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
     if stdout.is_empty() {
         return stdout;
     }

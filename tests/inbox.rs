@@ -156,43 +156,13 @@ fn a_full_inbox_refuses_new_asks_and_nothing_is_lost() {
 
 /// Runs `relay-channel hook` as Claude Code does: hook JSON on stdin.
 fn run_hook(relay: &World, input: &str) -> (std::process::ExitStatus, String, String) {
-    run_hook_command(
+    testkit::run_with_input(
         relay
             .command(relay.bins().channel, relay.dir.path())
             .arg("hook"),
         input,
+        "the prompt hook",
     )
-}
-
-/// Runs a hook command with `input` on its stdin: its status, stdout and stderr. A hook that
-/// has not ended within [`testkit::PROMPTLY`] fails the test (and is killed).
-fn run_hook_command(
-    command: &mut std::process::Command,
-    input: &str,
-) -> (std::process::ExitStatus, String, String) {
-    use std::io::{Read, Write};
-    use std::process::Stdio;
-    let mut hook = testkit::KillOnDrop::spawn(
-        command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-        "the hook",
-    );
-    let mut stdin = hook.child().stdin.take().unwrap();
-    stdin.write_all(input.as_bytes()).unwrap();
-    drop(stdin);
-    let status = hook
-        .wait_within(testkit::PROMPTLY, testkit::process::POLL)
-        .expect("the hook ends promptly");
-    let read = |pipe: &mut dyn Read| {
-        let mut text = String::new();
-        pipe.read_to_string(&mut text).unwrap();
-        text
-    };
-    let stdout = read(&mut hook.child().stdout.take().unwrap());
-    let stderr = read(&mut hook.child().stderr.take().unwrap());
-    (status, stdout, stderr)
 }
 
 /// What a waiter prints on stderr, Claude Code shows the model: a waiter that starts before any
@@ -204,12 +174,13 @@ fn a_waiter_says_nothing_on_stderr_but_the_messages() {
     assert!(!relay.logs().exists());
     // Process ids stay below pid_max: no process has that one.
     let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
-    let (status, stdout, stderr) = run_hook_command(
+    let (status, stdout, stderr) = testkit::run_with_input(
         relay
             .command(relay.bins().channel, relay.dir.path())
             .arg("wait")
             .env("CLAUDE_PID", pid_max.trim()),
         r#"{"session_id":"sess-beta","hook_event_name":"SessionStart"}"#,
+        "the waiter",
     );
     assert_eq!(status.code(), Some(0));
     assert_eq!((stdout.as_str(), stderr.as_str()), ("", ""));

@@ -35,7 +35,7 @@ pub use mcp::{Channel, ToolOutcome};
 pub use nats::NatsServer;
 pub use process::{
     KillOnDrop, copy_executable, kill, lines_of, poll_until, process_gone, reset_peak_rss,
-    status_kib, wait_for, write_executable,
+    run_with_input, status_kib, wait_for, write_executable,
 };
 pub use wire::RawPeer;
 pub use world::World;

@@ -211,3 +211,34 @@ pub fn lines_of(source: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     });
     lines
 }
+
+/// Runs `command` (named `what` in failures) with `input` on its stdin, as Claude Code runs a
+/// hook: its status, stdout and stderr. One that has not ended within [`PROMPTLY`] fails the
+/// test (and is killed). Its output is read once it has ended, so it must fit the pipes.
+pub fn run_with_input(
+    command: &mut Command,
+    input: &str,
+    what: &str,
+) -> (ExitStatus, String, String) {
+    let mut child = KillOnDrop::spawn(
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        what,
+    );
+    let mut stdin = child.child().stdin.take().expect("piped stdin");
+    stdin.write_all(input.as_bytes()).expect("write the input");
+    drop(stdin);
+    let status = child
+        .wait_within(PROMPTLY, POLL)
+        .unwrap_or_else(|| panic!("{what} did not end within {PROMPTLY:?}"));
+    let read = |pipe: &mut dyn Read| {
+        let mut text = String::new();
+        pipe.read_to_string(&mut text).expect("read its output");
+        text
+    };
+    let stdout = read(&mut child.child().stdout.take().expect("piped stdout"));
+    let stderr = read(&mut child.child().stderr.take().expect("piped stderr"));
+    (status, stdout, stderr)
+}
