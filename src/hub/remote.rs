@@ -13,10 +13,11 @@ use crate::{
     hub::{
         asking::{MAX_PENDING, MAX_PENDING_PER_HOST},
         federation::{
+            Federation,
             roster::Heard,
             wire::{
-                AskAnswer, AskBatch, CallerLeft, Change, PeerChange, Presence, PresenceKind,
-                RemoteAsk, RemoteReply, ReplyAnswer, Roster, TargetLeft,
+                AskAnswer, AskBatch, Change, PartyLeft, PeerChange, Presence, PresenceKind,
+                RemoteAsk, RemoteReply, ReplyAnswer, Roster,
             },
         },
         handle::{Hub, State},
@@ -254,7 +255,7 @@ impl Hub {
 
     /// Another host's hub says that the target of an ask a session of this hub made, one of its
     /// sessions, left: the ask fails with `peer_gone`, in this hub's words.
-    pub(crate) fn target_left_afar(&self, failure: TargetLeft) {
+    pub(crate) fn target_left_afar(&self, failure: PartyLeft) {
         let mut state = self.state();
         let Some(ask) = state
             .asks
@@ -273,18 +274,16 @@ impl Hub {
         let (Some(federation), Some(from)) = (self.federation(), &ask.asked_from) else {
             return;
         };
-        federation.publish(
+        say_party_left(
+            federation,
             federation.subjects().failed(&from.host),
-            &TargetLeft {
-                from_host: federation.host().to_owned(),
-                ask_id: from.ask_id.clone(),
-            },
+            &from.ask_id,
         );
     }
 
     /// Another host's hub says that the caller of an ask for one of this hub's sessions left: its
     /// question is withdrawn if it waits unseen, and a reply to it is told its asker left.
-    pub(crate) fn caller_left_afar(&self, left: CallerLeft) {
+    pub(crate) fn caller_left_afar(&self, left: PartyLeft) {
         let mut state = self.state();
         let Some(ask) = state.asks.take_caller_gone(&left.ask_id, &left.from_host) else {
             return;
@@ -299,12 +298,10 @@ impl Hub {
         let (Some(federation), Some(host)) = (self.federation(), &ask.target_host) else {
             return;
         };
-        federation.publish(
+        say_party_left(
+            federation,
             federation.subjects().withdrawn(host),
-            &CallerLeft {
-                from_host: federation.host().to_owned(),
-                ask_id: ask.ask_id.clone(),
-            },
+            &ask.ask_id,
         );
     }
 
@@ -324,6 +321,18 @@ impl Hub {
             },
         );
     }
+}
+
+/// Says on `subject` that a session of this host, a party of the ask `ask_id` (its id at its
+/// caller's hub), left.
+fn say_party_left(federation: &Federation, subject: String, ask_id: &str) {
+    federation.publish(
+        subject,
+        &PartyLeft {
+            from_host: federation.host().to_owned(),
+            ask_id: ask_id.to_owned(),
+        },
+    );
 }
 
 #[cfg(test)]

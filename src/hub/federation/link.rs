@@ -18,8 +18,7 @@ use crate::hub::{
         config::{Auth, FederationConfig, is_host_name},
         roster::Heard,
         wire::{
-            AskBatch, CallerLeft, PeerChange, Presence, PresenceKind, RemoteReply, Roster,
-            Subjects, TargetLeft,
+            AskBatch, PartyLeft, PeerChange, Presence, PresenceKind, RemoteReply, Roster, Subjects,
         },
     },
     handle::Hub,
@@ -230,12 +229,12 @@ async fn serve(
                 }
             }
             Some(message) = subscriptions.failed.next() => {
-                if let Some(left) = read::<TargetLeft>(&message, "target left") {
+                if let Some(left) = read::<PartyLeft>(&message, "target left") {
                     hub.target_left_afar(left);
                 }
             }
             Some(message) = subscriptions.withdrawn.next() => {
-                if let Some(left) = read::<CallerLeft>(&message, "caller left") {
+                if let Some(left) = read::<PartyLeft>(&message, "caller left") {
                     hub.caller_left_afar(left);
                 }
             }

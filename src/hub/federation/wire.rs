@@ -153,19 +153,14 @@ pub(crate) enum ReplyAnswer {
     Refused { code: ErrorCode, message: String },
 }
 
-/// The target of an ask a session of the receiving hub made left: it will never reply.
+/// A session of `from_host` that took part in an ask between it and the receiving hub left. On
+/// `P.failed` it was the target of an ask a session of the receiving hub made: that ask fails,
+/// it will never be answered. On `P.withdrawn` it was the caller of an ask for a session of the
+/// receiving hub: the question is withdrawn from its target's inbox if it still waits there
+/// unseen, and a reply to it is told its asker left.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct TargetLeft {
+pub(crate) struct PartyLeft {
     pub(crate) from_host: String,
-    pub(crate) ask_id: String,
-}
-
-/// The caller of an ask for a session of the receiving hub, a session of `from_host`, left: the
-/// question is withdrawn from its target's inbox if it still waits there unseen, and a reply to
-/// it is told its asker left.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct CallerLeft {
-    pub(crate) from_host: String,
-    /// The ask's id at the caller's hub.
+    /// The ask's id at its caller's hub.
     pub(crate) ask_id: String,
 }
