@@ -46,6 +46,14 @@ pub(crate) const MAX_CWD_BYTES: usize = 4096;
 /// The longest short text in a hello: `git_branch`, `pushes_reason`, `version`.
 pub(crate) const MAX_LABEL_BYTES: usize = 512;
 
+/// The wall clock as a request's `deadline_ms` counts it: milliseconds since the Unix epoch (0
+/// for a clock set before it).
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
+}
+
 /// A request from a client, answered by exactly one response with the same `id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Request {

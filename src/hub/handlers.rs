@@ -23,8 +23,8 @@ use crate::{
     protocol::{
         AskRequest, Asked, BroadcastRequest, Broadcasted, FromHub, Hello, MAX_CWD_BYTES,
         MAX_LABEL_BYTES, OkLine, Op, PROTOCOL_VERSION, RenameRequest, Renamed, Replied,
-        ReplyRequest, Request, ShuttingDown, Welcome, validate_address, validate_id, validate_len,
-        validate_name, validate_text, validate_timeout,
+        ReplyRequest, Request, ShuttingDown, Welcome, unix_ms, validate_address, validate_id,
+        validate_len, validate_name, validate_text, validate_timeout,
     },
 };
 
@@ -249,12 +249,6 @@ fn refused(id: Option<u64>, e: RelayError) -> Vec<u8> {
         code: e.code,
         message: e.message,
     })
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64)
 }
 
 fn handle_hello(hub: &Hub, client: &mut Client, hello: Hello) -> Result<Welcome, RelayError> {

@@ -22,7 +22,7 @@ use std::{
     io::{self, BufRead, BufReader, Write},
     os::unix::fs::OpenOptionsExt,
     path::PathBuf,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use serde::{Deserialize, Serialize};
@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use crate::{
     hub::inbox::{Inboxes, ORPHAN_GRACE, Owner, Queued},
     paths::DataDir,
-    protocol::FromHub,
+    protocol::{FromHub, unix_ms},
 };
 
 /// The journal's format; a file of another version is set aside, not misread.
@@ -221,12 +221,6 @@ fn encode(record: &Record) -> Vec<u8> {
     let mut line = serde_json::to_vec(record).expect("journal records always serialize");
     line.push(b'\n');
     line
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64)
 }
 
 /// What the journal at `path` says waits in each session's inbox. A missing file says nothing;

@@ -12,16 +12,20 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use crate::hub::{
-    federation::{
-        Federation, Inner,
-        config::{Auth, FederationConfig, is_host_name},
-        roster::Heard,
-        wire::{
-            AskBatch, PartyLeft, PeerChange, Presence, PresenceKind, RemoteReply, Roster, Subjects,
+use crate::{
+    hub::{
+        federation::{
+            Federation, Inner,
+            config::{Auth, FederationConfig, is_host_name},
+            roster::Heard,
+            wire::{
+                AskBatch, PartyLeft, PeerChange, Presence, PresenceKind, RemoteReply, Roster,
+                Subjects,
+            },
         },
+        handle::Hub,
     },
-    handle::Hub,
+    protocol::unix_ms,
 };
 
 /// How often the hub says it is alive.
@@ -99,12 +103,6 @@ async fn publish_in_order(
     while let Some((subject, payload)) = to_publish.recv().await {
         let _ = client.publish(subject, payload.into()).await;
     }
-}
-
-fn unix_ms() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis())
 }
 
 /// What the hub listens to.
