@@ -30,7 +30,7 @@ use tokio::{
 
 use crate::{
     measure::{HUB_IDLE_SECS, Samples},
-    procfs::cpu_ns_all_threads,
+    procfs::{cpu_ns_all_threads, threads_of},
 };
 
 /// Round trips against the forwarder and against the hub, each after as many warm-ups.
@@ -143,14 +143,6 @@ impl Drop for Pinned {
             set_affinity(*tid, before);
         }
     }
-}
-
-/// The ids of the threads of process `pid` (an affinity belongs to a thread, not a process).
-fn threads_of(pid: u32) -> Vec<u32> {
-    fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap_or_else(|e| panic!("the threads of {pid}: {e}"))
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-        .collect()
 }
 
 /// The CPUs thread `tid` (0: the calling thread) may run on.

@@ -73,18 +73,24 @@ fn clock_ticks() -> u64 {
 /// thread that exits between two readings takes its time with it, so a caller compares the
 /// thread counts of both readings.
 pub fn cpu_ns_all_threads(pid: u32) -> (u64, usize) {
-    let tasks = fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap_or_else(|e| panic!("read /proc/{pid}/task: {e}"));
     let mut total = 0;
     let mut threads = 0;
-    for task in tasks.flatten() {
-        let Some(ns) = schedstat_ns(task.path().join("schedstat")) else {
+    for tid in threads_of(pid) {
+        let Some(ns) = schedstat_ns(format!("/proc/{pid}/task/{tid}/schedstat")) else {
             continue; // the thread ended while the directory was read
         };
         total += ns;
         threads += 1;
     }
     (total, threads)
+}
+
+/// The ids of the live threads of process `pid` (`/proc/PID/task`).
+pub fn threads_of(pid: u32) -> Vec<u32> {
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/task: {e}"))
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
 }
 
 /// The first field of a `schedstat` file: nanoseconds on a CPU, or `None` where there is none.
