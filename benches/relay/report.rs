@@ -395,11 +395,9 @@ fn thousand_sessions(results: &Results) -> String {
 fn floor_rows(results: &Results) -> Vec<Row> {
     let floor = &results.hub_floor;
     let mut rows = Vec::new();
-    // The target is judged in the first placement (see `HubFloor::comparisons`).
-    for (judged, comparison) in (floor.comparisons.iter())
-        .enumerate()
-        .map(|(i, c)| (i == 0, c))
-    {
+    for (i, comparison) in floor.comparisons.iter().enumerate() {
+        // The target is judged in the first placement (see `HubFloor::comparisons`).
+        let judged = i == 0;
         let placement = comparison.placement.describe();
         let ratio = comparison.cpu_ratio();
         rows.extend([
